@@ -1,0 +1,81 @@
+"""How the producer shows a job: a counts table, a failures table, a progress bar."""
+
+from __future__ import annotations
+
+import time
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ris.jobs import JobStatus, JobTracker
+from ris_cli.common import stderr
+
+
+def status_table(status: JobStatus) -> Table:
+    table = Table(title=f"job {status.job}", show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value", justify="right")
+    elapsed = (status.finished_at or time.time()) - status.created_at
+    for label, value in (
+        ("state", status.state),
+        ("seen", status.seen),
+        ("indexed", status.indexed),
+        ("failed", status.failed),
+        ("skipped (unchanged)", status.skipped),
+        ("pending", status.pending),
+        ("batches done", f"{status.batches_done}/{status.batches}"),
+        ("elapsed", f"{elapsed:.1f} s"),
+        ("collection", status.collection),
+        ("root", status.root),
+    ):
+        table.add_row(label, str(value))
+    return table
+
+
+def failures_table(failures: dict[str, str], limit: int) -> Table:
+    table = Table(title=f"failures ({len(failures)})", title_justify="left")
+    table.add_column("path", overflow="fold")
+    table.add_column("reason", overflow="fold")
+    for path, reason in list(failures.items())[:limit]:
+        table.add_row(path, reason)
+    if len(failures) > limit:
+        table.add_row(f"... {len(failures) - limit} more", "")
+    return table
+
+
+def enqueue_progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]enqueued"),
+        MofNCompleteColumn(),
+        TextColumn("paths, {task.fields[skipped]} unchanged skipped"),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=False,
+    )
+
+
+def follow_job(tracker: JobTracker, job: str, timeout: float | None, poll: float = 0.5) -> JobStatus:
+    """Show a progress bar until the job is done (or `timeout` seconds pass); return its status."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    columns = (
+        TextColumn("[bold]indexing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=stderr) as progress:
+        task = progress.add_task("job", total=None, failed=0)
+        while True:
+            status = tracker.status(job)
+            if status is None:
+                raise LookupError(job)
+            progress.update(
+                task,
+                total=status.seen,
+                completed=status.indexed + status.failed + status.skipped,
+                failed=status.failed,
+            )
+            if status.done or (deadline is not None and time.monotonic() > deadline):
+                return status
+            time.sleep(poll)

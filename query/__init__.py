@@ -1,0 +1,1 @@
+"""The query side: search the index by image."""

@@ -1,0 +1,93 @@
+"""One-time conversion of the shipped PyTorch weights to an ONNX graph (the only torch user)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ris.errors import ModelUnavailableError
+from ris.models import ModelSpec, get_model_spec, onnx_model_path
+
+log = logging.getLogger(__name__)
+
+INPUT_NAME = "images"
+FEATURES_OUTPUT = "features"
+LOGITS_OUTPUT = "logits"
+
+
+def _import_torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        raise ModelUnavailableError(
+            "the converted model is not cached and PyTorch is not installed to convert it: "
+            "pip install 'reverse-image-search[convert]' (one-time step)"
+        ) from None
+    return torch
+
+
+def build_reference_model(spec: ModelSpec) -> Any:
+    """The PyTorch module the ONNX graph is exported from: uint8 NHWC in, (features, logits) out.
+
+    Normalisation (mean = std = 0.5) and the NHWC -> NCHW transpose live inside the graph, so
+    workers hand the model raw decoded pixels with no float copy of their own.
+    """
+    torch = _import_torch()
+    from efficientnet_lite_pytorch import EfficientNet
+
+    # Loaded as shipped: set_swish() would replace ReLU6 and wreck the pretrained weights.
+    network = EfficientNet.from_pretrained(spec.name, weights_path=str(spec.weights_path()))
+    network.eval()
+
+    class FeaturesAndLogits(torch.nn.Module):  # type: ignore[misc,name-defined]
+        def __init__(self, net: Any) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, images: Any) -> tuple[Any, Any]:
+            pixels = images.permute(0, 3, 1, 2).float() * (1.0 / 127.5) - 1.0
+            feature_map = self.net.extract_features(pixels)
+            pooled = feature_map.mean(dim=(2, 3))
+            return pooled, self.net._fc(pooled)
+
+    return FeaturesAndLogits(network).eval()
+
+
+def export_onnx(spec: ModelSpec, destination: Path) -> None:
+    """Export the reference model to `destination` atomically (concurrent workers may race)."""
+    torch = _import_torch()
+    model = build_reference_model(spec)
+    sample = torch.zeros((2, spec.input_size, spec.input_size, 3), dtype=torch.uint8)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=destination.parent, suffix=".onnx.tmp")
+    os.close(handle)
+    try:
+        with torch.no_grad():
+            torch.onnx.export(
+                model,
+                (sample,),
+                temporary,
+                input_names=[INPUT_NAME],
+                output_names=[FEATURES_OUTPUT, LOGITS_OUTPUT],
+                dynamic_axes={name: {0: "batch"} for name in (INPUT_NAME, FEATURES_OUTPUT,
+                                                             LOGITS_OUTPUT)},
+                opset_version=17,
+                dynamo=False,
+            )
+        os.replace(temporary, destination)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def ensure_onnx_model(model_name: str, cache_dir: Path) -> Path:
+    """The cached ONNX file for `model_name`, converting the shipped weights on first use."""
+    spec = get_model_spec(model_name)
+    path = onnx_model_path(spec, cache_dir)
+    if not path.exists():
+        log.info("converting %s to ONNX at %s (one-time step)", spec.name, path)
+        export_onnx(spec, path)
+    return path

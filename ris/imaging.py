@@ -1,0 +1,75 @@
+"""Decoding one image file into the model's input: uint8 RGB, square, upright."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ris.errors import ImageDecodeError
+
+# Pixel-count limits are enforced by `load_image` itself, per call, not by Pillow's global.
+Image.MAX_IMAGE_PIXELS = None
+
+_BACKGROUND = (255, 255, 255)
+
+
+def describe_os_error(error: OSError) -> str:
+    if error.errno == errno.ENOENT:
+        return "file not found"
+    if error.errno == errno.EACCES:
+        return "permission denied"
+    if error.errno == errno.EISDIR:
+        return "is a directory"
+    if error.errno == errno.ELOOP:
+        return "symlink loop"
+    return error.strerror or str(error)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """RGB with transparency composited on white; 16-bit and float images scaled to 8 bits."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(array * (255.0 / peak), 0, 255).astype(np.uint8), "L")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, _BACKGROUND)
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB") if image.mode != "RGB" else image
+
+
+def load_image(path: str, size: int, max_pixels: int) -> np.ndarray:
+    """Decode `path` to a (size, size, 3) uint8 array, or raise ImageDecodeError with the reason."""
+    if os.path.isdir(path):
+        raise ImageDecodeError("is a directory")
+    try:
+        with open(path, "rb") as handle:
+            try:
+                image = Image.open(handle)
+            except UnidentifiedImageError:
+                raise ImageDecodeError("not an image (unrecognised format)") from None
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageDecodeError(
+                    f"too many pixels: {width}x{height} exceeds the limit of {max_pixels}"
+                )
+            # JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale, never below the requested size.
+            image.draft("RGB", (size, size))
+            image = ImageOps.exif_transpose(image)
+            image = _to_rgb(image)
+            image = image.resize((size, size), Image.Resampling.BILINEAR)
+            return np.asarray(image, dtype=np.uint8)
+    except ImageDecodeError:
+        raise
+    except OSError as error:
+        if error.errno is not None:
+            raise ImageDecodeError(describe_os_error(error)) from None
+        raise ImageDecodeError(f"corrupt image: {error}") from None
+    except (ValueError, SyntaxError, EOFError, MemoryError, Image.DecompressionBombError) as error:
+        raise ImageDecodeError(f"corrupt image: {error}") from None

@@ -1,0 +1,208 @@
+"""Job bookkeeping in Redis: per-job counters, failure reasons, exactly-once batch accounting."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import redis
+
+from ris.errors import ServiceUnavailableError
+
+KEY_PREFIX = "ris"
+STATE_SCANNING = "scanning"
+STATE_FLUSHING = "flushing"
+STATE_DONE = "done"
+
+# Counts a batch once however often it is delivered, and says whether it completed the job.
+# Returns 1 when the caller made the job complete and must flush the store, else 0.
+_COMPLETE_CHECK = """
+local h = redis.call('HMGET', KEYS[1], 'scan_done', 'batches', 'batches_done', 'state')
+if h[1] == '1' and tonumber(h[3] or '0') >= tonumber(h[2] or '0') then
+  if h[4] ~= 'done' then
+    redis.call('HSET', KEYS[1], 'state', 'flushing')
+    return 1
+  end
+end
+return 0
+"""
+
+_RECORD_BATCH = (
+    """
+if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
+  redis.call('HINCRBY', KEYS[1], 'indexed', ARGV[2])
+  redis.call('HINCRBY', KEYS[1], 'failed', ARGV[3])
+  redis.call('HINCRBY', KEYS[1], 'batches_done', 1)
+end
+"""
+    + _COMPLETE_CHECK
+)
+
+_FINISH_SCAN = (
+    """
+redis.call('HSET', KEYS[1], 'scan_done', '1')
+"""
+    + _COMPLETE_CHECK
+)
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A snapshot of one job's counters. indexed + failed + skipped = seen once it is done."""
+
+    job: str
+    state: str
+    root: str
+    collection: str
+    seen: int
+    enqueued: int
+    skipped: int
+    indexed: int
+    failed: int
+    batches: int
+    batches_done: int
+    created_at: float
+    finished_at: float | None
+
+    @property
+    def pending(self) -> int:
+        return max(0, self.enqueued - self.indexed - self.failed)
+
+    @property
+    def done(self) -> bool:
+        return self.state == STATE_DONE
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "pending": self.pending}
+
+
+def connect_redis(url: str) -> redis.Redis:
+    """A client that fails fast with a clear error when Redis is not there."""
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=3, socket_timeout=30, health_check_interval=30
+    )
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        raise ServiceUnavailableError(f"cannot reach Redis at {_redact(url)}: {error}") from None
+    return client
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user + ':' if user else ':'}***@{host}"
+
+
+class JobTracker:
+    """Reads and writes job records; safe to share between threads, cheap to create per process."""
+
+    def __init__(self, client: redis.Redis):
+        self.redis = client
+        self._record_batch = client.register_script(_RECORD_BATCH)
+        self._finish_scan = client.register_script(_FINISH_SCAN)
+
+    @staticmethod
+    def _key(job: str, suffix: str = "") -> str:
+        return f"{KEY_PREFIX}:job:{job}{':' + suffix if suffix else ''}"
+
+    def create(self, job: str, root: str, collection: str) -> None:
+        now = time.time()
+        pipe = self.redis.pipeline()
+        pipe.hset(
+            self._key(job),
+            mapping={
+                "state": STATE_SCANNING,
+                "root": root,
+                "collection": collection,
+                "created_at": now,
+                "scan_done": 0,
+                "batches": 0,
+                "batches_done": 0,
+                "enqueued": 0,
+                "skipped": 0,
+                "indexed": 0,
+                "failed": 0,
+            },
+        )
+        pipe.zadd(f"{KEY_PREFIX}:jobs", {job: now})
+        pipe.execute()
+
+    def exists(self, job: str) -> bool:
+        return bool(self.redis.exists(self._key(job)))
+
+    def add_batch(self, job: str, paths: int) -> int:
+        """Count a batch about to be sent; returns its number within the job."""
+        pipe = self.redis.pipeline()
+        pipe.hincrby(self._key(job), "batches", 1)
+        pipe.hincrby(self._key(job), "enqueued", paths)
+        number, _ = pipe.execute()
+        return int(number)
+
+    def add_skipped(self, job: str, paths: int) -> None:
+        if paths:
+            self.redis.hincrby(self._key(job), "skipped", paths)
+
+    def finish_scan(self, job: str) -> bool:
+        """Mark the scan complete; True when every batch is already done (caller finalises)."""
+        return bool(self._finish_scan(keys=[self._key(job)]))
+
+    def record_batch(self, job: str, batch: int, indexed: int, failures: dict[str, str]) -> bool:
+        """Count a processed batch exactly once; True when it completed the job."""
+        pipe = self.redis.pipeline(transaction=True)
+        if failures:
+            pipe.hset(self._key(job, "failures"), mapping=failures)
+        self._record_batch(
+            keys=[self._key(job), self._key(job, "batches")],
+            args=[batch, indexed, len(failures)],
+            client=pipe,
+        )
+        return bool(pipe.execute()[-1])
+
+    def mark_done(self, job: str) -> None:
+        self.redis.hset(self._key(job), mapping={"state": STATE_DONE, "finished_at": time.time()})
+
+    def status(self, job: str) -> JobStatus | None:
+        raw = self.redis.hgetall(self._key(job))
+        if not raw:
+            return None
+        fields = {key.decode(): value.decode() for key, value in raw.items()}
+
+        def number(name: str) -> int:
+            return int(fields.get(name, 0))
+
+        return JobStatus(
+            job=job,
+            state=fields.get("state", STATE_SCANNING),
+            root=fields.get("root", ""),
+            collection=fields.get("collection", ""),
+            seen=number("enqueued") + number("skipped"),
+            enqueued=number("enqueued"),
+            skipped=number("skipped"),
+            indexed=number("indexed"),
+            failed=number("failed"),
+            batches=number("batches"),
+            batches_done=number("batches_done"),
+            created_at=float(fields.get("created_at", 0.0)),
+            finished_at=float(fields["finished_at"]) if "finished_at" in fields else None,
+        )
+
+    def failures(self, job: str) -> dict[str, str]:
+        raw = self.redis.hgetall(self._key(job, "failures"))
+        return {
+            key.decode("utf-8", "surrogateescape"): value.decode()
+            for key, value in sorted(raw.items())
+        }
+
+    def recent_jobs(self, limit: int = 20) -> list[str]:
+        return [job.decode() for job in self.redis.zrevrange(f"{KEY_PREFIX}:jobs", 0, limit - 1)]

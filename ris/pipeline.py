@@ -1,0 +1,112 @@
+"""The towhee embedding pipeline: decode -> embed -> L2-normalise, one call per batch of paths."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import warnings
+
+import numpy as np
+
+with warnings.catch_warnings():
+    # towhee 1.1.3 imports the deprecated pkg_resources; the warning is noise for users.
+    warnings.simplefilter("ignore", UserWarning)
+    import towhee
+    from towhee import ops, pipe
+
+from ris.convert import ensure_onnx_model
+from ris.embedder import OnnxEmbedder, l2_normalise
+from ris.errors import ImageDecodeError
+from ris.imaging import load_image
+from ris.models import get_model_spec
+from ris.settings import Settings
+
+
+@dataclass
+class EmbeddedBatch:
+    """The vectors of the images that decoded, and the reason for each one that did not."""
+
+    paths: list[str]
+    vectors: np.ndarray
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+@towhee.register(name="ris/decode_images")
+class DecodeImages:
+    """Decodes a batch of files on a thread pool; a bad file becomes a failure, not an error."""
+
+    def __init__(self, size: int, max_pixels: int, threads: int):
+        self.size = size
+        self.max_pixels = max_pixels
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decode")
+
+    def _load(self, path: str) -> np.ndarray | str:
+        try:
+            return load_image(path, self.size, self.max_pixels)
+        except ImageDecodeError as error:
+            return str(error)
+
+    def __call__(self, paths: list[str]) -> tuple[np.ndarray, list[str], dict[str, str]]:
+        images: list[np.ndarray] = []
+        kept: list[str] = []
+        failures: dict[str, str] = {}
+        for path, result in zip(paths, self.pool.map(self._load, paths), strict=True):
+            if isinstance(result, str):
+                failures[path] = result
+            else:
+                images.append(result)
+                kept.append(path)
+        stacked = (
+            np.stack(images) if images else np.zeros((0, self.size, self.size, 3), np.uint8)
+        )
+        return stacked, kept, failures
+
+
+towhee.register(name="ris/embed_images")(OnnxEmbedder)
+
+
+@towhee.register(name="ris/l2_normalise")
+def normalise_vectors(vectors: np.ndarray) -> np.ndarray:
+    return l2_normalise(vectors).astype(np.float32, copy=False)
+
+
+class EmbeddingPipeline:
+    """Paths in, normalised vectors out; built once per process (it owns the model session)."""
+
+    def __init__(self, settings: Settings, model_path: Path | None = None):
+        spec = get_model_spec(settings.model)
+        self.dim = spec.dim
+        self.model_name = spec.name
+        model_file = model_path or ensure_onnx_model(settings.model, settings.cache_dir)
+        self._pipe = (
+            pipe.input("paths")
+            .map(
+                "paths",
+                ("images", "kept", "failures"),
+                ops.ris.decode_images(
+                    size=spec.input_size,
+                    max_pixels=settings.max_pixels,
+                    threads=settings.decode_threads,
+                ),
+            )
+            .map(
+                "images",
+                "features",
+                ops.ris.embed_images(
+                    model_path=str(model_file),
+                    threads=settings.resolved_inference_threads,
+                    model_batch_size=settings.model_batch_size,
+                    device=settings.device,
+                ),
+            )
+            .map("features", "vectors", ops.ris.l2_normalise())
+            .output("kept", "vectors", "failures")
+        )
+
+    def __call__(self, paths: list[str]) -> EmbeddedBatch:
+        kept, vectors, failures = self._pipe(list(paths)).get()
+        if not kept:
+            vectors = np.zeros((0, self.dim), dtype=np.float32)
+        return EmbeddedBatch(paths=kept, vectors=vectors, failures=failures)

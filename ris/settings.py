@@ -1,0 +1,67 @@
+"""The one settings object, built from `RIS_*` environment variables when asked for."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_cache_dir() -> Path:
+    return Path(os.path.expanduser("~/.cache/ris"))
+
+
+class Settings(BaseSettings):
+    """Every knob of the product. Each field is read from `RIS_<FIELD NAME IN CAPITALS>`."""
+
+    model_config = SettingsConfigDict(env_prefix="RIS_", frozen=True, extra="ignore")
+
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis URL: Celery broker and job bookkeeping (credentials go in the URL).",
+    )
+    milvus_uri: str = Field(
+        "http://127.0.0.1:19530",
+        description="Milvus URI: a `.db` path (embedded Milvus Lite, one process only) or "
+        "`http://host:port` (Milvus Lite server, Milvus standalone or cluster).",
+    )
+    milvus_token: str = Field("", description="Milvus token (`user:password`), empty for none.")
+    collection: str = Field("images", description="Milvus collection holding the vectors.")
+    model: str = Field("efficientnet-lite0", description="Embedding model name.")
+    device: str = Field("cpu", description="Inference device: `cpu` or `cuda`.")
+    batch_size: int = Field(64, ge=1, le=1024, description="Image paths per Celery task.")
+    model_batch_size: int = Field(
+        4, ge=1, le=1024, description="Images per inference call (small wins on CPU)."
+    )
+    inference_threads: int = Field(
+        0, ge=0, description="ONNX Runtime intra-op threads; 0 means one per core."
+    )
+    decode_threads: int = Field(2, ge=1, description="Threads decoding images in each worker.")
+    worker_concurrency: int = Field(
+        1, ge=1, description="Celery worker processes per `celery worker` (each runs the model)."
+    )
+    queue: str = Field("ris", description="Celery queue the producer sends batches to.")
+    max_queue_length: int = Field(
+        2000, ge=1, description="Producer pauses while the queue holds more batches than this."
+    )
+    visibility_timeout: int = Field(
+        600, ge=10, description="Seconds before an unacknowledged batch is redelivered."
+    )
+    max_pixels: int = Field(
+        100_000_000, ge=1, description="Images with more pixels are refused (decompression bombs)."
+    )
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir,
+        description="Converted models and sample photos are cached here.",
+    )
+
+    @property
+    def resolved_inference_threads(self) -> int:
+        return self.inference_threads or (os.cpu_count() or 1)
+
+
+def setting_env_names() -> list[str]:
+    """The environment variable names of every setting, in declaration order."""
+    return [f"RIS_{name.upper()}" for name in Settings.model_fields]

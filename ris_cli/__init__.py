@@ -1,0 +1,1 @@
+"""Pieces shared by the command-line front ends: settings, error handling, output."""

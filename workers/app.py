@@ -1,0 +1,24 @@
+"""The Celery application; configured from the settings when Celery first needs its config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from ris.contract import celery_config
+from workers import runtime
+
+app = Celery("workers", include=["workers.tasks"])
+
+
+@app.on_configure.connect
+def _configure(sender: Celery, **_: Any) -> None:
+    sender.conf.update(celery_config(runtime.settings()))
+
+
+@worker_process_init.connect
+def _forget_inherited_clients(**_: Any) -> None:
+    # gRPC channels and sockets do not survive fork: each pool process builds its own.
+    runtime.reset()
