@@ -63,7 +63,11 @@ def main() -> None:
 @verbose_option
 @one_line_errors
 def enqueue(
-    roots: tuple[str, ...], wait: bool, timeout: float | None, force: bool, as_json: bool,
+    roots: tuple[str, ...],
+    wait: bool,
+    timeout: float | None,
+    force: bool,
+    as_json: bool,
     verbose: bool,
 ) -> None:
     """Scan ROOTS (folders or image files) and enqueue every new or changed image."""
@@ -97,8 +101,9 @@ def enqueue(
         def on_progress(report: EnqueueReport) -> None:
             progress.update(bar, completed=report.enqueued, skipped=report.skipped)
 
-        report = enqueuer.run([os.path.abspath(root) for root in roots], settings.collection,
-                              on_progress)
+        report = enqueuer.run(
+            [os.path.abspath(root) for root in roots], settings.collection, on_progress
+        )
     if not as_json:
         stdout.print(
             f"job [bold]{report.job}[/bold]: {report.enqueued} images enqueued in "
@@ -133,4 +138,3 @@ def status(job: str | None, as_json: bool, limit: int) -> None:
     if current is None:
         raise click.ClickException(f"no such job: {job}")
     _show_status(tracker, current, as_json, limit)
-

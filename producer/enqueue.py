@@ -106,6 +106,10 @@ class Enqueuer:
                 self.tracker.mark_done(report.job)
         log.info(
             "job %s: %d seen, %d enqueued in %d batches, %d unchanged skipped",
-            report.job, report.seen, report.enqueued, report.batches, report.skipped,
+            report.job,
+            report.seen,
+            report.enqueued,
+            report.batches,
+            report.skipped,
         )
         return report

@@ -54,7 +54,9 @@ def enqueue_progress() -> Progress:
     )
 
 
-def follow_job(tracker: JobTracker, job: str, timeout: float | None, poll: float = 0.5) -> JobStatus:
+def follow_job(
+    tracker: JobTracker, job: str, timeout: float | None, poll: float = 0.5
+) -> JobStatus:
     """Show a progress bar until the job is done (or `timeout` seconds pass); return its status."""
     deadline = None if timeout is None else time.monotonic() + timeout
     columns = (

@@ -42,7 +42,7 @@ def build_reference_model(spec: ModelSpec) -> Any:
     network = EfficientNet.from_pretrained(spec.name, weights_path=str(spec.weights_path()))
     network.eval()
 
-    class FeaturesAndLogits(torch.nn.Module):  # type: ignore[misc,name-defined]
+    class FeaturesAndLogits(torch.nn.Module):  # type: ignore[name-defined]
         def __init__(self, net: Any) -> None:
             super().__init__()
             self.net = net
@@ -72,8 +72,9 @@ def export_onnx(spec: ModelSpec, destination: Path) -> None:
                 temporary,
                 input_names=[INPUT_NAME],
                 output_names=[FEATURES_OUTPUT, LOGITS_OUTPUT],
-                dynamic_axes={name: {0: "batch"} for name in (INPUT_NAME, FEATURES_OUTPUT,
-                                                             LOGITS_OUTPUT)},
+                dynamic_axes={
+                    name: {0: "batch"} for name in (INPUT_NAME, FEATURES_OUTPUT, LOGITS_OUTPUT)
+                },
                 opset_version=17,
                 dynamo=False,
             )

@@ -47,7 +47,9 @@ class OnnxEmbedder:
         if len(images) == 0:
             return np.zeros((0, 0), dtype=np.float32)
         chunks = [
-            self.session.run([output], {INPUT_NAME: images[start : start + self.model_batch_size]})[0]
+            self.session.run([output], {INPUT_NAME: images[start : start + self.model_batch_size]})[
+                0
+            ]
             for start in range(0, len(images), self.model_batch_size)
         ]
         return np.concatenate(chunks).astype(np.float32, copy=False)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-)
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 
 
 def normalise_path(path: str | os.PathLike[str]) -> str:

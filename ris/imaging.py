@@ -51,7 +51,7 @@ def load_image(path: str, size: int, max_pixels: int) -> np.ndarray:
     try:
         with open(path, "rb") as handle:
             try:
-                image = Image.open(handle)
+                image: Image.Image = Image.open(handle)
             except UnidentifiedImageError:
                 raise ImageDecodeError("not an image (unrecognised format)") from None
             width, height = image.size

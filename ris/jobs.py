@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -94,6 +94,11 @@ def connect_redis(url: str) -> redis.Redis:
     return client
 
 
+def _text(value: Any) -> str:
+    """Redis replies are bytes; paths may hold undecodable bytes, kept as surrogates."""
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
+
+
 def _redact(url: str) -> str:
     """The URL without its password, for messages and logs."""
     if "@" not in url or "://" not in url:
@@ -161,7 +166,7 @@ class JobTracker:
         """Count a processed batch exactly once; True when it completed the job."""
         pipe = self.redis.pipeline(transaction=True)
         if failures:
-            pipe.hset(self._key(job, "failures"), mapping=failures)
+            pipe.hset(self._key(job, "failures"), mapping=cast(Any, failures))
         self._record_batch(
             keys=[self._key(job), self._key(job, "batches")],
             args=[batch, indexed, len(failures)],
@@ -176,7 +181,7 @@ class JobTracker:
         raw = self.redis.hgetall(self._key(job))
         if not raw:
             return None
-        fields = {key.decode(): value.decode() for key, value in raw.items()}
+        fields = {_text(key): _text(value) for key, value in raw.items()}
 
         def number(name: str) -> int:
             return int(fields.get(name, 0))
@@ -199,10 +204,8 @@ class JobTracker:
 
     def failures(self, job: str) -> dict[str, str]:
         raw = self.redis.hgetall(self._key(job, "failures"))
-        return {
-            key.decode("utf-8", "surrogateescape"): value.decode()
-            for key, value in sorted(raw.items())
-        }
+        return {_text(key): _text(value) for key, value in sorted(raw.items())}
 
     def recent_jobs(self, limit: int = 20) -> list[str]:
-        return [job.decode() for job in self.redis.zrevrange(f"{KEY_PREFIX}:jobs", 0, limit - 1)]
+        jobs = self.redis.zrevrange(f"{KEY_PREFIX}:jobs", 0, limit - 1)
+        return [_text(job) for job in cast(list[Any], jobs)]

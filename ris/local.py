@@ -129,11 +129,16 @@ class LocalRedis(LocalService):
     def command(self) -> list[str]:
         return [
             redis_server_binary(),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--save", "",
-            "--appendonly", "yes" if self.append_only else "no",
-            "--dir", str(self.data_dir),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.append_only else "no",
+            "--dir",
+            str(self.data_dir),
         ]
 
     @property
@@ -150,10 +155,14 @@ class LocalMilvusLite(LocalService):
         executable = Path(sys.executable).parent / "milvus-lite"
         program = [str(executable)] if executable.exists() else ["milvus-lite"]
         return [
-            *program, "server",
-            "--data-dir", str(self.data_dir / "milvus"),
-            "--host", "127.0.0.1",
-            "--port", str(self.port),
+            *program,
+            "server",
+            "--data-dir",
+            str(self.data_dir / "milvus"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
         ]
 
     @property

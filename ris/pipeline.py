@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import warnings
 
 import numpy as np
 
@@ -58,9 +57,7 @@ class DecodeImages:
             else:
                 images.append(result)
                 kept.append(path)
-        stacked = (
-            np.stack(images) if images else np.zeros((0, self.size, self.size, 3), np.uint8)
-        )
+        stacked = np.stack(images) if images else np.zeros((0, self.size, self.size, 3), np.uint8)
         return stacked, kept, failures
 
 

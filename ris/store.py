@@ -1,4 +1,4 @@
-"""The vector store: one Milvus collection of image vectors, chosen by URI (Lite file, server, cluster)."""
+"""The vector store: one Milvus collection of image vectors; the URI picks Lite or a server."""
 
 from __future__ import annotations
 
@@ -48,7 +48,9 @@ class VectorStore:
         try:
             self.client = MilvusClient(uri=uri, token=token, timeout=timeout)
         except MilvusException as error:
-            raise ServiceUnavailableError(f"cannot reach Milvus at {uri}: {error.message}") from None
+            raise ServiceUnavailableError(
+                f"cannot reach Milvus at {uri}: {error.message}"
+            ) from None
         self._ready = False
 
     def exists(self) -> bool:
@@ -76,7 +78,9 @@ class VectorStore:
                 self.client.create_collection(
                     self.collection, schema=schema, index_params=index, timeout=self.timeout
                 )
-                log.info("created collection %s (dim %d) at %s", self.collection, self.dim, self.uri)
+                log.info(
+                    "created collection %s (dim %d) at %s", self.collection, self.dim, self.uri
+                )
             except MilvusException:
                 # Another worker created it between our check and our create.
                 if not self.exists():

@@ -33,7 +33,10 @@ def main() -> None:
         worker_log = open(STATE / "worker.log", "ab")
         worker = subprocess.Popen(
             [str(BIN / "celery"), "-A", "workers", "worker", "--loglevel", "INFO", "-n", "demo@%h"],
-            env=env, stdout=worker_log, stderr=subprocess.STDOUT, cwd=REPO,
+            env=env,
+            stdout=worker_log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
         )
         print(f"celery worker started (pid {worker.pid}, log {STATE / 'worker.log'})")
         try:

@@ -17,7 +17,12 @@ from workers.ingest import process_batch
 log = logging.getLogger(__name__)
 
 # Outages are retried with exponential backoff; they are never recorded as image failures.
-TRANSIENT_ERRORS = (MilvusException, ServiceUnavailableError, redis.ConnectionError, redis.TimeoutError)
+TRANSIENT_ERRORS = (
+    MilvusException,
+    ServiceUnavailableError,
+    redis.ConnectionError,
+    redis.TimeoutError,
+)
 
 
 def finalize_job(job: str) -> None:

@@ -1,0 +1,34 @@
+# `make demo` runs the pipeline end to end on embedded services; `make test` runs the checks.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint unit clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# The convert extra brings PyTorch for the one-time ONNX conversion; workers never import it.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[convert,test]'
+	touch $@
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/python scripts/demo.py
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+unit: install
+	$(BIN)/python -m pytest -ra tests/unit
+
+clean:
+	rm -rf .ris .pytest_cache .mypy_cache .ruff_cache
