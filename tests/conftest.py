@@ -1,0 +1,165 @@
+"""Fixtures: real Redis and Milvus Lite servers on free loopback ports, the real model, real photos."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from ris.convert import ensure_onnx_model
+from ris.local import LocalMilvusLite, LocalRedis
+from ris.models import get_model_spec
+from ris.pipeline import EmbeddingPipeline
+from ris.samples import imagenet_photos, sample_photos
+from ris.settings import Settings
+from ris.store import VectorStore
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def cache_dir() -> Path:
+    """The user's cache: the converted model and the sample photos survive between runs."""
+    return Settings().cache_dir
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedis]:
+    with LocalRedis(tmp_path_factory.mktemp("redis")) as server:
+        yield server  # type: ignore[misc]
+
+
+@pytest.fixture
+def redis_url(redis_server: LocalRedis) -> Iterator[str]:
+    """An empty Redis database, flushed before and after the test."""
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    yield redis_server.url
+    client.flushall()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMilvusLite]:
+    with LocalMilvusLite(tmp_path_factory.mktemp("milvus")) as server:
+        yield server  # type: ignore[misc]
+
+
+@pytest.fixture
+def collection(milvus_server: LocalMilvusLite) -> Iterator[str]:
+    """A fresh collection name, dropped after the test."""
+    name = f"test_{uuid.uuid4().hex[:10]}"
+    yield name
+    store = VectorStore(milvus_server.url, name, dim=8)
+    store.drop()
+    store.close()
+
+
+@pytest.fixture
+def settings(redis_url: str, milvus_server: LocalMilvusLite, collection: str) -> Settings:
+    return Settings(redis_url=redis_url, milvus_uri=milvus_server.url, collection=collection)
+
+
+@pytest.fixture
+def ris_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """RIS_* variables for the CLIs and worker processes, pointing at the test services."""
+    variables = {
+        "RIS_REDIS_URL": settings.redis_url,
+        "RIS_MILVUS_URI": settings.milvus_uri,
+        "RIS_COLLECTION": settings.collection,
+    }
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    return {**os.environ, **variables}
+
+
+@pytest.fixture(scope="session")
+def model_path(cache_dir: Path) -> Path:
+    return ensure_onnx_model("efficientnet-lite0", cache_dir)
+
+
+@pytest.fixture(scope="session")
+def pipeline(model_path: Path) -> EmbeddingPipeline:
+    return EmbeddingPipeline(Settings(), model_path=model_path)
+
+
+@pytest.fixture(scope="session")
+def photos(cache_dir: Path) -> list[Path]:
+    return sample_photos(cache_dir)
+
+
+@pytest.fixture(scope="session")
+def imagenet(cache_dir: Path) -> list[Path]:
+    return sorted(imagenet_photos(cache_dir).glob("imagenet_*.jpg"))
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[VectorStore]:
+    vector_store = VectorStore(
+        settings.milvus_uri, settings.collection, dim=get_model_spec(settings.model).dim
+    )
+    yield vector_store
+    vector_store.close()
+
+
+WorkerFactory = Callable[[int], list[subprocess.Popen[bytes]]]
+
+
+@pytest.fixture
+def start_workers(
+    ris_env: dict[str, str], tmp_path: Path, model_path: Path
+) -> Iterator[WorkerFactory]:
+    """Start real `celery -A workers worker` processes; each is stopped after the test."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(count: int) -> list[subprocess.Popen[bytes]]:
+        logs = []
+        for number in range(count):
+            log_path = tmp_path / f"worker-{len(started)}.log"
+            with open(log_path, "wb") as log_file:
+                process = subprocess.Popen(
+                    [
+                        str(BIN / "celery"),
+                        "-A",
+                        "workers",
+                        "worker",
+                        "--loglevel",
+                        "INFO",
+                        "-n",
+                        f"test{len(started)}-{number}@%h",
+                        "--without-gossip",
+                        "--without-mingle",
+                    ],
+                    env=ris_env,
+                    cwd=REPO,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                )
+            started.append(process)
+            logs.append(log_path)
+        deadline = time.monotonic() + 60
+        while not all("ready." in path.read_text(errors="replace") for path in logs):
+            if time.monotonic() > deadline:
+                raise TimeoutError("celery workers did not become ready in 60 s")
+            time.sleep(0.2)
+        return started[-count:]
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in started:
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

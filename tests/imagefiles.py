@@ -1,0 +1,57 @@
+"""Generators of image files for tests: ordinary, edited and hostile ones."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def write_image(path: Path, image: Image.Image, **save_options: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, **save_options)
+    return path
+
+
+def two_halves(width: int, height: int, left: tuple[int, int, int], right: tuple[int, int, int]):
+    array = np.zeros((height, width, 3), np.uint8)
+    array[:, : width // 2] = left
+    array[:, width // 2 :] = right
+    return Image.fromarray(array)
+
+
+def png_declaring_size(width: int, height: int) -> bytes:
+    """A tiny, valid-looking PNG whose header claims width x height (a decompression bomb)."""
+    buffer = io.BytesIO()
+    Image.new("L", (8, 8)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    # IHDR starts at byte 8: length(4) type(4) width(4) height(4) ... crc(4).
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])) & 0xFFFFFFFF)
+    return bytes(data)
+
+
+def truncated_jpeg(source: Path) -> bytes:
+    data = source.read_bytes()
+    return data[: len(data) // 3]
+
+
+def edited_copies(source: Path, folder: Path) -> dict[str, Path]:
+    """A crop, a resize and a low-quality JPEG re-encode of `source`."""
+    image = Image.open(source)
+    image.load()
+    image = image.convert("RGB")
+    width, height = image.size
+    crop_box = (width // 10, height // 10, width - width // 10, height - height // 10)
+    stem = source.stem
+    return {
+        "crop": write_image(folder / f"{stem}-crop.png", image.crop(crop_box)),
+        "resize": write_image(
+            folder / f"{stem}-resize.png", image.resize((width // 2, height // 2))
+        ),
+        "jpeg": write_image(folder / f"{stem}-q30.jpg", image, quality=30),
+    }

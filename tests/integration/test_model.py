@@ -1,0 +1,69 @@
+"""The converted model is the real pretrained EfficientNet-Lite0, on ONNX Runtime."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ris.convert import build_reference_model, ensure_onnx_model
+from ris.embedder import OnnxEmbedder, execution_providers
+from ris.errors import DeviceUnavailableError
+from ris.imaging import load_image
+from ris.models import get_model_spec, onnx_model_path
+from ris.samples import imagenet_label
+
+SPEC = get_model_spec("efficientnet-lite0")
+
+
+def _decode(paths: list[Path]) -> np.ndarray:
+    return np.stack([load_image(str(path), SPEC.input_size, 10**8) for path in paths])
+
+
+def test_onnx_features_match_the_pytorch_reference(model_path: Path, photos: list[Path]) -> None:
+    torch = pytest.importorskip("torch")
+    images = _decode(photos[:12])
+    with torch.no_grad():
+        reference, _ = build_reference_model(SPEC)(torch.from_numpy(images))
+    reference = reference.numpy()
+    onnx = OnnxEmbedder(str(model_path), threads=2, model_batch_size=4)(images)
+    cosine = (onnx * reference).sum(1) / (
+        np.linalg.norm(onnx, axis=1) * np.linalg.norm(reference, axis=1)
+    )
+    assert onnx.shape == (12, SPEC.dim)
+    assert cosine.min() > 0.9999, cosine
+
+
+def test_classifier_head_names_the_right_imagenet_class(
+    model_path: Path, imagenet: list[Path]
+) -> None:
+    assert len(imagenet) == 20
+    embedder = OnnxEmbedder(str(model_path), threads=2, model_batch_size=4)
+    predicted = embedder.logits(_decode(imagenet)).argmax(axis=1)
+    correct = sum(
+        int(p) == imagenet_label(path) for p, path in zip(predicted, imagenet, strict=True)
+    )
+    assert correct >= 16, f"top-1 {correct}/20: the weights are not the pretrained ones"
+
+
+def test_results_do_not_depend_on_the_model_batch_size(
+    model_path: Path, photos: list[Path]
+) -> None:
+    images = _decode(photos[:6])
+    one = OnnxEmbedder(str(model_path), threads=1, model_batch_size=1)(images)
+    six = OnnxEmbedder(str(model_path), threads=2, model_batch_size=6)(images)
+    np.testing.assert_allclose(one, six, rtol=1e-4, atol=1e-4)
+
+
+def test_conversion_is_cached_by_weights_hash(model_path: Path, cache_dir: Path) -> None:
+    assert model_path == onnx_model_path(SPEC, cache_dir)
+    assert SPEC.name in model_path.name and len(model_path.stem.rsplit("-", 1)[1]) == 16
+    modified = model_path.stat().st_mtime_ns
+    assert ensure_onnx_model(SPEC.name, cache_dir) == model_path
+    assert model_path.stat().st_mtime_ns == modified
+
+
+def test_cuda_without_a_gpu_is_a_clear_error_not_a_silent_cpu_run() -> None:
+    with pytest.raises(DeviceUnavailableError, match="CUDAExecutionProvider"):
+        execution_providers("cuda")
+    with pytest.raises(DeviceUnavailableError, match="unknown device"):
+        execution_providers("tpu")

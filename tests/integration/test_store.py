@@ -1,0 +1,88 @@
+"""The Milvus store on a real Milvus Lite server: create on first use, upsert by id, search."""
+
+import numpy as np
+import pytest
+
+from ris.errors import CollectionMissingError
+from ris.store import ImageRecord, VectorStore
+
+DIM = 8
+
+
+def _records(count: int, offset: int = 0) -> list[ImageRecord]:
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(count, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return [
+        ImageRecord(id=n + 1 + offset, path=f"/p/{n}.jpg", vector=v, size=n, mtime_ns=10 * n)
+        for n, v in enumerate(vectors)
+    ]
+
+
+@pytest.fixture
+def small_store(milvus_server, collection):
+    store = VectorStore(milvus_server.url, collection, dim=DIM)
+    yield store
+    store.close()
+
+
+def test_collection_is_created_on_first_upsert(small_store: VectorStore) -> None:
+    assert not small_store.exists()
+    assert small_store.upsert(_records(5)) == 5
+    assert small_store.exists() and small_store.count() == 5
+
+
+def test_upserting_the_same_ids_twice_does_not_duplicate(small_store: VectorStore) -> None:
+    small_store.upsert(_records(20))
+    small_store.upsert(_records(20))
+    small_store.flush()
+    assert small_store.count() == 20
+
+
+def test_search_finds_the_vector_itself_first(small_store: VectorStore) -> None:
+    records = _records(30)
+    small_store.upsert(records)
+    small_store.flush()
+    hits = small_store.search(records[7].vector, top_k=3)
+    assert hits[0].id == records[7].id and hits[0].path == "/p/7.jpg"
+    assert hits[0].score == pytest.approx(1.0, abs=1e-4)
+    assert hits[0].score >= hits[1].score >= hits[2].score
+
+
+def test_file_states_of_indexed_ids(small_store: VectorStore) -> None:
+    assert small_store.get_file_states([1, 2]) == {}
+    small_store.upsert(_records(3))
+    assert small_store.get_file_states([1, 3, 99]) == {1: (0, 0), 3: (2, 20)}
+
+
+def test_reading_a_missing_collection_is_a_clear_error(small_store: VectorStore) -> None:
+    with pytest.raises(CollectionMissingError, match="does not exist.*producer enqueue"):
+        small_store.search(np.ones(DIM, np.float32), top_k=1)
+
+
+def test_a_collection_of_another_dimension_is_refused(milvus_server, collection) -> None:
+    VectorStore(milvus_server.url, collection, dim=DIM).upsert(_records(1))
+    with pytest.raises(CollectionMissingError, match="8-d vectors.*16-d"):
+        VectorStore(milvus_server.url, collection, dim=16).ensure_collection()
+
+
+def test_large_upserts_are_split_below_the_message_limit(milvus_server, collection) -> None:
+    store = VectorStore(milvus_server.url, collection, dim=1280)
+    rng = np.random.default_rng(1)
+    records = [
+        ImageRecord(
+            id=n + 1, path="/x" * 100, vector=rng.random(1280, np.float32), size=1, mtime_ns=1
+        )
+        for n in range(3000)
+    ]
+    assert store.upsert(records) == 3000
+    assert store.count() == 3000
+
+
+def test_embedded_lite_file_uri_works_too(tmp_path) -> None:
+    store = VectorStore(str(tmp_path / "local.db"), "lite_file", dim=DIM)
+    store.upsert(_records(4))
+    store.flush()
+    assert store.count() == 4
+    assert store.search(_records(4)[2].vector, top_k=1)[0].id == 3
+    store.close()

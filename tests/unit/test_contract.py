@@ -1,0 +1,43 @@
+"""The task payload contract: what the workers accept and what they refuse."""
+
+import pytest
+
+from ris.contract import MAX_PATHS_PER_TASK, BatchPayload, celery_config
+from ris.errors import InvalidPayloadError
+from ris.settings import Settings
+
+
+def test_round_trip() -> None:
+    payload = BatchPayload(job="abcdef123456", batch=3, paths=["/a.jpg", "/b.png"])
+    assert BatchPayload.from_message(payload.to_message()) == payload
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        ("not a dict", "must be an object"),
+        ({"job": "abcdef", "batch": 1, "paths": [], "extra": 1}, "unknown payload keys"),
+        ({"job": "../etc", "batch": 1, "paths": []}, "invalid job id"),
+        ({"job": "abcdef", "batch": 0, "paths": []}, "invalid batch number"),
+        ({"job": "abcdef", "batch": True, "paths": []}, "invalid batch number"),
+        ({"job": "abcdef", "batch": 1, "paths": "/a.jpg"}, "list of non-empty strings"),
+        ({"job": "abcdef", "batch": 1, "paths": [1, 2]}, "list of non-empty strings"),
+        (
+            {"job": "abcdef", "batch": 1, "paths": ["/a.jpg"] * (MAX_PATHS_PER_TASK + 1)},
+            "too many paths",
+        ),
+    ],
+)
+def test_malformed_payloads_are_refused_with_a_reason(message: object, reason: str) -> None:
+    with pytest.raises(InvalidPayloadError, match=reason):
+        BatchPayload.from_message(message)
+
+
+def test_celery_speaks_json_only_with_late_acks_and_prefetch_one() -> None:
+    config = celery_config(Settings(redis_url="redis://h:1/2", visibility_timeout=120))
+    assert config["accept_content"] == ["json"]
+    assert config["task_serializer"] == "json"
+    assert config["task_acks_late"] is True
+    assert config["worker_prefetch_multiplier"] == 1
+    assert config["broker_url"] == "redis://h:1/2"
+    assert config["broker_transport_options"] == {"visibility_timeout": 120}
