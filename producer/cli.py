@@ -12,7 +12,7 @@ from producer.render import enqueue_progress, failures_table, follow_job, status
 from ris.contract import FINALIZE_TASK, INGEST_TASK, BatchPayload, celery_config
 from ris.jobs import JobStatus, JobTracker, connect_redis
 from ris.models import get_model_spec
-from ris.settings import Settings
+from ris.settings import Settings, load_settings
 from ris.store import VectorStore
 from ris_cli.common import (
     configure_logging,
@@ -75,7 +75,7 @@ def enqueue(
     for root in roots:
         if not os.path.exists(root):
             raise click.ClickException(f"{root}: no such file or directory")
-    settings = Settings()
+    settings = load_settings()
     tracker = JobTracker(connect_redis(settings.redis_url))
     store = _store(settings)
     app = _celery_client(settings)
@@ -107,7 +107,8 @@ def enqueue(
     if not as_json:
         stdout.print(
             f"job [bold]{report.job}[/bold]: {report.enqueued} images enqueued in "
-            f"{report.batches} batches, {report.skipped} unchanged skipped"
+            f"{report.batches} batch{'' if report.batches == 1 else 'es'}, "
+            f"{report.skipped} unchanged skipped"
             + ("" if report.enqueued else " (nothing new to index)")
         )
     if not wait:
@@ -127,7 +128,7 @@ def enqueue(
 @one_line_errors
 def status(job: str | None, as_json: bool, limit: int) -> None:
     """Show indexed / failed / pending counts and failure reasons of JOB (default: the latest)."""
-    settings = Settings()
+    settings = load_settings()
     tracker = JobTracker(connect_redis(settings.redis_url))
     if job is None:
         recent = tracker.recent_jobs(limit=1)

@@ -10,7 +10,7 @@ from rich.table import Table
 from ris.models import get_model_spec
 from ris.pipeline import EmbeddingPipeline
 from ris.search import search_image
-from ris.settings import Settings
+from ris.settings import load_settings
 from ris.store import VectorStore
 from ris_cli.common import configure_logging, one_line_errors, print_json, stdout, verbose_option
 
@@ -33,7 +33,7 @@ def search(image: str, top_k: int, as_json: bool, verbose: bool) -> None:
         raise click.ClickException(f"{image}: no such file")
     if os.path.isdir(image):
         raise click.ClickException(f"{image}: is a directory, not an image")
-    settings = Settings()
+    settings = load_settings()
     store = VectorStore(
         settings.milvus_uri,
         settings.collection,

@@ -27,3 +27,7 @@ class ServiceUnavailableError(RisError):
 
 class InvalidPayloadError(RisError):
     """A task message does not follow the task contract."""
+
+
+class SettingsError(RisError):
+    """An environment variable holds a value the setting cannot take."""

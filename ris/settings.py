@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ris.errors import SettingsError
 
 
 def _default_cache_dir() -> Path:
@@ -65,3 +67,15 @@ class Settings(BaseSettings):
 def setting_env_names() -> list[str]:
     """The environment variable names of every setting, in declaration order."""
     return [f"RIS_{name.upper()}" for name in Settings.model_fields]
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; a bad value raises SettingsError naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"RIS_{'_'.join(str(part) for part in issue['loc']).upper()}: {issue['msg']}"
+            for issue in error.errors()
+        )
+        raise SettingsError(f"invalid setting {problems}") from None

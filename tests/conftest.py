@@ -1,4 +1,4 @@
-"""Fixtures: real Redis and Milvus Lite servers on free loopback ports, the real model, real photos."""
+"""Fixtures: real Redis and Milvus Lite servers on free ports, the real model, real photos."""
 
 from __future__ import annotations
 
@@ -111,22 +111,16 @@ def store(settings: Settings) -> Iterator[VectorStore]:
     vector_store.close()
 
 
-WorkerFactory = Callable[[int], list[subprocess.Popen[bytes]]]
-
-
-@pytest.fixture
-def start_workers(
-    ris_env: dict[str, str], tmp_path: Path, model_path: Path
-) -> Iterator[WorkerFactory]:
-    """Start real `celery -A workers worker` processes; each is stopped after the test."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(count: int) -> list[subprocess.Popen[bytes]]:
-        logs = []
-        for number in range(count):
-            log_path = tmp_path / f"worker-{len(started)}.log"
-            with open(log_path, "wb") as log_file:
-                process = subprocess.Popen(
+def launch_workers(
+    env: dict[str, str], count: int, log_dir: Path, name: str = "test"
+) -> list[subprocess.Popen[bytes]]:
+    """Start `count` real `celery -A workers worker` processes and wait until they are ready."""
+    processes, logs = [], []
+    for number in range(count):
+        log_path = log_dir / f"{name}-worker-{number}.log"
+        with open(log_path, "wb") as log_file:
+            processes.append(
+                subprocess.Popen(
                     [
                         str(BIN / "celery"),
                         "-A",
@@ -135,31 +129,51 @@ def start_workers(
                         "--loglevel",
                         "INFO",
                         "-n",
-                        f"test{len(started)}-{number}@%h",
+                        f"{name}{number}@%h",
                         "--without-gossip",
                         "--without-mingle",
                     ],
-                    env=ris_env,
+                    env=env,
                     cwd=REPO,
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
                 )
-            started.append(process)
-            logs.append(log_path)
-        deadline = time.monotonic() + 60
-        while not all("ready." in path.read_text(errors="replace") for path in logs):
-            if time.monotonic() > deadline:
-                raise TimeoutError("celery workers did not become ready in 60 s")
-            time.sleep(0.2)
-        return started[-count:]
+            )
+        logs.append(log_path)
+    deadline = time.monotonic() + 60
+    while not all("ready." in path.read_text(errors="replace") for path in logs):
+        if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+            stop_workers(processes)
+            tails = "\n".join(path.read_text(errors="replace")[-800:] for path in logs)
+            raise RuntimeError(f"celery workers did not become ready:\n{tails}")
+        time.sleep(0.2)
+    return processes
 
-    yield start
-    for process in started:
+
+def stop_workers(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM (warm shutdown), then SIGKILL whatever is still running after 30 s."""
+    for process in processes:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-    for process in started:
+    for process in processes:
         try:
             process.wait(30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def start_workers(
+    ris_env: dict[str, str], tmp_path: Path, model_path: Path
+) -> Iterator[Callable[[int], list[subprocess.Popen[bytes]]]]:
+    """Start real worker processes for this test; all are stopped after it."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(count: int) -> list[subprocess.Popen[bytes]]:
+        processes = launch_workers(ris_env, count, tmp_path, name=f"w{len(started)}")
+        started.extend(processes)
+        return processes
+
+    yield start
+    stop_workers(started)

@@ -7,13 +7,13 @@ import functools
 from ris.jobs import JobTracker, connect_redis
 from ris.models import get_model_spec
 from ris.pipeline import EmbeddingPipeline
-from ris.settings import Settings
+from ris.settings import Settings, load_settings
 from ris.store import VectorStore
 
 
 @functools.cache
 def settings() -> Settings:
-    return Settings()
+    return load_settings()
 
 
 @functools.cache

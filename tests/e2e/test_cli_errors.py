@@ -1,0 +1,78 @@
+"""CLI failures are one clear line on stderr and exit status 1, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+
+from producer.cli import main as producer
+from query.cli import main as query
+from ris.local import free_port
+from ris.store import ImageRecord, VectorStore
+
+pytestmark = pytest.mark.e2e
+
+
+def _fails_with(command, args: list[str], message: str) -> Result:
+    result = CliRunner().invoke(command, args)
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert lines == [lines[0]] and lines[0].startswith("Error: "), result.output
+    assert message in lines[0], lines[0]
+    return result
+
+
+def test_enqueue_of_a_missing_path(ris_env) -> None:
+    _fails_with(producer, ["enqueue", "/no/such/folder"], "/no/such/folder: no such file")
+
+
+def test_search_with_a_missing_query_file(ris_env) -> None:
+    _fails_with(query, ["search", "/no/such/cat.jpg"], "/no/such/cat.jpg: no such file")
+
+
+def test_search_with_a_non_image_query_file(ris_env, store: VectorStore, tmp_path: Path) -> None:
+    store.upsert([ImageRecord(1, "/a.jpg", np.ones(1280, np.float32), 1, 1)])
+    notes = tmp_path / "notes.png"
+    notes.write_text("not a picture")
+    _fails_with(query, ["search", str(notes)], f"{notes}: not an image (unrecognised format)")
+
+
+def test_search_in_a_missing_collection(ris_env, photos: list[Path]) -> None:
+    _fails_with(
+        query,
+        ["search", str(photos[0])],
+        f"collection '{ris_env['RIS_COLLECTION']}' does not exist",
+    )
+
+
+def test_enqueue_with_unreachable_redis(ris_env, monkeypatch, tmp_path: Path) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    monkeypatch.setenv("RIS_REDIS_URL", url)
+    _fails_with(producer, ["enqueue", str(tmp_path)], f"cannot reach Redis at {url}")
+
+
+def test_status_with_unreachable_redis(ris_env, monkeypatch) -> None:
+    monkeypatch.setenv("RIS_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    _fails_with(producer, ["status"], "cannot reach Redis")
+
+
+def test_search_with_unreachable_milvus(ris_env, monkeypatch, photos: list[Path]) -> None:
+    uri = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("RIS_MILVUS_URI", uri)
+    _fails_with(query, ["search", str(photos[0])], f"cannot reach Milvus at {uri}")
+
+
+def test_status_of_an_unknown_job(ris_env) -> None:
+    _fails_with(producer, ["status", "0123456789ab"], "no such job: 0123456789ab")
+
+
+def test_status_before_any_job(ris_env) -> None:
+    _fails_with(producer, ["status"], "no jobs yet")
+
+
+def test_invalid_setting_is_named(ris_env, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("RIS_BATCH_SIZE", "lots")
+    _fails_with(producer, ["enqueue", str(tmp_path)], "RIS_BATCH_SIZE")

@@ -1,0 +1,152 @@
+"""End to end as a user runs it: producer -> Redis -> two worker processes -> Milvus -> query."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from click.testing import CliRunner
+
+from producer.cli import main as producer
+from query.cli import main as query
+from ris.local import LocalMilvusLite, LocalRedis
+from ris.models import get_model_spec
+from ris.pipeline import EmbeddingPipeline
+from ris.search import search_image
+from ris.settings import Settings
+from ris.store import VectorStore
+from tests.conftest import launch_workers, stop_workers
+from tests.imagefiles import edited_copies
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class IndexedDataset:
+    env: dict[str, str]
+    root: Path
+    photos: list[Path]
+    corrupt: Path
+    not_an_image: Path
+    job: str
+    store: VectorStore
+
+
+def _invoke(command, args: list[str], env: dict[str, str]):
+    result = CliRunner().invoke(command, args, env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def indexed(
+    redis_server: LocalRedis,
+    milvus_server: LocalMilvusLite,
+    photos: list[Path],
+    model_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[IndexedDataset]:
+    """Real photos plus a corrupt file and a non-image, enqueued to two worker processes."""
+    redis.Redis.from_url(redis_server.url).flushall()
+    root = tmp_path_factory.mktemp("dataset")
+    copies = []
+    for number, photo in enumerate(photos):
+        target = root / f"album{number % 3}" / photo.name
+        target.parent.mkdir(exist_ok=True)
+        copies.append(Path(shutil.copy(photo, target)))
+    corrupt = root / "album0" / "corrupt.jpg"
+    corrupt.write_bytes(photos[0].read_bytes()[:500])
+    not_an_image = root / "album1" / "notes.png"
+    not_an_image.write_text("shopping list: milk, eggs")
+    collection = f"e2e_{uuid.uuid4().hex[:8]}"
+    env = {
+        "RIS_REDIS_URL": redis_server.url,
+        "RIS_MILVUS_URI": milvus_server.url,
+        "RIS_COLLECTION": collection,
+        "RIS_BATCH_SIZE": "8",
+    }
+    workers = launch_workers({**os.environ, **env}, 2, tmp_path_factory.mktemp("logs"), "e2e")
+    try:
+        result = _invoke(
+            producer, ["enqueue", str(root), "--wait", "--timeout", "300", "--json"], env
+        )
+        status = json.loads(result.stdout)
+        store = VectorStore(
+            milvus_server.url, collection, dim=get_model_spec("efficientnet-lite0").dim
+        )
+        yield IndexedDataset(env, root, copies, corrupt, not_an_image, status["job"], store)
+        store.drop()
+    finally:
+        stop_workers(workers)
+
+
+def test_every_image_is_indexed_and_every_bad_file_reported(indexed: IndexedDataset) -> None:
+    result = _invoke(producer, ["status", indexed.job, "--json"], indexed.env)
+    status = json.loads(result.stdout)
+    assert status["state"] == "done"
+    assert status["indexed"] == len(indexed.photos) >= 30
+    assert status["failed"] == 2
+    assert status["indexed"] + status["failed"] + status["skipped"] == status["seen"]
+    assert status["pending"] == 0
+    assert status["failures"] == {
+        str(indexed.corrupt): status["failures"][str(indexed.corrupt)],
+        str(indexed.not_an_image): "not an image (unrecognised format)",
+    }
+    assert status["failures"][str(indexed.corrupt)].startswith("corrupt image")
+    assert indexed.store.count() == len(indexed.photos)
+
+
+def test_query_search_finds_each_photo_itself_at_rank_one(indexed: IndexedDataset) -> None:
+    for photo in indexed.photos:
+        result = _invoke(query, ["search", str(photo), "--top-k", "3", "--json"], indexed.env)
+        hits = json.loads(result.stdout)
+        assert [set(hit) for hit in hits] == [{"rank", "id", "path", "score"}] * 3
+        assert hits[0]["path"] == str(photo), hits
+        assert hits[0]["score"] > 0.99
+        assert [hit["rank"] for hit in hits] == [1, 2, 3]
+
+
+def test_query_search_prints_a_table(indexed: IndexedDataset) -> None:
+    result = _invoke(query, ["search", str(indexed.photos[0]), "-k", "2"], indexed.env)
+    assert "rank" in result.stdout and "score" in result.stdout
+    assert "1.0000" in result.stdout
+
+
+def test_edited_copies_find_their_original_at_rank_one(
+    indexed: IndexedDataset, model_path: Path, tmp_path: Path
+) -> None:
+    pipeline = EmbeddingPipeline(Settings(), model_path=model_path)
+    misses = []
+    for photo in indexed.photos:
+        for edit, copy in edited_copies(photo, tmp_path).items():
+            best = search_image(str(copy), pipeline, indexed.store, top_k=1)[0]
+            if best.path != str(photo):
+                misses.append((photo.name, edit, Path(best.path).name, round(best.score, 3)))
+    assert not misses
+
+
+def test_enqueueing_again_adds_nothing(indexed: IndexedDataset) -> None:
+    before = indexed.store.count()
+    result = _invoke(producer, ["enqueue", str(indexed.root), "--wait", "--json"], indexed.env)
+    status = json.loads(result.stdout)
+    assert status["state"] == "done"
+    assert status["enqueued"] == 2  # only the two files that failed are retried
+    assert status["skipped"] == len(indexed.photos)
+    assert indexed.store.count() == before
+
+
+def test_forced_re_embedding_replaces_rows_without_duplicating(indexed: IndexedDataset) -> None:
+    before = indexed.store.count()
+    result = _invoke(
+        producer, ["enqueue", str(indexed.root), "--force", "--wait", "--json"], indexed.env
+    )
+    status = json.loads(result.stdout)
+    assert status["indexed"] == len(indexed.photos) and status["skipped"] == 0
+    assert indexed.store.count() == before
