@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +62,14 @@ def build_reference_model(spec: ModelSpec) -> Any:
 def export_onnx(spec: ModelSpec, destination: Path) -> None:
     """Export the reference model to `destination` atomically (concurrent workers may race)."""
     torch = _import_torch()
+    # The weights package print()s and the exporter warns: keep stdout clean for --json output.
+    with contextlib.redirect_stdout(io.StringIO()) as chatter, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _export(torch, spec, destination)
+    log.debug("conversion output: %s", chatter.getvalue().strip())
+
+
+def _export(torch: Any, spec: ModelSpec, destination: Path) -> None:
     model = build_reference_model(spec)
     sample = torch.zeros((2, spec.input_size, spec.input_size, 3), dtype=torch.uint8)
     destination.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
-"""CLI failures are one clear line on stderr and exit status 1, never a traceback."""
+"""CLI behaviour at the edges: one-line errors with exit status 1, clean JSON on stdout."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +77,14 @@ def test_status_before_any_job(ris_env) -> None:
 def test_invalid_setting_is_named(ris_env, monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("RIS_BATCH_SIZE", "lots")
     _fails_with(producer, ["enqueue", str(tmp_path)], "RIS_BATCH_SIZE")
+
+
+def test_json_output_stays_clean_while_the_model_is_converted(
+    ris_env, store: VectorStore, photos: list[Path], tmp_path: Path, monkeypatch
+) -> None:
+    store.upsert([ImageRecord(1, "/a.jpg", np.ones(1280, np.float32), 1, 1)])
+    monkeypatch.setenv("RIS_CACHE_DIR", str(tmp_path / "empty-cache"))
+    result = CliRunner().invoke(query, ["search", str(photos[0]), "--json"])
+    assert result.exit_code == 0, result.output
+    assert [hit["id"] for hit in json.loads(result.stdout)] == [1]
+    assert list((tmp_path / "empty-cache" / "models").glob("*.onnx"))
