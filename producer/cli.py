@@ -1,19 +1,25 @@
-"""`producer`: enqueue folders of images for indexing and follow the jobs."""
+"""`producer`: enqueue folders of images for indexing, follow the jobs, keep the index in sync."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 import click
-from celery import Celery
 
-from producer.enqueue import Enqueuer, EnqueueReport
-from producer.render import enqueue_progress, failures_table, follow_job, status_table
-from ris.contract import FINALIZE_TASK, INGEST_TASK, BatchPayload, celery_config
-from ris.jobs import JobStatus, JobTracker, connect_redis
-from ris.models import get_model_spec
-from ris.settings import Settings, load_settings
-from ris.store import VectorStore
+from producer.enqueue import EnqueueReport
+from producer.prune import prune as prune_index
+from producer.render import (
+    dead_letters_table,
+    enqueue_progress,
+    failures_table,
+    follow_job,
+    status_table,
+)
+from producer.scan import iter_image_paths
+from producer.wiring import Producer, stop_on_interrupt
+from ris.jobs import JobStatus, display_path
+from ris.settings import load_settings
 from ris_cli.common import (
     configure_logging,
     one_line_errors,
@@ -22,31 +28,60 @@ from ris_cli.common import (
     verbose_option,
 )
 
-
-def _celery_client(settings: Settings) -> Celery:
-    """A Celery app that only sends tasks by name: the producer needs no model installed."""
-    app = Celery("producer", set_as_current=False)
-    app.conf.update(celery_config(settings))
-    return app
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+wait_option = click.option("--wait", is_flag=True, help="Follow the job until it is searchable.")
+timeout_option = click.option("--timeout", type=float, default=None, help="Stop waiting after S.")
 
 
-def _store(settings: Settings) -> VectorStore:
-    return VectorStore(
-        settings.milvus_uri,
-        settings.collection,
-        dim=get_model_spec(settings.model).dim,
-        token=settings.milvus_token,
-    )
-
-
-def _show_status(tracker: JobTracker, status: JobStatus, as_json: bool, limit: int) -> None:
-    failures = tracker.failures(status.job)
+def _show_status(producer: Producer, status: JobStatus, as_json: bool, limit: int) -> None:
+    failures = {
+        display_path(p): reason for p, reason in producer.tracker.failures(status.job).items()
+    }
     if as_json:
         print_json({**status.as_dict(), "failures": failures})
         return
     stdout.print(status_table(status))
     if failures:
         stdout.print(failures_table(failures, limit))
+
+
+def _run_job(
+    producer: Producer,
+    paths: Iterable[str],
+    label: str,
+    skip_unchanged: bool,
+    wait: bool,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Enqueue `paths` as one job with a progress bar, then report or follow it."""
+    with stop_on_interrupt() as stop, enqueue_progress() as progress:
+        bar = progress.add_task("enqueue", total=None, skipped=0)
+
+        def on_progress(report: EnqueueReport) -> None:
+            progress.update(bar, completed=report.enqueued, skipped=report.skipped)
+
+        report = producer.enqueuer(skip_unchanged).run(
+            paths, label, producer.settings.collection, on_progress, should_stop=stop
+        )
+    if not as_json:
+        batches = f"{report.batches} batch{'' if report.batches == 1 else 'es'}"
+        stdout.print(
+            f"job [bold]{report.job}[/bold]: {report.enqueued} images enqueued in {batches}, "
+            f"{report.skipped} unchanged skipped"
+            + ("" if report.enqueued else " (nothing new to index)")
+            + (" (interrupted: run the command again to finish)" if report.interrupted else "")
+        )
+    if report.interrupted:
+        raise SystemExit(130)
+    if not wait:
+        if as_json:
+            print_json(vars(report))
+        return
+    status = follow_job(producer.tracker, report.job, timeout)
+    _show_status(producer, status, as_json, limit=20)
+    if not status.done:
+        raise click.ClickException(f"job {report.job} not done after {timeout} s")
 
 
 @click.group()
@@ -56,10 +91,10 @@ def main() -> None:
 
 @main.command()
 @click.argument("roots", nargs=-1, required=True, type=click.Path(path_type=str))
-@click.option("--wait", is_flag=True, help="Follow the job until every image is searchable.")
-@click.option("--timeout", type=float, default=None, help="Give up waiting after SECONDS.")
+@wait_option
+@timeout_option
 @click.option("--force", is_flag=True, help="Re-embed files even when indexed unchanged.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@json_option
 @verbose_option
 @one_line_errors
 def enqueue(
@@ -75,67 +110,78 @@ def enqueue(
     for root in roots:
         if not os.path.exists(root):
             raise click.ClickException(f"{root}: no such file or directory")
-    settings = load_settings()
-    tracker = JobTracker(connect_redis(settings.redis_url))
-    store = _store(settings)
-    app = _celery_client(settings)
+    producer = Producer(load_settings())
+    absolute = [os.path.abspath(root) for root in roots]
+    paths = (path for root in absolute for path in iter_image_paths(root))
+    _run_job(producer, paths, os.pathsep.join(absolute), not force, wait, timeout, as_json)
 
-    def send(payload: BatchPayload) -> None:
-        app.send_task(INGEST_TASK, args=[payload.to_message()], queue=settings.queue)
 
-    def finalize(job: str) -> None:
-        app.send_task(FINALIZE_TASK, args=[job], queue=settings.queue)
-
-    enqueuer = Enqueuer(
-        tracker,
-        send=send,
-        finalize=finalize,
-        lookup=None if force else store.get_file_states,
-        queue_length=lambda: int(tracker.redis.llen(settings.queue)),
-        batch_size=settings.batch_size,
-        max_queue_length=settings.max_queue_length,
-    )
-    with enqueue_progress() as progress:
-        bar = progress.add_task("enqueue", total=None, skipped=0)
-
-        def on_progress(report: EnqueueReport) -> None:
-            progress.update(bar, completed=report.enqueued, skipped=report.skipped)
-
-        report = enqueuer.run(
-            [os.path.abspath(root) for root in roots], settings.collection, on_progress
-        )
-    if not as_json:
-        stdout.print(
-            f"job [bold]{report.job}[/bold]: {report.enqueued} images enqueued in "
-            f"{report.batches} batch{'' if report.batches == 1 else 'es'}, "
-            f"{report.skipped} unchanged skipped"
-            + ("" if report.enqueued else " (nothing new to index)")
-        )
-    if not wait:
-        if as_json:
-            print_json(vars(report))
-        return
-    status = follow_job(tracker, report.job, timeout)
-    _show_status(tracker, status, as_json, limit=20)
-    if not status.done:
-        raise click.ClickException(f"job {report.job} not done after {timeout} s")
+@main.command()
+@click.argument("job")
+@wait_option
+@timeout_option
+@json_option
+@verbose_option
+@one_line_errors
+def retry(job: str, wait: bool, timeout: float | None, as_json: bool, verbose: bool) -> None:
+    """Enqueue again the images that failed in JOB, as a new job."""
+    configure_logging(verbose)
+    producer = Producer(load_settings())
+    if producer.tracker.status(job) is None:
+        raise click.ClickException(f"no such job: {job}")
+    failed = list(producer.tracker.failures(job))
+    _run_job(producer, failed, f"retry of {job}", False, wait, timeout, as_json)
 
 
 @main.command()
 @click.argument("job", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout.")
+@json_option
 @click.option("--limit", default=20, show_default=True, help="Failures to list.")
 @one_line_errors
 def status(job: str | None, as_json: bool, limit: int) -> None:
     """Show indexed / failed / pending counts and failure reasons of JOB (default: the latest)."""
-    settings = load_settings()
-    tracker = JobTracker(connect_redis(settings.redis_url))
+    producer = Producer(load_settings())
     if job is None:
-        recent = tracker.recent_jobs(limit=1)
+        recent = producer.tracker.recent_jobs(limit=1)
         if not recent:
             raise click.ClickException("no jobs yet: run `producer enqueue` first")
         job = recent[0]
-    current = tracker.status(job)
+    current = producer.tracker.status(job)
     if current is None:
         raise click.ClickException(f"no such job: {job}")
-    _show_status(tracker, current, as_json, limit)
+    _show_status(producer, current, as_json, limit)
+
+
+@main.command()
+@click.argument("root", type=click.Path(path_type=str))
+@click.option("--dry-run", is_flag=True, help="List what would be removed, remove nothing.")
+@json_option
+@one_line_errors
+def prune(root: str, dry_run: bool, as_json: bool) -> None:
+    """Remove from the index the images under ROOT whose files are gone."""
+    producer = Producer(load_settings())
+    report = prune_index(producer.store, root, dry_run=dry_run)
+    removed = [display_path(path) for path in report.removed]
+    if as_json:
+        print_json(
+            {"root": report.root, "checked": report.checked, "removed": removed, "dry_run": dry_run}
+        )
+        return
+    verb = "would remove" if dry_run else "removed"
+    stdout.print(f"{report.root}: {report.checked} indexed images checked, {verb} {len(removed)}")
+    for path in removed[:20]:
+        stdout.print(f"  {path}", markup=False)
+
+
+@main.command("dead-letters")
+@json_option
+@click.option("--limit", default=20, show_default=True, help="Entries to show, newest first.")
+@one_line_errors
+def dead_letters(as_json: bool, limit: int) -> None:
+    """Show task messages the workers refused (malformed, undecodable, unknown), with reasons."""
+    producer = Producer(load_settings())
+    entries = producer.tracker.dead_letters(limit)
+    if as_json:
+        print_json(entries)
+    else:
+        stdout.print(dead_letters_table(entries))

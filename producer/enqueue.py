@@ -1,4 +1,4 @@
-"""Enqueue a tree: scan, skip what is already indexed unchanged, send batches with backpressure."""
+"""Enqueue paths: skip what is indexed unchanged, send numbered batches with backpressure."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from producer.scan import batched, iter_image_paths
+from producer.scan import batched
+from ris.access import content_hash
 from ris.contract import BatchPayload
 from ris.identity import image_id
 from ris.jobs import JobTracker, new_job_id
+from ris.store import FileState
 
 log = logging.getLogger(__name__)
 
 SendBatch = Callable[[BatchPayload], None]
-IndexLookup = Callable[[list[int]], dict[int, tuple[int, int]]]
+IndexLookup = Callable[[list[int]], dict[int, FileState]]
 
 
 @dataclass
@@ -26,25 +28,22 @@ class EnqueueReport:
     enqueued: int = 0
     skipped: int = 0
     batches: int = 0
+    interrupted: bool = False
 
 
-def _file_state(path: str) -> tuple[int, int] | None:
+def _unchanged(path: str, indexed: FileState | None, compare_hash: bool) -> bool:
+    """True when the index holds this file as it is now (by size and mtime, or content hash)."""
+    if indexed is None:
+        return False
     try:
         stat = os.stat(path)
+        if stat.st_size != indexed.size:
+            return False
+        if compare_hash:
+            return bool(indexed.content_hash) and content_hash(path) == indexed.content_hash
     except OSError:
-        return None
-    return stat.st_size, stat.st_mtime_ns
-
-
-def _unchanged(paths: list[str], lookup: IndexLookup) -> set[str]:
-    """The paths whose row in the index has the file's current size and mtime."""
-    ids = {path: image_id(path) for path in paths}
-    indexed = lookup(list(ids.values()))
-    return {
-        path
-        for path, identifier in ids.items()
-        if identifier in indexed and indexed[identifier] == _file_state(path)
-    }
+        return False
+    return stat.st_mtime_ns == indexed.mtime_ns
 
 
 class Enqueuer:
@@ -59,6 +58,7 @@ class Enqueuer:
         queue_length: Callable[[], int],
         batch_size: int,
         max_queue_length: int,
+        compare_hash: bool = False,
     ):
         self.tracker = tracker
         self.send = send
@@ -67,49 +67,73 @@ class Enqueuer:
         self.queue_length = queue_length
         self.batch_size = batch_size
         self.max_queue_length = max_queue_length
+        self.compare_hash = compare_hash
 
-    def _wait_for_room(self) -> None:
+    def _wait_for_room(self, should_stop: Callable[[], bool]) -> None:
         delay = 0.05
-        while self.queue_length() >= self.max_queue_length:
+        while self.queue_length() >= self.max_queue_length and not should_stop():
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
 
+    def _changed(self, chunk: list[str]) -> list[str]:
+        if self.lookup is None:
+            return chunk
+        ids = [image_id(path) for path in chunk]
+        indexed = self.lookup(ids)
+        return [
+            path
+            for path, identifier in zip(chunk, ids, strict=True)
+            if not _unchanged(path, indexed.get(identifier), self.compare_hash)
+        ]
+
     def run(
         self,
-        roots: Iterable[str],
+        paths: Iterable[str],
+        label: str,
         collection: str,
         on_progress: Callable[[EnqueueReport], None] = lambda report: None,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> EnqueueReport:
-        roots = list(roots)
+        """Send every changed path in `paths` as one job.
+
+        When `should_stop()` turns true (Ctrl-C), the job ends with the batches already sent:
+        they are processed and the job completes; running the command again does the rest.
+        """
         report = EnqueueReport(job=new_job_id())
-        self.tracker.create(report.job, root=os.pathsep.join(roots), collection=collection)
-        paths = (path for root in roots for path in iter_image_paths(root))
+        self.tracker.create(report.job, root=label, collection=collection)
         for chunk in batched(paths, self.batch_size):
+            changed = self._changed(chunk)
+            if changed:
+                self._wait_for_room(should_stop)
+            if should_stop():
+                report.interrupted = True
+                break
             report.seen += len(chunk)
-            unchanged = _unchanged(chunk, self.lookup) if self.lookup else set()
-            if unchanged:
-                self.tracker.add_skipped(report.job, len(unchanged))
-                report.skipped += len(unchanged)
-                chunk = [path for path in chunk if path not in unchanged]
-            if chunk:
-                self._wait_for_room()
-                number = self.tracker.add_batch(report.job, len(chunk))
-                self.send(BatchPayload(job=report.job, batch=number, paths=chunk))
-                report.enqueued += len(chunk)
+            if len(changed) < len(chunk):
+                self.tracker.add_skipped(report.job, len(chunk) - len(changed))
+                report.skipped += len(chunk) - len(changed)
+            if changed:
+                number = self.tracker.add_batch(report.job, len(changed))
+                self.send(BatchPayload(job=report.job, batch=number, paths=changed))
+                report.enqueued += len(changed)
                 report.batches += 1
             on_progress(report)
-        if self.tracker.finish_scan(report.job):
-            # Every batch finished before the scan did: nobody else will finalise this job.
-            if report.batches:
-                self.finalize(report.job)
-            else:
-                self.tracker.mark_done(report.job)
+        self._finish(report)
         log.info(
-            "job %s: %d seen, %d enqueued in %d batches, %d unchanged skipped",
+            "job %s: %d seen, %d enqueued in %d batches, %d unchanged skipped%s",
             report.job,
             report.seen,
             report.enqueued,
             report.batches,
             report.skipped,
+            " (interrupted)" if report.interrupted else "",
         )
         return report
+
+    def _finish(self, report: EnqueueReport) -> None:
+        if self.tracker.finish_scan(report.job, interrupted=report.interrupted):
+            # Every batch finished before the scan did: nobody else will finalise this job.
+            if report.batches:
+                self.finalize(report.job)
+            else:
+                self.tracker.mark_done(report.job)

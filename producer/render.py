@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -17,7 +18,7 @@ def status_table(status: JobStatus) -> Table:
     table.add_column("value", justify="right")
     elapsed = (status.finished_at or time.time()) - status.created_at
     for label, value in (
-        ("state", status.state),
+        ("state", status.state + (" (scan interrupted)" if status.interrupted else "")),
         ("seen", status.seen),
         ("indexed", status.indexed),
         ("failed", status.failed),
@@ -40,6 +41,17 @@ def failures_table(failures: dict[str, str], limit: int) -> Table:
         table.add_row(path, reason)
     if len(failures) > limit:
         table.add_row(f"... {len(failures) - limit} more", "")
+    return table
+
+
+def dead_letters_table(entries: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"dead letters ({len(entries)} shown, newest first)", title_justify="left")
+    table.add_column("when")
+    table.add_column("reason", overflow="fold")
+    table.add_column("message", overflow="fold", max_width=60)
+    for entry in entries:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry["at"]))
+        table.add_row(when, entry["reason"], entry["body"])
     return table
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from ris.errors import ServiceUnavailableError
 
@@ -15,6 +18,9 @@ KEY_PREFIX = "ris"
 STATE_SCANNING = "scanning"
 STATE_FLUSHING = "flushing"
 STATE_DONE = "done"
+DEAD_LETTERS_KEY = f"{KEY_PREFIX}:dead_letters"
+DEAD_LETTERS_KEPT = 10_000
+DEAD_LETTER_BODY_CHARS = 2_000
 
 # Counts a batch once however often it is delivered, and says whether it completed the job.
 # Returns 1 when the caller made the job complete and must flush the store, else 0.
@@ -69,6 +75,7 @@ class JobStatus:
     batches_done: int
     created_at: float
     finished_at: float | None
+    interrupted: bool = False
 
     @property
     def pending(self) -> int:
@@ -82,16 +89,35 @@ class JobStatus:
         return {**asdict(self), "pending": self.pending}
 
 
-def connect_redis(url: str) -> redis.Redis:
-    """A client that fails fast with a clear error when Redis is not there."""
-    client = redis.Redis.from_url(
-        url, socket_connect_timeout=3, socket_timeout=30, health_check_interval=30
-    )
+def connect_redis(url: str, outage_seconds: float = 120.0) -> redis.Redis:
+    """A client that rides out a Redis restart of up to about `outage_seconds`.
+
+    The first contact fails fast with a clear error instead: a wrong URL should not hang.
+    """
     try:
-        client.ping()
+        with redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=5) as probe:
+            probe.ping()
     except redis.RedisError as error:
         raise ServiceUnavailableError(f"cannot reach Redis at {_redact(url)}: {error}") from None
-    return client
+    backoff = ExponentialBackoff(cap=5.0, base=0.2)
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=3,
+        socket_timeout=30,
+        health_check_interval=30,
+        retry=Retry(backoff, retries=max(1, int(outage_seconds / 5.0) + 5)),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+    )
+
+
+def path_key(path: str) -> bytes:
+    """A path as Redis stores it: the file system's bytes, even when they are not UTF-8."""
+    return path.encode("utf-8", "surrogateescape")
+
+
+def display_path(path: str) -> str:
+    """A path that can be printed and put in JSON: undecodable bytes shown as \\xNN."""
+    return path_key(path).decode("utf-8", "backslashreplace")
 
 
 def _text(value: Any) -> str:
@@ -158,15 +184,21 @@ class JobTracker:
         if paths:
             self.redis.hincrby(self._key(job), "skipped", paths)
 
-    def finish_scan(self, job: str) -> bool:
-        """Mark the scan complete; True when every batch is already done (caller finalises)."""
+    def finish_scan(self, job: str, interrupted: bool = False) -> bool:
+        """Mark the scan complete; True when every batch is already done (caller finalises).
+
+        An interrupted scan ends the job with what was sent: it completes like any other.
+        """
+        if interrupted:
+            self.redis.hset(self._key(job), "interrupted", 1)
         return bool(self._finish_scan(keys=[self._key(job)]))
 
     def record_batch(self, job: str, batch: int, indexed: int, failures: dict[str, str]) -> bool:
         """Count a processed batch exactly once; True when it completed the job."""
         pipe = self.redis.pipeline(transaction=True)
         if failures:
-            pipe.hset(self._key(job, "failures"), mapping=cast(Any, failures))
+            encoded = {path_key(path): reason for path, reason in failures.items()}
+            pipe.hset(self._key(job, "failures"), mapping=cast(Any, encoded))
         self._record_batch(
             keys=[self._key(job), self._key(job, "batches")],
             args=[batch, indexed, len(failures)],
@@ -200,11 +232,26 @@ class JobTracker:
             batches_done=number("batches_done"),
             created_at=float(fields.get("created_at", 0.0)),
             finished_at=float(fields["finished_at"]) if "finished_at" in fields else None,
+            interrupted=fields.get("interrupted") == "1",
         )
 
     def failures(self, job: str) -> dict[str, str]:
         raw = self.redis.hgetall(self._key(job, "failures"))
         return {_text(key): _text(value) for key, value in sorted(raw.items())}
+
+    def record_dead_letter(self, reason: str, body: Any) -> None:
+        """Keep a message no worker can process, with the reason, instead of retrying it."""
+        entry = json.dumps(
+            {"at": time.time(), "reason": reason, "body": repr(body)[:DEAD_LETTER_BODY_CHARS]}
+        )
+        pipe = self.redis.pipeline()
+        pipe.lpush(DEAD_LETTERS_KEY, entry)
+        pipe.ltrim(DEAD_LETTERS_KEY, 0, DEAD_LETTERS_KEPT - 1)
+        pipe.execute()
+
+    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        entries = cast(list[Any], self.redis.lrange(DEAD_LETTERS_KEY, 0, limit - 1))
+        return [json.loads(entry) for entry in entries]
 
     def recent_jobs(self, limit: int = 20) -> list[str]:
         jobs = self.redis.zrevrange(f"{KEY_PREFIX}:jobs", 0, limit - 1)

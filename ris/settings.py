@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,10 +55,29 @@ class Settings(BaseSettings):
     max_pixels: int = Field(
         100_000_000, ge=1, description="Images with more pixels are refused (decompression bombs)."
     )
+    allowed_roots: str = Field(
+        "",
+        description="Workers only read images under these directories (separated by `:`); "
+        "empty allows any path.",
+    )
+    change_detection: Literal["mtime", "hash"] = Field(
+        "mtime",
+        description="How `producer enqueue` tells a file changed: `mtime` (size and mtime) or "
+        "`hash` (size and content hash; reads every file).",
+    )
+    outage_retry_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="How long workers retry a Redis or Milvus outage before giving a batch back.",
+    )
     cache_dir: Path = Field(
         default_factory=_default_cache_dir,
         description="Converted models and sample photos are cached here.",
     )
+
+    @property
+    def allowed_root_list(self) -> list[str]:
+        return [os.path.realpath(root) for root in self.allowed_roots.split(os.pathsep) if root]
 
     @property
     def resolved_inference_threads(self) -> int:

@@ -3,20 +3,40 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from ris.errors import CollectionMissingError, ServiceUnavailableError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PATH_MAX_LENGTH = 4096
+HASH_LENGTH = 32
 # Keep each upsert message far below gRPC's 64 MB limit whatever the dimension.
 UPSERT_MAX_BYTES = 16 * 1024 * 1024
 SEARCH_OUTPUT_FIELDS = ["path"]
+STATE_FIELDS = ["id", "size", "mtime_ns", "content_hash"]
+_TRANSIENT_MARKERS = (
+    "fail connecting",
+    "unavailable",
+    "deadline exceeded",
+    "connection refused",
+    "socket closed",
+    "released",
+    "not loaded",
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +48,16 @@ class ImageRecord:
     vector: np.ndarray
     size: int
     mtime_ns: int
+    content_hash: str = ""
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What the index remembers of a file, to tell whether it changed since."""
+
+    size: int
+    mtime_ns: int
+    content_hash: str
 
 
 @dataclass(frozen=True)
@@ -37,57 +67,100 @@ class SearchHit:
     score: float
 
 
-class VectorStore:
-    """Create-on-first-use collection with an inner-product index over normalised vectors."""
+def is_transient(error: BaseException) -> bool:
+    """A Milvus outage or restart, worth retrying (a bad request is not)."""
+    if not isinstance(error, MilvusException):
+        return False
+    text = f"{error.message}".lower()
+    return any(marker in text for marker in _TRANSIENT_MARKERS)
 
-    def __init__(self, uri: str, collection: str, dim: int, token: str = "", timeout: float = 30.0):
+
+def _filter_literal(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class VectorStore:
+    """Create-on-first-use collection with an inner-product index over normalised vectors.
+
+    Every call rides out a Milvus outage of up to `retry_seconds` (0 fails at once, for CLIs).
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        collection: str,
+        dim: int,
+        token: str = "",
+        timeout: float = 30.0,
+        retry_seconds: float = 0.0,
+    ):
         self.uri = uri
         self.collection = collection
         self.dim = dim
         self.timeout = timeout
+        self.retry_seconds = retry_seconds
         try:
             self.client = MilvusClient(uri=uri, token=token, timeout=timeout)
         except MilvusException as error:
-            raise ServiceUnavailableError(
-                f"cannot reach Milvus at {uri}: {error.message}"
-            ) from None
+            message = f"cannot reach Milvus at {uri}: {error.message}"
+            raise ServiceUnavailableError(message) from None
         self._ready = False
 
-    def exists(self) -> bool:
-        return bool(self.client.has_collection(self.collection))
+    def _call(self, operation: Callable[[], T]) -> T:
+        retrying = Retrying(
+            stop=stop_after_delay(self.retry_seconds),
+            wait=wait_exponential(multiplier=0.5, max=10),
+            retry=retry_if_exception(is_transient),
+            before_sleep=self._before_retry,
+            reraise=True,
+        )
+        return retrying(operation)
 
-    def ensure_collection(self) -> None:
-        """Create the collection and its index if missing; load it so it can be searched."""
-        if self._ready:
-            return
-        if not self.exists():
-            schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
-            schema.add_field("id", DataType.INT64, is_primary=True)
-            schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
-            schema.add_field("path", DataType.VARCHAR, max_length=PATH_MAX_LENGTH)
-            schema.add_field("size", DataType.INT64)
-            schema.add_field("mtime_ns", DataType.INT64)
-            index = self.client.prepare_index_params()
-            index.add_index(
-                field_name="vector",
-                index_type="HNSW",
-                metric_type="IP",
-                params={"M": 16, "efConstruction": 200},
+    def _before_retry(self, state: RetryCallState) -> None:
+        # A restarted server has released the collection: load it again on the next attempt.
+        self._ready = False
+        error = state.outcome.exception() if state.outcome else None
+        log.warning("Milvus at %s unavailable (%s); retrying", self.uri, error)
+
+    def exists(self) -> bool:
+        return bool(self._call(lambda: self.client.has_collection(self.collection)))
+
+    def _create(self) -> None:
+        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
+        schema.add_field("path", DataType.VARCHAR, max_length=PATH_MAX_LENGTH)
+        schema.add_field("size", DataType.INT64)
+        schema.add_field("mtime_ns", DataType.INT64)
+        schema.add_field("content_hash", DataType.VARCHAR, max_length=HASH_LENGTH)
+        index = self.client.prepare_index_params()
+        index.add_index(
+            field_name="vector",
+            index_type="HNSW",
+            metric_type="IP",
+            params={"M": 16, "efConstruction": 200},
+        )
+        try:
+            self.client.create_collection(
+                self.collection, schema=schema, index_params=index, timeout=self.timeout
             )
-            try:
-                self.client.create_collection(
-                    self.collection, schema=schema, index_params=index, timeout=self.timeout
-                )
-                log.info(
-                    "created collection %s (dim %d) at %s", self.collection, self.dim, self.uri
-                )
-            except MilvusException:
-                # Another worker created it between our check and our create.
-                if not self.exists():
-                    raise
+            log.info("created collection %s (dim %d)", self.collection, self.dim)
+        except MilvusException:
+            # Another worker created it between our check and our create.
+            if not self.client.has_collection(self.collection):
+                raise
+
+    def _prepare(self) -> None:
+        if not self.client.has_collection(self.collection):
+            self._create()
         self._check_dimension()
         self.client.load_collection(self.collection, timeout=self.timeout)
         self._ready = True
+
+    def ensure_collection(self) -> None:
+        """Create the collection and its index if missing; load it so it can be searched."""
+        if not self._ready:
+            self._call(self._prepare)
 
     def _check_dimension(self) -> None:
         description = self.client.describe_collection(self.collection)
@@ -100,6 +173,16 @@ class VectorStore:
                         f"this model makes {self.dim}-d ones; use another RIS_COLLECTION"
                     )
 
+    def _loaded(self, operation: Callable[[], T]) -> T:
+        """Run `operation` on the loaded collection, retrying outages (and reloading after)."""
+
+        def attempt() -> T:
+            if not self._ready:
+                self._prepare()
+            return operation()
+
+        return self._call(attempt)
+
     def require_collection(self) -> None:
         """For readers: fail clearly when nothing has been ingested into this collection yet."""
         if not self.exists():
@@ -111,70 +194,97 @@ class VectorStore:
 
     def upsert(self, records: list[ImageRecord]) -> int:
         """Insert or replace rows by id, in messages small enough for gRPC. Returns rows written."""
-        if not records:
-            return 0
-        self.ensure_collection()
         rows_per_message = max(1, UPSERT_MAX_BYTES // (self.dim * 4 + PATH_MAX_LENGTH))
         for start in range(0, len(records), rows_per_message):
-            chunk = records[start : start + rows_per_message]
-            self.client.upsert(
-                self.collection,
-                [
-                    {
-                        "id": record.id,
-                        "vector": record.vector.tolist(),
-                        "path": record.path,
-                        "size": record.size,
-                        "mtime_ns": record.mtime_ns,
-                    }
-                    for record in chunk
-                ],
-                timeout=self.timeout,
-            )
+            rows = [
+                {
+                    "id": record.id,
+                    "vector": record.vector.tolist(),
+                    "path": record.path,
+                    "size": record.size,
+                    "mtime_ns": record.mtime_ns,
+                    "content_hash": record.content_hash,
+                }
+                for record in records[start : start + rows_per_message]
+            ]
+            self._upsert_rows(rows)
         return len(records)
+
+    def _upsert_rows(self, rows: list[dict[str, Any]]) -> None:
+        self._loaded(lambda: self.client.upsert(self.collection, rows, timeout=self.timeout))
 
     def flush(self) -> None:
         """Seal what was written so searches over it are fast (Milvus Lite scans unflushed rows)."""
-        self.client.flush(self.collection, timeout=max(self.timeout, 120.0))
+        self._loaded(lambda: self.client.flush(self.collection, timeout=max(self.timeout, 120.0)))
 
     def search(self, vector: np.ndarray, top_k: int) -> list[SearchHit]:
         self.require_collection()
-        results = self.client.search(
-            self.collection,
-            data=[vector.astype(np.float32).tolist()],
-            anns_field="vector",
-            limit=top_k,
-            output_fields=SEARCH_OUTPUT_FIELDS,
-            search_params={"metric_type": "IP", "params": {"ef": max(64, top_k)}},
-            timeout=self.timeout,
+        results = self._loaded(
+            lambda: self.client.search(
+                self.collection,
+                data=[vector.astype(np.float32).tolist()],
+                anns_field="vector",
+                limit=top_k,
+                output_fields=SEARCH_OUTPUT_FIELDS,
+                search_params={"metric_type": "IP", "params": {"ef": max(64, top_k)}},
+                timeout=self.timeout,
+            )
         )
         return [
             SearchHit(id=int(hit["id"]), path=hit["entity"]["path"], score=float(hit["distance"]))
             for hit in results[0]
         ]
 
-    def get_file_states(self, ids: list[int]) -> dict[int, tuple[int, int]]:
-        """(size, mtime_ns) of the rows among `ids` that exist; {} when the collection doesn't."""
+    def get_file_states(self, ids: list[int]) -> dict[int, FileState]:
+        """What the index holds for the rows among `ids`; {} when the collection doesn't exist."""
         if not ids or not self.exists():
             return {}
-        self.ensure_collection()
-        rows: list[dict[str, Any]] = self.client.get(
-            self.collection, ids=ids, output_fields=["id", "size", "mtime_ns"], timeout=self.timeout
+        rows: list[dict[str, Any]] = self._loaded(
+            lambda: self.client.get(
+                self.collection, ids=ids, output_fields=STATE_FIELDS, timeout=self.timeout
+            )
         )
-        return {int(row["id"]): (int(row["size"]), int(row["mtime_ns"])) for row in rows}
+        return {
+            int(row["id"]): FileState(int(row["size"]), int(row["mtime_ns"]), row["content_hash"])
+            for row in rows
+        }
+
+    def iter_paths(self, prefix: str = "", batch_size: int = 1000) -> Iterator[tuple[int, str]]:
+        """(id, path) of every row whose path starts with `prefix`, streamed in batches."""
+        if not self.exists():
+            return
+        expression = f"path like {_filter_literal(prefix.replace('%', '') + '%')}"
+        iterator = self._loaded(
+            lambda: self.client.query_iterator(
+                self.collection,
+                batch_size=batch_size,
+                filter=expression,
+                output_fields=["id", "path"],
+                timeout=self.timeout,
+            )
+        )
+        try:
+            while rows := iterator.next():
+                for row in rows:
+                    # LIKE may treat `_` as a wildcard: keep only true prefix matches.
+                    if row["path"].startswith(prefix):
+                        yield int(row["id"]), row["path"]
+        finally:
+            iterator.close()
 
     def count(self) -> int:
         if not self.exists():
             return 0
-        self.ensure_collection()
-        result = self.client.query(
-            self.collection, filter="", output_fields=["count(*)"], timeout=self.timeout
+        result = self._loaded(
+            lambda: self.client.query(
+                self.collection, filter="", output_fields=["count(*)"], timeout=self.timeout
+            )
         )
         return int(result[0]["count(*)"])
 
     def delete(self, ids: list[int]) -> None:
         if ids:
-            self.client.delete(self.collection, ids=ids, timeout=self.timeout)
+            self._loaded(lambda: self.client.delete(self.collection, ids=ids, timeout=self.timeout))
 
     def drop(self) -> None:
         if self.exists():

@@ -16,6 +16,7 @@ app = Celery("workers", include=["workers.tasks"])
 @app.on_configure.connect
 def _configure(sender: Celery, **_: Any) -> None:
     sender.conf.update(celery_config(runtime.settings()))
+    sender.conf.worker_consumer = "workers.consumer:DeadLetterConsumer"
 
 
 @worker_process_init.connect

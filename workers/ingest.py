@@ -6,6 +6,9 @@ import os
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from ris.access import content_hash, refusal_reason
 from ris.identity import image_id
 from ris.imaging import describe_os_error
 from ris.pipeline import EmbeddingPipeline
@@ -20,27 +23,51 @@ class BatchResult:
     upsert_seconds: float = 0.0
 
 
-def process_batch(paths: list[str], pipeline: EmbeddingPipeline, store: VectorStore) -> BatchResult:
+@dataclass(frozen=True)
+class IngestPolicy:
+    """What a worker may read and what it records of each file."""
+
+    allowed_roots: list[str] = field(default_factory=list)
+    hash_contents: bool = False
+
+
+def _record(path: str, vector: np.ndarray, policy: IngestPolicy) -> ImageRecord:
+    stat = os.stat(path)
+    return ImageRecord(
+        id=image_id(path),
+        path=path,
+        vector=vector,
+        size=stat.st_size,
+        mtime_ns=stat.st_mtime_ns,
+        content_hash=content_hash(path) if policy.hash_contents else "",
+    )
+
+
+def process_batch(
+    paths: list[str],
+    pipeline: EmbeddingPipeline,
+    store: VectorStore,
+    policy: IngestPolicy | None = None,
+) -> BatchResult:
     """Embed `paths`, upsert every image that decoded; a bad image is a failure, not an error."""
+    policy = policy or IngestPolicy()
     started = time.perf_counter()
-    embedded = pipeline(paths)
-    failures = dict(embedded.failures)
+    failures: dict[str, str] = {}
+    readable = []
+    for path in paths:
+        reason = refusal_reason(path, policy.allowed_roots)
+        if reason:
+            failures[path] = reason
+        else:
+            readable.append(path)
+    embedded = pipeline(readable)
+    failures.update(embedded.failures)
     records: list[ImageRecord] = []
     for path, vector in zip(embedded.paths, embedded.vectors, strict=True):
         try:
-            stat = os.stat(path)
+            records.append(_record(path, vector, policy))
         except OSError as error:
             failures[path] = describe_os_error(error)
-            continue
-        records.append(
-            ImageRecord(
-                id=image_id(path),
-                path=path,
-                vector=vector,
-                size=stat.st_size,
-                mtime_ns=stat.st_mtime_ns,
-            )
-        )
     embedded_at = time.perf_counter()
     store.upsert(records)
     return BatchResult(

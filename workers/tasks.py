@@ -12,6 +12,7 @@ from ris.contract import FINALIZE_TASK, INGEST_TASK, BatchPayload
 from ris.errors import InvalidPayloadError, ServiceUnavailableError
 from workers import runtime
 from workers.app import app
+from workers.consumer import dead_letter
 from workers.ingest import process_batch
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,9 @@ def ingest_batch(payload: Any) -> dict[str, Any]:
         batch = BatchPayload.from_message(payload)
     except InvalidPayloadError as error:
         log.error("rejected malformed task: %s", error)
+        dead_letter(f"malformed payload: {error}", payload)
         return {"rejected": str(error)}
-    result = process_batch(batch.paths, runtime.pipeline(), runtime.store())
+    result = process_batch(batch.paths, runtime.pipeline(), runtime.store(), runtime.policy())
     completed = runtime.tracker().record_batch(
         batch.job, batch.batch, result.indexed, result.failures
     )
@@ -70,6 +72,6 @@ def ingest_batch(payload: Any) -> dict[str, Any]:
 @app.task(name=FINALIZE_TASK, autoretry_for=TRANSIENT_ERRORS, retry_backoff=2, max_retries=50)
 def finalize_job_task(job: Any) -> None:
     if not isinstance(job, str):
-        log.error("rejected malformed finalize task: %r", job)
+        dead_letter("malformed finalize payload: job id must be a string", job)
         return
     finalize_job(job)

@@ -1,4 +1,4 @@
-"""The producer's enqueue loop on real Redis and Milvus: batching, skipping, backpressure."""
+"""The producer's enqueue loop on real Redis and Milvus: batching, skipping, backpressure, stop."""
 
 import os
 import time
@@ -6,6 +6,8 @@ import time
 import numpy as np
 
 from producer.enqueue import Enqueuer
+from producer.scan import iter_image_paths
+from ris.access import content_hash
 from ris.contract import BatchPayload
 from ris.identity import image_id
 from ris.jobs import JobTracker, connect_redis
@@ -35,26 +37,48 @@ class Recorder:
     def finalize(self, job: str) -> None:
         self.finalized.append(job)
 
+    @property
+    def paths(self) -> list[str]:
+        return sorted(path for payload in self.sent for path in payload.paths)
 
-def _enqueuer(tracker, recorder, lookup=None, queue_length=lambda: 0, batch_size=4):
+
+def _enqueuer(tracker, recorder, lookup=None, queue_length=lambda: 0, compare_hash=False):
     return Enqueuer(
         tracker,
         send=recorder.send,
         finalize=recorder.finalize,
         lookup=lookup,
         queue_length=queue_length,
-        batch_size=batch_size,
+        batch_size=4,
         max_queue_length=3,
+        compare_hash=compare_hash,
     )
+
+
+def _index(store: VectorStore, paths: list[str], with_hash: bool = False) -> None:
+    records = []
+    for path in paths:
+        stat = os.stat(path)
+        records.append(
+            ImageRecord(
+                image_id(path),
+                path,
+                np.ones(4, np.float32),
+                stat.st_size,
+                stat.st_mtime_ns,
+                content_hash(path) if with_hash else "",
+            )
+        )
+    store.upsert(records)
 
 
 def test_every_image_is_sent_once_in_numbered_batches(redis_url, tmp_path) -> None:
     paths = _tree(tmp_path, 10)
     tracker, recorder = JobTracker(connect_redis(redis_url)), Recorder()
-    report = _enqueuer(tracker, recorder).run([str(tmp_path)], "c")
+    report = _enqueuer(tracker, recorder).run(iter_image_paths(str(tmp_path)), "t", "c")
     assert [len(p.paths) for p in recorder.sent] == [4, 4, 2]
     assert [p.batch for p in recorder.sent] == [1, 2, 3]
-    assert sorted(path for p in recorder.sent for path in p.paths) == sorted(paths)
+    assert recorder.paths == sorted(paths)
     status = tracker.status(report.job)
     assert status is not None and (status.enqueued, status.batches) == (10, 3)
 
@@ -64,27 +88,38 @@ def test_unchanged_indexed_files_are_skipped_changed_ones_resent(
 ) -> None:
     paths = _tree(tmp_path, 6)
     store = VectorStore(milvus_server.url, collection, dim=4)
-    records = []
-    for path in paths[:4]:
-        stat = os.stat(path)
-        records.append(
-            ImageRecord(
-                image_id(path), path, np.ones(4, np.float32), stat.st_size, stat.st_mtime_ns
-            )
-        )
-    store.upsert(records)
+    _index(store, paths[:4])
     with open(paths[0], "ab") as handle:  # modified since it was indexed
         handle.write(b"more")
     tracker, recorder = JobTracker(connect_redis(redis_url)), Recorder()
-    report = _enqueuer(tracker, recorder, lookup=store.get_file_states).run([str(tmp_path)], "c")
-    sent = sorted(path for p in recorder.sent for path in p.paths)
-    assert sent == sorted([paths[0], paths[4], paths[5]])
+    report = _enqueuer(tracker, recorder, lookup=store.get_file_states).run(
+        iter_image_paths(str(tmp_path)), "t", "c"
+    )
+    assert recorder.paths == sorted([paths[0], paths[4], paths[5]])
     assert (report.seen, report.enqueued, report.skipped) == (6, 3, 3)
+
+
+def test_content_hash_mode_ignores_touch_and_sees_same_size_edits(
+    redis_url, milvus_server, collection, tmp_path
+) -> None:
+    paths = _tree(tmp_path, 3)
+    store = VectorStore(milvus_server.url, collection, dim=4)
+    _index(store, paths, with_hash=True)
+    os.utime(paths[1], ns=(1, 1))  # touched: new mtime, same bytes
+    with open(paths[2], "r+b") as handle:  # edited in place: same size, same mtime restored
+        stat = os.stat(paths[2])
+        handle.write(b"y")
+    os.utime(paths[2], ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    tracker, recorder = JobTracker(connect_redis(redis_url)), Recorder()
+    _enqueuer(tracker, recorder, lookup=store.get_file_states, compare_hash=True).run(
+        iter_image_paths(str(tmp_path)), "t", "c"
+    )
+    assert recorder.paths == [paths[2]]
 
 
 def test_nothing_to_send_marks_the_job_done_at_once(redis_url, tmp_path) -> None:
     tracker, recorder = JobTracker(connect_redis(redis_url)), Recorder()
-    report = _enqueuer(tracker, recorder).run([str(tmp_path)], "c")
+    report = _enqueuer(tracker, recorder).run(iter_image_paths(str(tmp_path)), "t", "c")
     status = tracker.status(report.job)
     assert status is not None and status.done and recorder.sent == []
 
@@ -94,6 +129,22 @@ def test_producer_waits_while_the_queue_is_full(redis_url, tmp_path) -> None:
     tracker, recorder = JobTracker(connect_redis(redis_url)), Recorder()
     lengths = iter([5, 5, 5, 0])
     started = time.monotonic()
-    _enqueuer(tracker, recorder, queue_length=lambda: next(lengths, 0)).run([str(tmp_path)], "c")
+    _enqueuer(tracker, recorder, queue_length=lambda: next(lengths, 0)).run(
+        iter_image_paths(str(tmp_path)), "t", "c"
+    )
     assert time.monotonic() - started >= 0.3
     assert len(recorder.sent) == 1
+
+
+def test_a_stop_request_ends_the_job_with_what_was_sent(redis_url, tmp_path) -> None:
+    _tree(tmp_path, 12)
+    tracker, recorder = JobTracker(connect_redis(redis_url)), Recorder()
+    stop_after_first = lambda: len(recorder.sent) >= 1  # noqa: E731
+    report = _enqueuer(tracker, recorder).run(
+        iter_image_paths(str(tmp_path)), "t", "c", should_stop=stop_after_first
+    )
+    assert report.interrupted and len(recorder.sent) == 1
+    assert tracker.record_batch(report.job, 1, indexed=4, failures={})
+    status = tracker.status(report.job)
+    assert status is not None and status.interrupted
+    assert (status.seen, status.enqueued, status.batches) == (4, 4, 1)

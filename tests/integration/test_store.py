@@ -1,10 +1,15 @@
 """The Milvus store on a real Milvus Lite server: create on first use, upsert by id, search."""
 
+import threading
+import time
+
 import numpy as np
 import pytest
+from pymilvus import MilvusException
 
 from ris.errors import CollectionMissingError
-from ris.store import ImageRecord, VectorStore
+from ris.local import LocalMilvusLite
+from ris.store import FileState, ImageRecord, VectorStore
 
 DIM = 8
 
@@ -52,7 +57,10 @@ def test_search_finds_the_vector_itself_first(small_store: VectorStore) -> None:
 def test_file_states_of_indexed_ids(small_store: VectorStore) -> None:
     assert small_store.get_file_states([1, 2]) == {}
     small_store.upsert(_records(3))
-    assert small_store.get_file_states([1, 3, 99]) == {1: (0, 0), 3: (2, 20)}
+    assert small_store.get_file_states([1, 3, 99]) == {
+        1: FileState(0, 0, ""),
+        3: FileState(2, 20, ""),
+    }
 
 
 def test_reading_a_missing_collection_is_a_clear_error(small_store: VectorStore) -> None:
@@ -86,3 +94,47 @@ def test_embedded_lite_file_uri_works_too(tmp_path) -> None:
     assert store.count() == 4
     assert store.search(_records(4)[2].vector, top_k=1)[0].id == 3
     store.close()
+
+
+def test_paths_under_a_prefix_are_streamed_and_deleted(small_store: VectorStore) -> None:
+    records = [
+        ImageRecord(n + 1, path, np.ones(DIM, np.float32), 1, 1)
+        for n, path in enumerate(["/data/a_1.jpg", "/data/a/2.jpg", "/data/ab.jpg", "/other/x.jpg"])
+    ]
+    small_store.upsert(records)
+    under = sorted(path for _, path in small_store.iter_paths("/data/a", batch_size=2))
+    assert under == ["/data/a/2.jpg", "/data/a_1.jpg", "/data/ab.jpg"]
+    assert sorted(p for _, p in small_store.iter_paths("/data/a/")) == ["/data/a/2.jpg"]
+    small_store.delete([2])
+    assert sorted(p for _, p in small_store.iter_paths("/data/")) == [
+        "/data/a_1.jpg",
+        "/data/ab.jpg",
+    ]
+
+
+def test_upserts_ride_out_a_milvus_restart(tmp_path) -> None:
+    server = LocalMilvusLite(tmp_path).start()
+    store = VectorStore(server.url, "restart", dim=DIM, retry_seconds=60)
+    store.upsert(_records(3))
+    server.stop()
+    again = LocalMilvusLite(tmp_path, port=server.port)
+    restart = threading.Timer(3.0, again.start)
+    restart.start()
+    try:
+        started = time.monotonic()
+        store.upsert(_records(3, offset=10))
+        assert time.monotonic() - started >= 2.0
+        store.flush()
+        assert store.count() == 6
+    finally:
+        restart.join()
+        again.stop()
+
+
+def test_without_retries_an_outage_fails_at_once(tmp_path) -> None:
+    server = LocalMilvusLite(tmp_path).start()
+    store = VectorStore(server.url, "down", dim=DIM)
+    store.upsert(_records(1))
+    server.stop()
+    with pytest.raises(MilvusException, match="Fail connecting"):
+        store.upsert(_records(1))
