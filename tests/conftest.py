@@ -111,10 +111,21 @@ def store(settings: Settings) -> Iterator[VectorStore]:
     vector_store.close()
 
 
+def _without_root_file_access() -> list[str]:
+    """A command prefix that drops root's power to read any file, so permissions apply."""
+    if os.geteuid() != 0:
+        return []
+    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+
+
 def launch_workers(
     env: dict[str, str], count: int, log_dir: Path, name: str = "test"
 ) -> list[subprocess.Popen[bytes]]:
-    """Start `count` real `celery -A workers worker` processes and wait until they are ready."""
+    """Start `count` real `celery -A workers worker` processes and wait until they are ready.
+
+    Each runs in its own session (so a test can kill its whole process group) and, as root,
+    without the capability to bypass file permissions, like a worker run as a service user.
+    """
     processes, logs = [], []
     for number in range(count):
         log_path = log_dir / f"{name}-worker-{number}.log"
@@ -122,6 +133,7 @@ def launch_workers(
             processes.append(
                 subprocess.Popen(
                     [
+                        *_without_root_file_access(),
                         str(BIN / "celery"),
                         "-A",
                         "workers",
@@ -137,6 +149,7 @@ def launch_workers(
                     cwd=REPO,
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
+                    start_new_session=True,
                 )
             )
         logs.append(log_path)
