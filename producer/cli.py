@@ -72,6 +72,8 @@ def _run_job(
             + ("" if report.enqueued else " (nothing new to index)")
             + (" (interrupted: run the command again to finish)" if report.interrupted else "")
         )
+    # Following the job needs only Redis; an idle gRPC channel would just send keepalives.
+    producer.close_store()
     if report.interrupted:
         raise SystemExit(130)
     if not wait:

@@ -45,6 +45,11 @@ class Producer:
             token=self.settings.milvus_token,
         )
 
+    def close_store(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+            del self.__dict__["store"]
+
     def send(self, payload: BatchPayload) -> None:
         self.app.send_task(
             INGEST_TASK,

@@ -48,12 +48,28 @@ class BatchPayload:
         return cls(job=job, batch=batch, paths=paths)
 
 
+def broker_transport_options(visibility_timeout: int) -> dict[str, Any]:
+    """Redis transport options: redeliver a dead worker's batch soon after its visibility timeout.
+
+    Kombu's defaults sweep for abandoned messages only every 100 s and hold the sweep's lock for
+    5 minutes, which leaves a batch stranded long after a worker or Redis restart.
+    """
+    return {
+        "visibility_timeout": visibility_timeout,
+        "unacked_restore_interval": max(1, min(10, visibility_timeout // 4)),
+        "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": max(10, min(300, visibility_timeout)),
+        "socket_timeout": 30,
+        "socket_connect_timeout": 5,
+    }
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings shared by the producer and the workers (JSON only, late acks)."""
     return {
         "broker_url": settings.redis_url,
         "broker_connection_retry_on_startup": True,
-        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
+        "broker_transport_options": broker_transport_options(settings.visibility_timeout),
         "task_serializer": "json",
         "accept_content": ["json"],
         "result_serializer": "json",

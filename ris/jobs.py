@@ -89,16 +89,19 @@ class JobStatus:
         return {**asdict(self), "pending": self.pending}
 
 
-def connect_redis(url: str, outage_seconds: float = 120.0) -> redis.Redis:
+def connect_redis(url: str, outage_seconds: float = 120.0, probe: bool = True) -> redis.Redis:
     """A client that rides out a Redis restart of up to about `outage_seconds`.
 
-    The first contact fails fast with a clear error instead: a wrong URL should not hang.
+    With `probe` (for commands a person runs), the first contact fails fast with a clear error
+    instead: a wrong URL should not hang. Workers skip it and wait for Redis to come back.
     """
-    try:
-        with redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=5) as probe:
-            probe.ping()
-    except redis.RedisError as error:
-        raise ServiceUnavailableError(f"cannot reach Redis at {_redact(url)}: {error}") from None
+    if probe:
+        try:
+            with redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=5) as client:
+                client.ping()
+        except redis.RedisError as error:
+            message = f"cannot reach Redis at {_redact(url)}: {error}"
+            raise ServiceUnavailableError(message) from None
     backoff = ExponentialBackoff(cap=5.0, base=0.2)
     return redis.Redis.from_url(
         url,

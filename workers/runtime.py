@@ -37,7 +37,7 @@ def store() -> VectorStore:
 @functools.cache
 def tracker() -> JobTracker:
     current = settings()
-    return JobTracker(connect_redis(current.redis_url, current.outage_retry_seconds))
+    return JobTracker(connect_redis(current.redis_url, current.outage_retry_seconds, probe=False))
 
 
 @functools.cache

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import redis
+from celery.exceptions import Reject
 from pymilvus import MilvusException
 
 from ris.contract import FINALIZE_TASK, INGEST_TASK, BatchPayload
@@ -17,7 +18,8 @@ from workers.ingest import process_batch
 
 log = logging.getLogger(__name__)
 
-# Outages are retried with exponential backoff; they are never recorded as image failures.
+# Outages outlasting the in-process retries (RIS_OUTAGE_RETRY_SECONDS): the batch goes back to
+# the queue, or stays unacknowledged for redelivery if the broker is down too. Never a failure.
 TRANSIENT_ERRORS = (
     MilvusException,
     ServiceUnavailableError,
@@ -33,21 +35,7 @@ def finalize_job(job: str) -> None:
     log.info("job %s: done, collection flushed", job)
 
 
-@app.task(
-    name=INGEST_TASK,
-    autoretry_for=TRANSIENT_ERRORS,
-    retry_backoff=2,
-    retry_backoff_max=60,
-    retry_jitter=True,
-    max_retries=50,
-)
-def ingest_batch(payload: Any) -> dict[str, Any]:
-    try:
-        batch = BatchPayload.from_message(payload)
-    except InvalidPayloadError as error:
-        log.error("rejected malformed task: %s", error)
-        dead_letter(f"malformed payload: {error}", payload)
-        return {"rejected": str(error)}
+def _ingest(batch: BatchPayload) -> dict[str, Any]:
     result = process_batch(batch.paths, runtime.pipeline(), runtime.store(), runtime.policy())
     completed = runtime.tracker().record_batch(
         batch.job, batch.batch, result.indexed, result.failures
@@ -63,15 +51,33 @@ def ingest_batch(payload: Any) -> dict[str, Any]:
         result.upsert_seconds,
     )
     for path, reason in result.failures.items():
-        log.warning("job %s: %s: %s", batch.job, path, reason)
+        log.warning("job %s: %r: %s", batch.job, path, reason)
     if completed:
         finalize_job(batch.job)
     return {"indexed": result.indexed, "failed": len(result.failures)}
 
 
-@app.task(name=FINALIZE_TASK, autoretry_for=TRANSIENT_ERRORS, retry_backoff=2, max_retries=50)
+@app.task(name=INGEST_TASK)
+def ingest_batch(payload: Any) -> dict[str, Any]:
+    try:
+        batch = BatchPayload.from_message(payload)
+    except InvalidPayloadError as error:
+        log.error("rejected malformed task: %s", error)
+        dead_letter(f"malformed payload: {error}", payload)
+        return {"rejected": str(error)}
+    try:
+        return _ingest(batch)
+    except TRANSIENT_ERRORS as error:
+        log.warning("job %s batch %d: %s; giving the batch back", batch.job, batch.batch, error)
+        raise Reject(str(error), requeue=True) from error
+
+
+@app.task(name=FINALIZE_TASK)
 def finalize_job_task(job: Any) -> None:
     if not isinstance(job, str):
         dead_letter("malformed finalize payload: job id must be a string", job)
         return
-    finalize_job(job)
+    try:
+        finalize_job(job)
+    except TRANSIENT_ERRORS as error:
+        raise Reject(str(error), requeue=True) from error

@@ -40,4 +40,5 @@ def test_celery_speaks_json_only_with_late_acks_and_prefetch_one() -> None:
     assert config["task_acks_late"] is True
     assert config["worker_prefetch_multiplier"] == 1
     assert config["broker_url"] == "redis://h:1/2"
-    assert config["broker_transport_options"] == {"visibility_timeout": 120}
+    assert config["broker_transport_options"]["visibility_timeout"] == 120
+    assert config["broker_transport_options"]["unacked_restore_throttle"] == 1
