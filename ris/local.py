@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,6 +56,7 @@ class LocalService:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self.environment: dict[str, str] | None = None
 
     def command(self) -> list[str]:
         raise NotImplementedError
@@ -72,6 +74,7 @@ class LocalService:
         with open(log_path, "ab") as log_file:
             self.process = subprocess.Popen(
                 self.command(),
+                env=self.environment,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 cwd=self.data_dir,
@@ -164,6 +167,92 @@ class LocalMilvusLite(LocalService):
             "--port",
             str(self.port),
         ]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class LocalMilvusServer(LocalService):
+    """The real Milvus standalone (C++) from the `milvus` wheel, every port on loopback and free.
+
+    The wheel's own `milvus-server` wrapper pins etcd to port 2379 and hangs when its child
+    dies, so this runs the shipped binary directly with a config of our own.
+    """
+
+    name = "milvus-server"
+    _PORT_KEYS = (
+        "proxy_port",
+        "proxy_internal_port",
+        "etcd_port",
+        "root_coord_port",
+        "query_coord_port",
+        "query_node_port",
+        "index_coord_port",
+        "index_node_port",
+        "data_coord_port",
+        "data_node_port",
+    )
+
+    def __init__(self, data_dir: Path, binary_dir: Path, port: int | None = None):
+        super().__init__(data_dir, port)
+        self.binary_dir = Path(binary_dir)
+        self.ports = {key: free_port() for key in self._PORT_KEYS[1:]}
+        self.ports["proxy_port"] = self.port
+        self.metrics_port, self.etcd_client_port, self.etcd_peer_port = (
+            free_port(),
+            free_port(),
+            free_port(),
+        )
+
+    def _configure(self) -> dict[str, str]:
+        from milvus import MilvusServerConfig, _initialize_data_files
+
+        config = MilvusServerConfig(data_dir=str(self.data_dir), **self.ports)
+        config.resolve()  # writes data_dir/configs/milvus.yaml
+        if not (self.binary_dir / "bin" / "milvus").exists():
+            _initialize_data_files(str(self.binary_dir))  # unpacks the binary, once
+        etcd = self.data_dir / "configs" / "embedEtcd.yaml"
+        client, peer = (
+            f"http://127.0.0.1:{self.etcd_client_port}",
+            f"http://127.0.0.1:{self.etcd_peer_port}",
+        )
+        etcd.write_text(
+            f"name: default\nlisten-client-urls: {client}\nadvertise-client-urls: {client}\n"
+            f"listen-peer-urls: {peer}\ninitial-advertise-peer-urls: {peer}\n"
+            f"initial-cluster: default={peer}\n"
+        )
+        binaries = str(self.binary_dir / "bin")
+        return {
+            **os.environ,
+            "DEPLOY_MODE": "STANDALONE",
+            "METRICS_PORT": str(self.metrics_port),
+            "ETCD_CONFIG_PATH": str(etcd),
+            "MILVUSCONF": str(self.data_dir / "configs") + "/",
+            "LD_LIBRARY_PATH": binaries + ":" + os.environ.get("LD_LIBRARY_PATH", ""),
+            # Quick, clean restarts: no 30 s wait for segments to move, sessions expire fast.
+            "QUERYNODE_GRACEFULSTOPTIMEOUT": "3",
+            "COMMON_SESSION_TTL": "5",
+        }
+
+    def start(self, timeout: float = 180.0) -> LocalService:
+        self.environment = self._configure()
+        return super().start(timeout)
+
+    def command(self) -> list[str]:
+        return [str(self.binary_dir / "bin" / "milvus"), "run", "standalone"]
+
+    def stop(self, timeout: float = 10.0) -> None:
+        super().stop(timeout)
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.metrics_port}/healthz", timeout=1
+            ) as response:
+                return b"OK" in response.read()
+        except OSError:
+            return False
 
     @property
     def url(self) -> str:

@@ -27,6 +27,12 @@ HASH_LENGTH = 32
 # Keep each upsert message far below gRPC's 64 MB limit whatever the dimension.
 UPSERT_MAX_BYTES = 16 * 1024 * 1024
 SEARCH_OUTPUT_FIELDS = ["path"]
+# Bookkeeping reads (change detection, counts, prune) must see every write before them;
+# searches keep the collection's default (Bounded), which a real Milvus serves faster.
+READ_YOUR_WRITES = "Strong"
+MAX_ID = 2**63 - 1
+# Milvus caps the rows one query returns (offset + limit <= 16384).
+QUERY_WINDOW = 16384
 STATE_FIELDS = ["id", "size", "mtime_ns", "content_hash"]
 _TRANSIENT_MARKERS = (
     "fail connecting",
@@ -241,7 +247,11 @@ class VectorStore:
             return {}
         rows: list[dict[str, Any]] = self._loaded(
             lambda: self.client.get(
-                self.collection, ids=ids, output_fields=STATE_FIELDS, timeout=self.timeout
+                self.collection,
+                ids=ids,
+                output_fields=STATE_FIELDS,
+                timeout=self.timeout,
+                consistency_level=READ_YOUR_WRITES,
             )
         )
         return {
@@ -249,35 +259,62 @@ class VectorStore:
             for row in rows
         }
 
-    def iter_paths(self, prefix: str = "", batch_size: int = 1000) -> Iterator[tuple[int, str]]:
-        """(id, path) of every row whose path starts with `prefix`, streamed in batches."""
+    def iter_paths(self, prefix: str = "", page_size: int = 4096) -> Iterator[tuple[int, str]]:
+        """(id, path) of every row whose path starts with `prefix`, a page at a time.
+
+        Pages are id ranges (ids are uniform hashes, so a range of 2**63 / (rows / page_size)
+        holds about `page_size` rows); a range that fills the query window is split in two.
+        Neither Milvus Lite's unordered `limit` nor pymilvus's query_iterator (which misses
+        fresh rows on a real Milvus 2.3) can be trusted to page without gaps.
+        """
         if not self.exists():
             return
-        expression = f"path like {_filter_literal(prefix.replace('%', '') + '%')}"
-        iterator = self._loaded(
-            lambda: self.client.query_iterator(
+        condition = f"path like {_filter_literal(prefix.replace('%', '') + '%')}"
+        pages = max(1, -(-self.count() // page_size))
+        step = -(-MAX_ID // pages)
+        for low in range(0, MAX_ID + 1, step):
+            yield from self._id_range(condition, prefix, low, min(low + step - 1, MAX_ID))
+
+    def _id_range(
+        self, condition: str, prefix: str, low: int, high: int, window: int | None = None
+    ) -> Iterator[tuple[int, str]]:
+        window = window or QUERY_WINDOW
+        expression = f"{condition} and id >= {low} and id <= {high}"
+        rows = self._query_rows(expression, window)
+        if len(rows) >= window and high > low:
+            middle = (low + high) // 2
+            yield from self._id_range(condition, prefix, low, middle, window)
+            yield from self._id_range(condition, prefix, middle + 1, high, window)
+            return
+        for row in sorted(rows, key=lambda row: int(row["id"])):
+            # LIKE may treat `_` as a wildcard: keep only true prefix matches.
+            if row["path"].startswith(prefix):
+                yield int(row["id"]), row["path"]
+
+    def _query_rows(self, expression: str, limit: int) -> list[dict[str, Any]]:
+        return self._loaded(
+            lambda: self.client.query(
                 self.collection,
-                batch_size=batch_size,
                 filter=expression,
                 output_fields=["id", "path"],
+                limit=limit,
                 timeout=self.timeout,
+                # Cheap on a real Milvus, unlike Strong: this client's own writes are seen;
+                # rows other clients wrote a moment ago may not be, which pruning can afford.
+                consistency_level="Session",
             )
         )
-        try:
-            while rows := iterator.next():
-                for row in rows:
-                    # LIKE may treat `_` as a wildcard: keep only true prefix matches.
-                    if row["path"].startswith(prefix):
-                        yield int(row["id"]), row["path"]
-        finally:
-            iterator.close()
 
     def count(self) -> int:
         if not self.exists():
             return 0
         result = self._loaded(
             lambda: self.client.query(
-                self.collection, filter="", output_fields=["count(*)"], timeout=self.timeout
+                self.collection,
+                filter="",
+                output_fields=["count(*)"],
+                timeout=self.timeout,
+                consistency_level=READ_YOUR_WRITES,
             )
         )
         return int(result[0]["count(*)"])

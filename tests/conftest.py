@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from ris.convert import ensure_onnx_model
-from ris.local import LocalMilvusLite, LocalRedis
+from ris.local import LocalMilvusLite, LocalMilvusServer, LocalRedis
 from ris.models import get_model_spec
 from ris.pipeline import EmbeddingPipeline
 from ris.samples import imagenet_photos, sample_photos
@@ -54,14 +54,27 @@ def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMil
         yield server  # type: ignore[misc]
 
 
+@pytest.fixture(scope="session")
+def milvus_standalone(
+    tmp_path_factory: pytest.TempPathFactory, cache_dir: Path
+) -> Iterator[LocalMilvusServer]:
+    """The real Milvus server (C++ standalone from the `milvus` wheel)."""
+    server = LocalMilvusServer(tmp_path_factory.mktemp("milvus-standalone"), cache_dir / "milvus")
+    with server:
+        yield server  # type: ignore[misc]
+
+
+@pytest.fixture(params=["milvus-lite-server", "milvus-standalone"])
+def any_milvus(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URI of each Milvus the product runs on; a fresh collection name is the test's own."""
+    name = "milvus_server" if request.param == "milvus-lite-server" else "milvus_standalone"
+    yield request.getfixturevalue(name).url
+
+
 @pytest.fixture
-def collection(milvus_server: LocalMilvusLite) -> Iterator[str]:
-    """A fresh collection name, dropped after the test."""
-    name = f"test_{uuid.uuid4().hex[:10]}"
-    yield name
-    store = VectorStore(milvus_server.url, name, dim=8)
-    store.drop()
-    store.close()
+def collection() -> str:
+    """A fresh collection name; the fixtures that create it drop it."""
+    return f"test_{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture
@@ -108,6 +121,7 @@ def store(settings: Settings) -> Iterator[VectorStore]:
         settings.milvus_uri, settings.collection, dim=get_model_spec(settings.model).dim
     )
     yield vector_store
+    vector_store.drop()
     vector_store.close()
 
 

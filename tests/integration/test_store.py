@@ -25,9 +25,11 @@ def _records(count: int, offset: int = 0) -> list[ImageRecord]:
 
 
 @pytest.fixture
-def small_store(milvus_server, collection):
-    store = VectorStore(milvus_server.url, collection, dim=DIM)
+def small_store(any_milvus, collection):
+    """A store on a Milvus Lite server, then on the real Milvus server: the same code on both."""
+    store = VectorStore(any_milvus, collection, dim=DIM)
     yield store
+    store.drop()
     store.close()
 
 
@@ -68,14 +70,14 @@ def test_reading_a_missing_collection_is_a_clear_error(small_store: VectorStore)
         small_store.search(np.ones(DIM, np.float32), top_k=1)
 
 
-def test_a_collection_of_another_dimension_is_refused(milvus_server, collection) -> None:
-    VectorStore(milvus_server.url, collection, dim=DIM).upsert(_records(1))
+def test_a_collection_of_another_dimension_is_refused(small_store: VectorStore) -> None:
+    small_store.upsert(_records(1))
     with pytest.raises(CollectionMissingError, match="8-d vectors.*16-d"):
-        VectorStore(milvus_server.url, collection, dim=16).ensure_collection()
+        VectorStore(small_store.uri, small_store.collection, dim=16).ensure_collection()
 
 
-def test_large_upserts_are_split_below_the_message_limit(milvus_server, collection) -> None:
-    store = VectorStore(milvus_server.url, collection, dim=1280)
+def test_large_upserts_are_split_below_the_message_limit(any_milvus, collection) -> None:
+    store = VectorStore(any_milvus, collection, dim=1280)
     rng = np.random.default_rng(1)
     records = [
         ImageRecord(
@@ -85,6 +87,7 @@ def test_large_upserts_are_split_below_the_message_limit(milvus_server, collecti
     ]
     assert store.upsert(records) == 3000
     assert store.count() == 3000
+    store.drop()
 
 
 def test_embedded_lite_file_uri_works_too(tmp_path) -> None:
@@ -102,7 +105,7 @@ def test_paths_under_a_prefix_are_streamed_and_deleted(small_store: VectorStore)
         for n, path in enumerate(["/data/a_1.jpg", "/data/a/2.jpg", "/data/ab.jpg", "/other/x.jpg"])
     ]
     small_store.upsert(records)
-    under = sorted(path for _, path in small_store.iter_paths("/data/a", batch_size=2))
+    under = sorted(path for _, path in small_store.iter_paths("/data/a", page_size=2))
     assert under == ["/data/a/2.jpg", "/data/a_1.jpg", "/data/ab.jpg"]
     assert sorted(p for _, p in small_store.iter_paths("/data/a/")) == ["/data/a/2.jpg"]
     small_store.delete([2])
@@ -138,3 +141,21 @@ def test_without_retries_an_outage_fails_at_once(tmp_path) -> None:
     server.stop()
     with pytest.raises(MilvusException, match="Fail connecting"):
         store.upsert(_records(1))
+
+
+def test_paging_through_many_rows_misses_none(small_store: VectorStore) -> None:
+    rng = np.random.default_rng(5)
+    ids = {int(value) for value in rng.integers(1, 2**62, 1500)}
+    small_store.upsert(
+        [ImageRecord(i, f"/many/{i}.jpg", np.ones(DIM, np.float32), 1, 1) for i in ids]
+    )
+    seen = [identifier for identifier, _ in small_store.iter_paths("/many/", page_size=64)]
+    assert sorted(seen) == sorted(ids)
+
+
+def test_a_crowded_id_range_is_split_until_it_fits(small_store: VectorStore) -> None:
+    small_store.upsert(
+        [ImageRecord(i, f"/dense/{i}.jpg", np.ones(DIM, np.float32), 1, 1) for i in range(1, 301)]
+    )
+    rows = list(small_store._id_range('path like "/dense/%"', "/dense/", 0, 1023, window=50))
+    assert [identifier for identifier, _ in rows] == list(range(1, 301))
