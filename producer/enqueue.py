@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from producer.scan import batched
-from ris.access import content_hash
+from ris.access import content_hash, file_state
 from ris.contract import BatchPayload
 from ris.identity import image_id
 from ris.jobs import JobTracker, new_job_id
@@ -75,16 +75,19 @@ class Enqueuer:
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
 
-    def _changed(self, chunk: list[str]) -> list[str]:
+    def _changed(self, chunk: list[str], collection: str) -> list[str]:
+        """The paths that are neither indexed as they are now nor failed as they are now."""
         if self.lookup is None:
             return chunk
         ids = [image_id(path) for path in chunk]
         indexed = self.lookup(ids)
-        return [
+        changed = [
             path
             for path, identifier in zip(chunk, ids, strict=True)
             if not _unchanged(path, indexed.get(identifier), self.compare_hash)
         ]
+        failed_before = self.tracker.known_failures(collection, changed)
+        return [path for path in changed if failed_before.get(path) != file_state(path)]
 
     def run(
         self,
@@ -102,7 +105,7 @@ class Enqueuer:
         report = EnqueueReport(job=new_job_id())
         self.tracker.create(report.job, root=label, collection=collection)
         for chunk in batched(paths, self.batch_size):
-            changed = self._changed(chunk)
+            changed = self._changed(chunk, collection)
             if changed:
                 self._wait_for_room(should_stop)
             if should_stop():

@@ -31,3 +31,12 @@ def content_hash(path: str) -> str:
     """A 128-bit BLAKE2 digest of the file's bytes, as hex."""
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
+
+
+def file_state(path: str) -> tuple[int, int]:
+    """(size, mtime_ns) of a file, or (-1, -1) when it cannot be stat'ed (a broken link)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return (-1, -1)
+    return (stat.st_size, stat.st_mtime_ns)

@@ -242,6 +242,35 @@ class JobTracker:
         raw = self.redis.hgetall(self._key(job, "failures"))
         return {_text(key): _text(value) for key, value in sorted(raw.items())}
 
+    @staticmethod
+    def _failed_key(collection: str) -> str:
+        return f"{KEY_PREFIX}:failed:{collection}"
+
+    def remember_failures(self, collection: str, failures: dict[str, tuple[int, int, str]]) -> None:
+        """Keep (size, mtime_ns, reason) of files that failed, so unchanged ones are not resent."""
+        if failures:
+            mapping = {
+                path_key(path): f"{size}:{mtime_ns}:{reason}"
+                for path, (size, mtime_ns, reason) in failures.items()
+            }
+            self.redis.hset(self._failed_key(collection), mapping=cast(Any, mapping))
+
+    def forget_failures(self, collection: str, paths: list[str]) -> None:
+        if paths:
+            self.redis.hdel(self._failed_key(collection), *[path_key(path) for path in paths])
+
+    def known_failures(self, collection: str, paths: list[str]) -> dict[str, tuple[int, int]]:
+        """(size, mtime_ns) each of `paths` had when it last failed to be indexed."""
+        if not paths:
+            return {}
+        values = self.redis.hmget(self._failed_key(collection), [path_key(p) for p in paths])
+        known = {}
+        for path, value in zip(paths, cast(list[Any], values), strict=True):
+            if value is not None:
+                size, mtime_ns, _ = _text(value).split(":", 2)
+                known[path] = (int(size), int(mtime_ns))
+        return known
+
     def record_dead_letter(self, reason: str, body: Any) -> None:
         """Keep a message no worker can process, with the reason, instead of retrying it."""
         entry = json.dumps(

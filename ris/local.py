@@ -125,28 +125,34 @@ class LocalRedis(LocalService):
 
     name = "redis"
 
-    def __init__(self, data_dir: Path, port: int | None = None, append_only: bool = False):
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        append_only: bool = False,
+        password: str = "",
+    ):
         super().__init__(data_dir, port)
         self.append_only = append_only
+        self.password = password
 
     def command(self) -> list[str]:
-        return [
-            redis_server_binary(),
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "yes" if self.append_only else "no",
-            "--dir",
-            str(self.data_dir),
-        ]
+        options = {
+            "port": str(self.port),
+            "bind": "127.0.0.1",
+            "save": "",
+            "appendonly": "yes" if self.append_only else "no",
+            "dir": str(self.data_dir),
+        }
+        if self.password:
+            options["requirepass"] = self.password
+        arguments = [part for name, value in options.items() for part in (f"--{name}", value)]
+        return [redis_server_binary(), *arguments]
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        credentials = f":{self.password}@" if self.password else ""
+        return f"redis://{credentials}127.0.0.1:{self.port}/0"
 
 
 class LocalMilvusLite(LocalService):
@@ -236,7 +242,9 @@ class LocalMilvusServer(LocalService):
         }
 
     def start(self, timeout: float = 180.0) -> LocalService:
-        self.environment = self._configure()
+        """Start, or start again after `stop()` with the same ports and data."""
+        if self.environment is None:
+            self.environment = self._configure()
         return super().start(timeout)
 
     def command(self) -> list[str]:

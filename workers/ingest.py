@@ -17,7 +17,7 @@ from ris.store import ImageRecord, VectorStore
 
 @dataclass
 class BatchResult:
-    indexed: int
+    indexed: list[str]
     failures: dict[str, str] = field(default_factory=dict)
     embed_seconds: float = 0.0
     upsert_seconds: float = 0.0
@@ -71,7 +71,7 @@ def process_batch(
     embedded_at = time.perf_counter()
     store.upsert(records)
     return BatchResult(
-        indexed=len(records),
+        indexed=[record.path for record in records],
         failures=failures,
         embed_seconds=embedded_at - started,
         upsert_seconds=time.perf_counter() - embedded_at,

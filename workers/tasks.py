@@ -9,6 +9,7 @@ import redis
 from celery.exceptions import Reject
 from pymilvus import MilvusException
 
+from ris.access import file_state
 from ris.contract import FINALIZE_TASK, INGEST_TASK, BatchPayload
 from ris.errors import InvalidPayloadError, ServiceUnavailableError
 from workers import runtime
@@ -37,15 +38,19 @@ def finalize_job(job: str) -> None:
 
 def _ingest(batch: BatchPayload) -> dict[str, Any]:
     result = process_batch(batch.paths, runtime.pipeline(), runtime.store(), runtime.policy())
-    completed = runtime.tracker().record_batch(
-        batch.job, batch.batch, result.indexed, result.failures
+    tracker, collection = runtime.tracker(), runtime.settings().collection
+    tracker.remember_failures(
+        collection,
+        {path: (*file_state(path), reason) for path, reason in result.failures.items()},
     )
+    tracker.forget_failures(collection, result.indexed)
+    completed = tracker.record_batch(batch.job, batch.batch, len(result.indexed), result.failures)
     log.info(
         "job %s batch %d: %d paths, %d indexed, %d failed; embed %.2f s, upsert %.2f s",
         batch.job,
         batch.batch,
         len(batch.paths),
-        result.indexed,
+        len(result.indexed),
         len(result.failures),
         result.embed_seconds,
         result.upsert_seconds,
@@ -54,7 +59,7 @@ def _ingest(batch: BatchPayload) -> dict[str, Any]:
         log.warning("job %s: %r: %s", batch.job, path, reason)
     if completed:
         finalize_job(batch.job)
-    return {"indexed": result.indexed, "failed": len(result.failures)}
+    return {"indexed": len(result.indexed), "failed": len(result.failures)}
 
 
 @app.task(name=INGEST_TASK)

@@ -19,7 +19,7 @@ from kombu import Connection
 
 from ris.contract import INGEST_TASK, celery_config
 from ris.jobs import JobStatus, JobTracker, connect_redis
-from ris.local import LocalRedis
+from ris.local import LocalMilvusServer, LocalRedis
 from ris.models import get_model_spec
 from ris.settings import Settings
 from ris.store import VectorStore
@@ -241,3 +241,40 @@ def test_malformed_messages_become_dead_letters_not_endless_retries(
         assert worker.poll() is None
     finally:
         stop_workers([worker])
+
+
+def test_a_milvus_outage_mid_job_is_ridden_out_with_nothing_failed(
+    ris_env, photos, tmp_path: Path, cache_dir: Path
+) -> None:
+    paths = make_dataset(tmp_path / "data", photos, copies=3)
+    milvus = LocalMilvusServer(tmp_path / "milvus", cache_dir / "milvus").start()
+    env = {
+        **ris_env,
+        "RIS_MILVUS_URI": milvus.url,
+        "RIS_BATCH_SIZE": "6",
+        "RIS_MODEL_BATCH_SIZE": "1",
+    }
+    workers = launch_workers(env, 2, tmp_path, "outage")
+    try:
+        enqueue = run_producer(
+            env, "enqueue", str(tmp_path / "data"), "--wait", "--json", "--timeout", "400"
+        )
+        client = redis.Redis.from_url(env["RIS_REDIS_URL"])
+        wait_for(
+            lambda: int(client.hget(f"ris:job:{_job_id(client)}", "batches_done") or 0) >= 2,
+            120,
+            "two batches to be done",
+        )
+        milvus.stop()
+        time.sleep(20)
+        milvus.start()
+        out, err = enqueue.communicate(timeout=400)
+        assert enqueue.returncode == 0, err.decode()
+        status = json.loads(out)
+        assert (status["indexed"], status["failed"], status["pending"]) == (len(paths), 0, 0)
+        assert status["failures"] == {}
+        assert all(worker.poll() is None for worker in workers)
+        assert_indexed_exactly_once(_store(env), paths)
+    finally:
+        stop_workers(workers)
+        milvus.stop()

@@ -137,8 +137,8 @@ def test_enqueueing_again_adds_nothing(indexed: IndexedDataset) -> None:
     result = _invoke(producer, ["enqueue", str(indexed.root), "--wait", "--json"], indexed.env)
     status = json.loads(result.stdout)
     assert status["state"] == "done"
-    assert status["enqueued"] == 2  # only the two files that failed are retried
-    assert status["skipped"] == len(indexed.photos)
+    assert status["enqueued"] == 0  # unchanged, indexed or known to fail: nothing is resent
+    assert status["skipped"] == len(indexed.photos) + 2
     assert indexed.store.count() == before
 
 
@@ -148,5 +148,6 @@ def test_forced_re_embedding_replaces_rows_without_duplicating(indexed: IndexedD
         producer, ["enqueue", str(indexed.root), "--force", "--wait", "--json"], indexed.env
     )
     status = json.loads(result.stdout)
-    assert status["indexed"] == len(indexed.photos) and status["skipped"] == 0
+    assert status["indexed"] == len(indexed.photos) and status["failed"] == 2
+    assert status["skipped"] == 0
     assert indexed.store.count() == before
