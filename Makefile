@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint unit clean
+.PHONY: install demo test lint unit bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ lint: install
 
 test: lint
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+# Figures measured side by side in one run; BENCH_JSON=FILE also writes them as JSON.
+bench: install
+	$(BIN)/python -m bench.ingest $(if $(BENCH_JSON),--json $(BENCH_JSON))
 
 unit: install
 	$(BIN)/python -m pytest -ra tests/unit

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-with warnings.catch_warnings():
-    # towhee 1.1.3 imports the deprecated pkg_resources; the warning is noise for users.
-    warnings.simplefilter("ignore", UserWarning)
-    import towhee
-    from towhee import ops, pipe
 
 from ris.convert import ensure_onnx_model
 from ris.embedder import OnnxEmbedder, l2_normalise
@@ -21,6 +15,14 @@ from ris.errors import ImageDecodeError
 from ris.imaging import load_image
 from ris.models import get_model_spec
 from ris.settings import Settings
+
+with warnings.catch_warnings():
+    # towhee 1.1.3 imports the deprecated pkg_resources; the warning is noise for users.
+    warnings.simplefilter("ignore", UserWarning)
+    import towhee
+    from towhee import ops, pipe
+
+Decoding = list[tuple[str, "Future[np.ndarray | str]"]]
 
 
 @dataclass
@@ -34,7 +36,11 @@ class EmbeddedBatch:
 
 @towhee.register(name="ris/decode_images")
 class DecodeImages:
-    """Decodes a batch of files on a thread pool; a bad file becomes a failure, not an error."""
+    """Starts decoding a batch on a thread pool and returns at once, one future per file.
+
+    The model consumes the futures in order, so later images decode while earlier ones are
+    embedded. A bad file resolves to its failure reason, never to an exception.
+    """
 
     def __init__(self, size: int, max_pixels: int, threads: int):
         self.size = size
@@ -47,21 +53,35 @@ class DecodeImages:
         except ImageDecodeError as error:
             return str(error)
 
-    def __call__(self, paths: list[str]) -> tuple[np.ndarray, list[str], dict[str, str]]:
-        images: list[np.ndarray] = []
+    def __call__(self, paths: list[str]) -> Decoding:
+        return [(path, self.pool.submit(self._load, path)) for path in paths]
+
+
+@towhee.register(name="ris/embed_images")
+class EmbedImages:
+    """Runs the model on each chunk of decoded images as soon as that chunk is ready."""
+
+    def __init__(self, model_path: str, threads: int, model_batch_size: int, device: str):
+        self.embedder = OnnxEmbedder(model_path, threads, model_batch_size, device)
+        self.chunk = model_batch_size
+
+    def __call__(self, decoding: Decoding) -> tuple[list[str], np.ndarray, dict[str, str]]:
         kept: list[str] = []
+        features: list[np.ndarray] = []
         failures: dict[str, str] = {}
-        for path, result in zip(paths, self.pool.map(self._load, paths), strict=True):
-            if isinstance(result, str):
-                failures[path] = result
-            else:
-                images.append(result)
-                kept.append(path)
-        stacked = np.stack(images) if images else np.zeros((0, self.size, self.size, 3), np.uint8)
-        return stacked, kept, failures
-
-
-towhee.register(name="ris/embed_images")(OnnxEmbedder)
+        for start in range(0, len(decoding), self.chunk):
+            images = []
+            for path, future in decoding[start : start + self.chunk]:
+                result = future.result()
+                if isinstance(result, str):
+                    failures[path] = result
+                else:
+                    images.append(result)
+                    kept.append(path)
+            if images:
+                features.append(self.embedder(np.stack(images)))
+        stacked = np.concatenate(features) if features else np.zeros((0, 0), np.float32)
+        return kept, stacked, failures
 
 
 @towhee.register(name="ris/l2_normalise")
@@ -81,7 +101,7 @@ class EmbeddingPipeline:
             pipe.input("paths")
             .map(
                 "paths",
-                ("images", "kept", "failures"),
+                "decoding",
                 ops.ris.decode_images(
                     size=spec.input_size,
                     max_pixels=settings.max_pixels,
@@ -89,8 +109,8 @@ class EmbeddingPipeline:
                 ),
             )
             .map(
-                "images",
-                "features",
+                "decoding",
+                ("kept", "features", "failures"),
                 ops.ris.embed_images(
                     model_path=str(model_file),
                     threads=settings.resolved_inference_threads,

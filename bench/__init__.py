@@ -1,0 +1,1 @@
+"""Benchmarks run by `make bench`: they print figures measured side by side in one run."""
