@@ -23,3 +23,4 @@ def _configure(sender: Celery, **_: Any) -> None:
 def _forget_inherited_clients(**_: Any) -> None:
     # gRPC channels and sockets do not survive fork: each pool process builds its own.
     runtime.reset()
+    runtime.start_warm_up()

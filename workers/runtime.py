@@ -1,8 +1,17 @@
-"""Per-process heavy objects (model pipeline, Milvus client, Redis client), built on first use."""
+"""Per-process heavy objects (model pipeline, Milvus client, Redis client), built once, on demand.
+
+Built after fork, never inherited: gRPC channels and sockets do not survive it. A warm-up thread
+started with each pool process builds them ahead of the first task; the lock makes the first
+task wait for that instead of building a second copy.
+"""
 
 from __future__ import annotations
 
 import functools
+import logging
+import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 from ris.jobs import JobTracker, connect_redis
 from ris.models import get_model_spec
@@ -11,18 +20,35 @@ from ris.settings import Settings, load_settings
 from ris.store import VectorStore
 from workers.ingest import IngestPolicy
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_lock = threading.RLock()
+_factories: list[Callable[[], object]] = []
 
-@functools.cache
+
+def _once_per_process(factory: Callable[[], T]) -> Callable[[], T]:
+    cached = functools.cache(factory)
+
+    @functools.wraps(factory)
+    def get() -> T:
+        with _lock:
+            return cached()
+
+    _factories.append(cached)
+    return get
+
+
+@_once_per_process
 def settings() -> Settings:
     return load_settings()
 
 
-@functools.cache
+@_once_per_process
 def pipeline() -> EmbeddingPipeline:
     return EmbeddingPipeline(settings())
 
 
-@functools.cache
+@_once_per_process
 def store() -> VectorStore:
     current = settings()
     return VectorStore(
@@ -34,13 +60,13 @@ def store() -> VectorStore:
     )
 
 
-@functools.cache
+@_once_per_process
 def tracker() -> JobTracker:
     current = settings()
     return JobTracker(connect_redis(current.redis_url, current.outage_retry_seconds, probe=False))
 
 
-@functools.cache
+@_once_per_process
 def policy() -> IngestPolicy:
     current = settings()
     return IngestPolicy(
@@ -51,5 +77,19 @@ def policy() -> IngestPolicy:
 
 def reset() -> None:
     """Forget every cached object (after fork, or when tests change the settings)."""
-    for factory in (settings, pipeline, store, tracker, policy):
-        factory.cache_clear()
+    with _lock:
+        for cached in _factories:
+            cached.cache_clear()  # type: ignore[attr-defined]
+
+
+def warm_up() -> None:
+    """Load the model and open the collection now, so the first batch does not wait for them."""
+    try:
+        pipeline()
+        store().ensure_collection()
+    except Exception as error:  # noqa: BLE001 - the first task will meet and report it
+        log.warning("warm-up failed: %s", error)
+
+
+def start_warm_up() -> None:
+    threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
