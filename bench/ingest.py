@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ def model_only(model_path: Path, images: np.ndarray) -> tuple[list[dict[str, Any
         for batch in BATCH_SIZES:
             embedder = OnnxEmbedder(str(model_path), threads, batch, spinning=spinning)
             embedder(images[:batch])  # warm-up
-            rate = timed(len(images), lambda embedder=embedder: embedder(images))
+            rate = timed(len(images), partial(embedder, images))
             rows.append(
                 {"threads": threads, "spinning": spinning, "batch": batch, "ips": rate.per_second}
             )

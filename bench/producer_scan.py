@@ -12,6 +12,7 @@ from typing import Any
 import redis
 
 from bench.measure import PeakRss
+from ris.jobs import JobTracker, connect_redis
 from ris.local import LocalMilvusLite, LocalRedis, service_environment
 
 BIN = Path(sys.executable).parent
@@ -89,12 +90,9 @@ def measure_producer(cache_dir: Path, work: Path) -> dict[str, Any]:
             rss.watch(producer.pid)
             producer.wait(900)
             wall = time.perf_counter() - started
-        client = redis.Redis.from_url(broker.url)
-        job = client.zrevrange("ris:jobs", 0, 0)[0].decode()
-        record = {
-            key.decode(): value.decode() for key, value in client.hgetall(f"ris:job:{job}").items()
-        }
-    enqueued = int(record["enqueued"])
+        tracker = JobTracker(connect_redis(broker.url))
+        status = tracker.status(tracker.recent_jobs(1)[0])
+    enqueued = status.enqueued if status else 0
     if enqueued != FILES:
         raise RuntimeError(f"producer enqueued {enqueued} of {FILES} paths")
     return {
