@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 
 from ris.convert import ensure_onnx_model
 from ris.embedder import OnnxEmbedder, l2_normalise
 from ris.errors import ImageDecodeError
-from ris.imaging import load_image
+from ris.imaging import ImageSource, load_image
 from ris.models import get_model_spec
 from ris.settings import Settings
 
@@ -22,16 +24,19 @@ with warnings.catch_warnings():
     import towhee
     from towhee import ops, pipe
 
-Decoding = list[tuple[str, "Future[np.ndarray | str]"]]
+Decoding = list[tuple[ImageSource, "Future[np.ndarray | str]"]]
+
+
+S = TypeVar("S", str, bytes)
 
 
 @dataclass
-class EmbeddedBatch:
+class EmbeddedBatch(Generic[S]):
     """The vectors of the images that decoded, and the reason for each one that did not."""
 
-    paths: list[str]
+    paths: list[S]
     vectors: np.ndarray
-    failures: dict[str, str] = field(default_factory=dict)
+    failures: dict[S, str] = field(default_factory=dict)
 
 
 @towhee.register(name="ris/decode_images")
@@ -47,14 +52,14 @@ class DecodeImages:
         self.max_pixels = max_pixels
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decode")
 
-    def _load(self, path: str) -> np.ndarray | str:
+    def _load(self, source: ImageSource) -> np.ndarray | str:
         try:
-            return load_image(path, self.size, self.max_pixels)
+            return load_image(source, self.size, self.max_pixels)
         except ImageDecodeError as error:
             return str(error)
 
-    def __call__(self, paths: list[str]) -> Decoding:
-        return [(path, self.pool.submit(self._load, path)) for path in paths]
+    def __call__(self, sources: list[ImageSource]) -> Decoding:
+        return [(source, self.pool.submit(self._load, source)) for source in sources]
 
 
 @towhee.register(name="ris/embed_images")
@@ -65,10 +70,12 @@ class EmbedImages:
         self.embedder = OnnxEmbedder(model_path, threads, model_batch_size, device)
         self.chunk = model_batch_size
 
-    def __call__(self, decoding: Decoding) -> tuple[list[str], np.ndarray, dict[str, str]]:
-        kept: list[str] = []
+    def __call__(
+        self, decoding: Decoding
+    ) -> tuple[list[ImageSource], np.ndarray, dict[ImageSource, str]]:
+        kept: list[ImageSource] = []
         features: list[np.ndarray] = []
-        failures: dict[str, str] = {}
+        failures: dict[ImageSource, str] = {}
         for start in range(0, len(decoding), self.chunk):
             images = []
             for path, future in decoding[start : start + self.chunk]:
@@ -90,7 +97,7 @@ def normalise_vectors(vectors: np.ndarray) -> np.ndarray:
 
 
 class EmbeddingPipeline:
-    """Paths in, normalised vectors out; built once per process (it owns the model session)."""
+    """Paths (or an upload's bytes) in, normalised vectors out; built once per process."""
 
     def __init__(self, settings: Settings, model_path: Path | None = None):
         spec = get_model_spec(settings.model)
@@ -122,8 +129,8 @@ class EmbeddingPipeline:
             .output("kept", "vectors", "failures")
         )
 
-    def __call__(self, paths: list[str]) -> EmbeddedBatch:
-        kept, vectors, failures = self._pipe(list(paths)).get()
+    def __call__(self, sources: Sequence[S]) -> EmbeddedBatch[S]:
+        kept, vectors, failures = self._pipe(list(sources)).get()
         if not kept:
             vectors = np.zeros((0, self.dim), dtype=np.float32)
         return EmbeddedBatch(paths=kept, vectors=vectors, failures=failures)

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
         ge=0,
         description="How long workers retry a Redis or Milvus outage before giving a batch back.",
     )
+    max_upload_bytes: int = Field(
+        20 * 2**20, ge=1, description="Largest image `query serve` accepts in a search, in bytes."
+    )
     cache_dir: Path = Field(
         default_factory=_default_cache_dir,
         description="Converted models and sample photos are cached here.",

@@ -259,6 +259,17 @@ class VectorStore:
             for row in rows
         }
 
+    def get_paths(self, ids: list[int]) -> dict[int, str]:
+        """The indexed path of each of `ids` that is in the collection."""
+        if not ids:
+            return {}
+        rows: list[dict[str, Any]] = self._loaded(
+            lambda: self.client.get(
+                self.collection, ids=ids, output_fields=["id", "path"], timeout=self.timeout
+            )
+        )
+        return {int(row["id"]): row["path"] for row in rows}
+
     def iter_paths(self, prefix: str = "", page_size: int = 4096) -> Iterator[tuple[int, str]]:
         """(id, path) of every row whose path starts with `prefix`, a page at a time.
 

@@ -1,0 +1,51 @@
+"""A contact sheet: the query image beside its top results, with scores, as one PNG."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageOps
+
+from ris.imaging import open_image
+from ris.search import SearchResult
+
+TILE = 220
+CAPTION = 34
+MARGIN = 8
+COLUMNS = 6
+
+
+def _tile(path: str, caption: str, highlight: bool, max_pixels: int) -> Image.Image:
+    tile = Image.new("RGB", (TILE, TILE + CAPTION), "white")
+    try:
+        with open_image(path, max_pixels) as image:
+            image.draft("RGB", (TILE, TILE))
+            picture = ImageOps.exif_transpose(image).convert("RGB")
+            picture.thumbnail((TILE - 2 * MARGIN, TILE - 2 * MARGIN))
+        tile.paste(picture, ((TILE - picture.width) // 2, (TILE - picture.height) // 2))
+    except Exception as error:  # noqa: BLE001 - a missing file still gets its place and reason
+        caption = f"{caption} ({error})"
+    draw = ImageDraw.Draw(tile)
+    if highlight:
+        draw.rectangle((0, 0, TILE - 1, TILE + CAPTION - 1), outline=(47, 111, 223), width=3)
+    draw.text((MARGIN, TILE - 2), caption[:34], fill=(29, 36, 48))
+    return tile
+
+
+def contact_sheet(
+    query: str, results: Sequence[SearchResult], destination: Path, max_pixels: int = 10**8
+) -> int:
+    """Write the sheet to `destination` (PNG); returns the number of tiles, query included."""
+    tiles = [_tile(query, "query", True, max_pixels)]
+    for result in results:
+        label = f"#{result.rank}  {result.score:.3f}  {os.path.basename(result.path)}"
+        tiles.append(_tile(result.path, label, False, max_pixels))
+    columns = min(COLUMNS, len(tiles))
+    rows = -(-len(tiles) // columns)
+    sheet = Image.new("RGB", (columns * TILE, rows * (TILE + CAPTION)), (246, 247, 249))
+    for number, tile in enumerate(tiles):
+        sheet.paste(tile, ((number % columns) * TILE, (number // columns) * (TILE + CAPTION)))
+    sheet.save(destination, format="PNG")
+    return len(tiles)

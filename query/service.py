@@ -1,0 +1,171 @@
+"""`query serve`: the search service, with the model loaded once and kept warm."""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Annotated, Any
+
+from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from PIL import ImageOps
+from starlette.concurrency import run_in_threadpool
+
+from ris.errors import RisError
+from ris.imaging import open_image
+from ris.jobs import JobTracker, connect_redis
+from ris.models import get_model_spec
+from ris.pipeline import EmbeddingPipeline
+from ris.settings import Settings
+from ris.store import VectorStore
+
+THUMBNAIL_SIZES = (128, 256, 512)
+
+
+class SearchService:
+    """What the endpoints share: one pipeline, one Milvus client, one Redis client."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.pipeline = EmbeddingPipeline(settings)
+        self.store = VectorStore(
+            settings.milvus_uri,
+            settings.collection,
+            dim=get_model_spec(settings.model).dim,
+            token=settings.milvus_token,
+        )
+        self.tracker = JobTracker(connect_redis(settings.redis_url))
+        # One inference at a time: the model already uses every core for one query.
+        self.model_lock = threading.Lock()
+
+    def search(self, upload: bytes, top_k: int) -> dict[str, Any]:
+        started = time.perf_counter()
+        with self.model_lock:
+            embedded = self.pipeline([upload])
+        embedded_at = time.perf_counter()
+        if embedded.failures:
+            raise HTTPException(400, f"not a usable image: {embedded.failures[upload]}")
+        hits = self.store.search(embedded.vectors[0], top_k)
+        done = time.perf_counter()
+        return {
+            # Ids as strings: they are 63-bit, beyond what a JavaScript number holds exactly.
+            "results": [
+                {"rank": rank, "id": str(hit.id), "path": hit.path, "score": hit.score}
+                for rank, hit in enumerate(hits, start=1)
+            ],
+            "timings_ms": {
+                "embed": round((embedded_at - started) * 1000, 2),
+                "search": round((done - embedded_at) * 1000, 2),
+                "total": round((done - started) * 1000, 2),
+            },
+        }
+
+    def indexed_path(self, image_id: int) -> str:
+        path = self.store.get_paths([image_id]).get(image_id)
+        if path is None:
+            raise HTTPException(404, f"no indexed image with id {image_id}")
+        return path
+
+    def thumbnail(self, image_id: int, size: int) -> bytes:
+        path = self.indexed_path(image_id)
+        try:
+            mtime_ns = os.stat(path).st_mtime_ns
+        except OSError:
+            raise HTTPException(404, f"image {image_id} is indexed but its file is gone") from None
+        return make_thumbnail(path, size, mtime_ns, self.settings.max_pixels)
+
+
+@functools.lru_cache(maxsize=4096)
+def make_thumbnail(path: str, size: int, mtime_ns: int, max_pixels: int) -> bytes:
+    """A JPEG at most `size` pixels on a side; cached until the file's mtime changes."""
+    with open_image(path, max_pixels) as image:
+        image.draft("RGB", (size, size))
+        upright = ImageOps.exif_transpose(image)
+        upright.thumbnail((size, size))
+        buffer = io.BytesIO()
+        upright.convert("RGB").save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+async def _read_limited(upload: UploadFile, limit: int) -> bytes:
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise HTTPException(413, f"upload larger than the limit of {limit} bytes")
+    if not data:
+        raise HTTPException(400, "empty upload")
+    return data
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The HTTP API and the web page, over the collection the settings name."""
+    holder: dict[str, SearchService] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        holder["service"] = SearchService(settings)
+        yield
+        holder["service"].store.close()
+
+    app = FastAPI(title="Reverse image search", lifespan=lifespan)
+
+    def service() -> SearchService:
+        return holder["service"]
+
+    @app.exception_handler(RisError)
+    async def core_error(_: Any, error: RisError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=400)
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return resources.files("query").joinpath("static/index.html").read_text()
+
+    @app.post("/search")
+    async def search(
+        image: Annotated[UploadFile, File(description="the query image")],
+        top_k: Annotated[int, Form(ge=1, le=100)] = 12,
+    ) -> dict[str, Any]:
+        data = await _read_limited(image, settings.max_upload_bytes)
+        return await run_in_threadpool(service().search, data, top_k)
+
+    @app.get("/images/{image_id}")
+    def original(image_id: int) -> FileResponse:
+        return FileResponse(service().indexed_path(image_id))
+
+    @app.get("/images/{image_id}/thumbnail")
+    def thumbnail(image_id: int, size: Annotated[int, Query()] = 256) -> Response:
+        if size not in THUMBNAIL_SIZES:
+            raise HTTPException(400, f"size must be one of {THUMBNAIL_SIZES}")
+        return Response(service().thumbnail(image_id, size), media_type="image/jpeg")
+
+    @app.get("/health")
+    def health() -> JSONResponse:
+        checks = {"model": "pipeline" in vars(service())}
+        try:
+            checks["redis"] = bool(service().tracker.redis.ping())
+        except Exception:  # noqa: BLE001 - any failure means unhealthy
+            checks["redis"] = False
+        try:
+            service().store.exists()
+            checks["milvus"] = True
+        except Exception:  # noqa: BLE001
+            checks["milvus"] = False
+        healthy = all(checks.values())
+        return JSONResponse({"healthy": healthy, **checks}, status_code=200 if healthy else 503)
+
+    @app.get("/stats")
+    def stats() -> dict[str, Any]:
+        tracker = service().tracker
+        jobs = [tracker.status(job) for job in tracker.recent_jobs(10)]
+        return {
+            "collection": settings.collection,
+            "images": service().store.count(),
+            "jobs": [job.as_dict() for job in jobs if job is not None],
+        }
+
+    return app

@@ -1,0 +1,164 @@
+"""`query serve` as a running process on a real collection: search, images, limits, health."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from query.cli import main as query
+from ris.identity import image_id
+from ris.local import LocalMilvusLite, free_port
+from ris.models import get_model_spec
+from ris.pipeline import EmbeddingPipeline
+from ris.settings import Settings
+from ris.store import VectorStore
+from tests.conftest import BIN
+from tests.imagefiles import png_declaring_size
+from workers.ingest import process_batch
+
+pytestmark = pytest.mark.e2e
+UPLOAD_LIMIT = 3 * 2**20
+
+
+@dataclass
+class Service:
+    url: str
+    photos: list[Path]
+    env: dict[str, str]
+
+    def search(self, data: bytes, top_k: int = 5) -> httpx.Response:
+        return httpx.post(
+            f"{self.url}/search",
+            files={"image": ("q", data)},
+            data={"top_k": str(top_k)},
+            timeout=60,
+        )
+
+
+@pytest.fixture(scope="module")
+def service(
+    redis_server,
+    milvus_server: LocalMilvusLite,
+    photos: list[Path],
+    model_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Service]:
+    indexed = photos[:12]
+    collection = "service"
+    store = VectorStore(milvus_server.url, collection, dim=get_model_spec("efficientnet-lite0").dim)
+    store.drop()
+    process_batch([str(p) for p in indexed], EmbeddingPipeline(Settings(), model_path), store)
+    store.flush()
+    port = free_port()
+    env = {
+        **os.environ,
+        "RIS_REDIS_URL": redis_server.url,
+        "RIS_MILVUS_URI": milvus_server.url,
+        "RIS_COLLECTION": collection,
+        "RIS_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT),
+    }
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [str(BIN / "query"), "serve", "--port", str(port)],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise RuntimeError(f"query serve did not start: {log.read_text()[-2000:]}")
+        time.sleep(0.2)
+    yield Service(url, indexed, env)
+    process.terminate()
+    process.wait(30)
+    store.drop()
+
+
+def test_search_returns_the_indexed_original_first(service: Service) -> None:
+    for photo in service.photos[:4]:
+        response = service.search(photo.read_bytes())
+        assert response.status_code == 200, response.text
+        body = response.json()
+        best = body["results"][0]
+        assert best["path"] == str(photo) and best["score"] > 0.99
+        assert best["id"] == str(image_id(photo))
+        assert body["timings_ms"]["total"] >= body["timings_ms"]["embed"] > 0
+
+
+def test_images_are_served_by_id_only(service: Service) -> None:
+    photo = service.photos[0]
+    original = httpx.get(f"{service.url}/images/{image_id(photo)}")
+    assert original.status_code == 200 and original.content == photo.read_bytes()
+    thumbnail = httpx.get(f"{service.url}/images/{image_id(photo)}/thumbnail?size=128")
+    assert thumbnail.headers["content-type"] == "image/jpeg"
+    assert max(Image.open(io.BytesIO(thumbnail.content)).size) <= 128
+    assert httpx.get(f"{service.url}/images/12345").status_code == 404
+    assert httpx.get(f"{service.url}/images/..%2F..%2Fetc%2Fpasswd").status_code in (404, 422)
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "reason"),
+    [
+        (b"", 400, "empty upload"),
+        (b"just some text", 400, "not an image"),
+        (png_declaring_size(30000, 30000), 400, "too many pixels"),
+        (os.urandom(UPLOAD_LIMIT + 1), 413, "larger than the limit"),
+    ],
+)
+def test_bad_uploads_get_a_reason_and_the_service_keeps_serving(
+    service: Service, data: bytes, status: int, reason: str
+) -> None:
+    response = service.search(data)
+    assert response.status_code == status and reason in response.json()["detail"]
+    assert service.search(service.photos[1].read_bytes()).status_code == 200
+
+
+def test_concurrent_searches_are_all_answered_right(service: Service) -> None:
+    photos = service.photos[:8]
+    with ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(lambda p: service.search(p.read_bytes()), photos))
+    assert [r.json()["results"][0]["path"] for r in responses] == [str(p) for p in photos]
+
+
+def test_health_stats_and_page(service: Service) -> None:
+    health = httpx.get(f"{service.url}/health").json()
+    assert health == {"healthy": True, "model": True, "redis": True, "milvus": True}
+    stats = httpx.get(f"{service.url}/stats").json()
+    assert stats["images"] == len(service.photos) and stats["collection"] == "service"
+    page = httpx.get(service.url)
+    assert page.status_code == 200 and "Drop an image here" in page.text
+
+
+def test_contact_sheet_has_the_query_and_every_result(
+    service: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("RIS_REDIS_URL", "RIS_MILVUS_URI", "RIS_COLLECTION"):
+        monkeypatch.setenv(name, service.env[name])
+    sheet = tmp_path / "results.png"
+    result = CliRunner().invoke(
+        query, ["search", str(service.photos[2]), "-k", "5", "--save", str(sheet)]
+    )
+    assert result.exit_code == 0, result.output
+    with Image.open(sheet) as image:
+        assert image.format == "PNG"
+        assert image.size == (6 * 220, 220 + 34)  # query + 5 results in one row of tiles
