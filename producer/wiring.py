@@ -43,6 +43,7 @@ class Producer:
             self.settings.collection,
             dim=get_model_spec(self.settings.model).dim,
             token=self.settings.milvus_token,
+            retry_seconds=self.settings.outage_retry_seconds,
         )
 
     def close_store(self) -> None:

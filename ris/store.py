@@ -251,7 +251,10 @@ class VectorStore:
                 ids=ids,
                 output_fields=STATE_FIELDS,
                 timeout=self.timeout,
-                consistency_level=READ_YOUR_WRITES,
+                # Bounded: a Strong read waits for every in-flight write of every worker, which
+                # stalled the producer on a busy server. A file indexed a moment ago and read
+                # stale is merely sent again, and its upsert by id changes nothing.
+                consistency_level="Bounded",
             )
         )
         return {

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+from pymilvus import MilvusException
 from rich.console import Console
 
 from ris.errors import RisError
@@ -28,6 +29,8 @@ def one_line_errors(command: F) -> F:
             return command(*args, **kwargs)
         except RisError as error:
             raise click.ClickException(str(error).splitlines()[0]) from None
+        except MilvusException as error:
+            raise click.ClickException(f"Milvus: {error.message}".splitlines()[0]) from None
 
     return wrapper  # type: ignore[return-value]
 
