@@ -172,6 +172,10 @@ class LocalMilvusLite(LocalService):
             "127.0.0.1",
             "--port",
             str(self.port),
+            # Each worker process and CLI holds connections; Lite's default pool of 10 threads
+            # ran out when several workers, a producer and a query service shared it.
+            "--max-workers",
+            "64",
         ]
 
     @property

@@ -106,7 +106,9 @@ class VectorStore:
         self.timeout = timeout
         self.retry_seconds = retry_seconds
         try:
-            self.client = MilvusClient(uri=uri, token=token, timeout=timeout)
+            # A connection of its own: pymilvus shares one per URI across a process by default,
+            # and a shared one left broken by an outage failed every later client at once.
+            self.client = MilvusClient(uri=uri, token=token, timeout=timeout, dedicated=True)
         except MilvusException as error:
             message = f"cannot reach Milvus at {uri}: {error.message}"
             raise ServiceUnavailableError(message) from None
