@@ -34,6 +34,14 @@ MAX_ID = 2**63 - 1
 # Milvus caps the rows one query returns (offset + limit <= 16384).
 QUERY_WINDOW = 16384
 STATE_FIELDS = ["id", "size", "mtime_ns", "content_hash"]
+GRPC_OPTIONS = {
+    # Subchannels of its own: gRPC's process-wide pool carried one connection's reconnect
+    # back-off over to every new client of the same server, which then failed at once.
+    "grpc.use_local_subchannel_pool": 1,
+    # No keepalive pings on idle connections: Milvus Lite's server answers pymilvus's 10 s
+    # pings with GOAWAY "too_many_pings", which dropped the connection.
+    "grpc.keepalive_permit_without_calls": 0,
+}
 _TRANSIENT_MARKERS = (
     "fail connecting",
     "unavailable",
@@ -108,7 +116,9 @@ class VectorStore:
         try:
             # A connection of its own: pymilvus shares one per URI across a process by default,
             # and a shared one left broken by an outage failed every later client at once.
-            self.client = MilvusClient(uri=uri, token=token, timeout=timeout, dedicated=True)
+            self.client = MilvusClient(
+                uri=uri, token=token, timeout=timeout, dedicated=True, grpc_options=GRPC_OPTIONS
+            )
         except MilvusException as error:
             message = f"cannot reach Milvus at {uri}: {error.message}"
             raise ServiceUnavailableError(message) from None
