@@ -31,6 +31,7 @@ test: lint
 # Figures measured side by side in one run; BENCH_JSON=FILE also writes them as JSON.
 bench: install
 	$(BIN)/python -m bench.ingest $(if $(BENCH_JSON),--json $(BENCH_JSON))
+	$(BIN)/python -m bench.query $(if $(BENCH_JSON),--json $(BENCH_JSON))
 
 unit: install
 	$(BIN)/python -m pytest -ra tests/unit

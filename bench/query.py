@@ -1,0 +1,228 @@
+"""`make bench`, query side: warm `query serve` latency on 10,000 vectors, cold CLI, QPS."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from bench.corpus import build_corpus
+from ris.convert import ensure_onnx_model
+from ris.identity import image_id
+from ris.local import LocalMilvusLite, LocalMilvusServer, LocalRedis, LocalService, free_port
+from ris.pipeline import EmbeddingPipeline
+from ris.settings import Settings
+from ris.store import ImageRecord, VectorStore
+
+BIN = Path(sys.executable).parent
+console = Console(highlight=False, width=110)
+VECTORS = 10_000
+SEQUENTIAL = 100
+CONCURRENT_CLIENTS, PER_CLIENT = 4, 25
+
+
+def collection_records(settings: Settings, paths: list[str]) -> list[ImageRecord]:
+    """Real embeddings of the corpus, topped up to 10,000 rows with jittered copies of them
+    (search cost depends on the number and size of vectors, not on where they came from)."""
+    pipeline = EmbeddingPipeline(settings, ensure_onnx_model(settings.model, settings.cache_dir))
+    embedded = pipeline(paths)
+    rng = np.random.default_rng(7)
+    records = []
+    for number in range(VECTORS):
+        source = number % len(embedded.paths)
+        vector = embedded.vectors[source]
+        if number >= len(embedded.paths):
+            vector = vector + rng.normal(0, 0.02, vector.shape).astype(np.float32)
+            vector /= np.linalg.norm(vector)
+        path = embedded.paths[source] if number < len(embedded.paths) else f"/synthetic/{number}"
+        records.append(ImageRecord(image_id(path), path, vector, 0, 0))
+    return records
+
+
+def _start_service(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [str(BIN / "query"), "serve", "--port", str(port)],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError(f"query serve did not start: {log.read_text()[-1000:]}")
+
+
+_clients = threading.local()
+
+
+def _search(url: str, data: bytes) -> tuple[float, dict[str, float]]:
+    """One search as an application sends it: over a kept-alive connection of its thread."""
+    if not hasattr(_clients, "client"):
+        _clients.client = httpx.Client(timeout=60)
+    started = time.perf_counter()
+    response = _clients.client.post(
+        f"{url}/search", files={"image": ("q.jpg", data)}, data={"top_k": "10"}
+    )
+    elapsed = (time.perf_counter() - started) * 1000
+    response.raise_for_status()
+    return elapsed, response.json()["timings_ms"]
+
+
+def measure_service(
+    milvus: LocalService,
+    redis: LocalService,
+    records: list[ImageRecord],
+    queries: list[bytes],
+    work: Path,
+) -> dict[str, float]:
+    store = VectorStore(milvus.url, "bench_query", dim=records[0].vector.shape[0])
+    store.drop()
+    store.upsert(records)
+    store.flush()
+    store.close()
+    env = {
+        **os.environ,
+        "RIS_REDIS_URL": redis.url,
+        "RIS_MILVUS_URI": milvus.url,
+        "RIS_COLLECTION": "bench_query",
+    }
+    process, url = _start_service(env, work / f"serve-{milvus.name}.log")
+    try:
+        for data in queries[:5]:
+            _search(url, data)  # warm-up
+        totals, embeds, searches = [], [], []
+        for data in queries[:SEQUENTIAL]:
+            total, timings = _search(url, data)
+            totals.append(total)
+            embeds.append(timings["embed"])
+            searches.append(timings["search"])
+        started = time.perf_counter()
+        with ThreadPoolExecutor(CONCURRENT_CLIENTS) as pool:
+            list(
+                pool.map(
+                    lambda i: _search(url, queries[i % len(queries)]),
+                    range(CONCURRENT_CLIENTS * PER_CLIENT),
+                )
+            )
+        qps = CONCURRENT_CLIENTS * PER_CLIENT / (time.perf_counter() - started)
+    finally:
+        process.terminate()
+        process.wait(30)
+    median = statistics.median(totals)
+    embed, search = statistics.median(embeds), statistics.median(searches)
+    return {
+        "median_ms": median,
+        "p99_ms": float(np.percentile(totals, 99)),
+        "decode_embed_ms": embed,
+        "search_ms": search,
+        "other_ms": median - embed - search,
+        "other_share": (median - embed - search) / median,
+        "qps_4_clients": qps,
+    }
+
+
+def cold_cli(milvus: LocalService, redis: LocalService, image: str) -> float:
+    env = {
+        **os.environ,
+        "RIS_REDIS_URL": redis.url,
+        "RIS_MILVUS_URI": milvus.url,
+        "RIS_COLLECTION": "bench_query",
+    }
+    runs = []
+    for _ in range(5):
+        started = time.perf_counter()
+        subprocess.run(
+            [str(BIN / "query"), "search", image],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        runs.append(time.perf_counter() - started)
+    return statistics.median(runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--json", type=Path, help="merge the figures into this JSON file")
+    arguments = parser.parse_args()
+    settings = Settings()
+    corpus = [str(path) for path in build_corpus(settings.cache_dir, 2000)]
+    console.print(
+        f"[bold]Query benchmark[/bold]: {VECTORS} vectors, {SEQUENTIAL} sequential "
+        f"searches, {CONCURRENT_CLIENTS} clients x {PER_CLIENT}"
+    )
+    records = collection_records(settings, corpus)
+    queries = [Path(path).read_bytes() for path in corpus[::17]][:SEQUENTIAL]
+    figures: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="ris-bench-query-") as scratch:
+        work = Path(scratch)
+        with LocalRedis(work / "redis") as redis:
+            with LocalMilvusServer(work / "milvus", settings.cache_dir / "milvus") as real:
+                console.print("real Milvus (standalone) ...")
+                figures["query_milvus"] = measure_service(real, redis, records, queries, work)
+            with LocalMilvusLite(work / "lite") as lite:
+                console.print("Milvus Lite server ...")
+                figures["query_lite"] = measure_service(lite, redis, records, queries, work)
+                figures["cold_cli_s"] = cold_cli(lite, redis, corpus[0])
+    report(figures)
+    if arguments.json:
+        existing = json.loads(arguments.json.read_text()) if arguments.json.exists() else {}
+        arguments.json.write_text(json.dumps({**existing, **figures}, indent=2))
+
+
+def report(figures: dict[str, Any]) -> None:
+    table = Table(title="warm `query serve`, POST /search (ms)", title_justify="left")
+    for column in (
+        "backend",
+        "median",
+        "p99",
+        "decode+embed",
+        "search",
+        "other",
+        "other %",
+        "QPS, 4 clients",
+    ):
+        table.add_column(column, justify="right")
+    for name, key in (("real Milvus", "query_milvus"), ("Milvus Lite", "query_lite")):
+        f = figures[key]
+        table.add_row(
+            name,
+            f"{f['median_ms']:.1f}",
+            f"{f['p99_ms']:.1f}",
+            f"{f['decode_embed_ms']:.1f}",
+            f"{f['search_ms']:.1f}",
+            f"{f['other_ms']:.1f}",
+            f"{100 * f['other_share']:.0f}%",
+            f"{f['qps_4_clients']:.1f}",
+        )
+    console.print(table)
+    console.print("targets, real Milvus: median <= 40 ms, p99 <= 100 ms, other < 20%")
+    console.print(
+        f"cold CLI `query search img.jpg`, median of 5: {figures['cold_cli_s']:.2f} s "
+        "(target <= 2.0 s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
