@@ -23,7 +23,13 @@ from rich.table import Table
 from bench.corpus import build_corpus
 from ris.convert import ensure_onnx_model
 from ris.identity import image_id
-from ris.local import LocalMilvusLite, LocalMilvusServer, LocalRedis, LocalService, free_port
+from ris.local import (
+    LocalMilvusLite,
+    LocalMilvusServer,
+    LocalQueryService,
+    LocalRedis,
+    LocalService,
+)
 from ris.pipeline import EmbeddingPipeline
 from ris.settings import Settings
 from ris.store import ImageRecord, VectorStore
@@ -51,25 +57,6 @@ def collection_records(settings: Settings, paths: list[str]) -> list[ImageRecord
         path = embedded.paths[source] if number < len(embedded.paths) else f"/synthetic/{number}"
         records.append(ImageRecord(image_id(path), path, vector, 0, 0))
     return records
-
-
-def _start_service(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [str(BIN / "query"), "serve", "--port", str(port)],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise RuntimeError(f"query serve did not start: {log.read_text()[-1000:]}")
 
 
 _clients = threading.local()
@@ -106,7 +93,8 @@ def measure_service(
         "RIS_MILVUS_URI": milvus.url,
         "RIS_COLLECTION": "bench_query",
     }
-    process, url = _start_service(env, work / f"serve-{milvus.name}.log")
+    server = LocalQueryService(work / f"serve-{milvus.name}", env).start()
+    url = server.url
     try:
         for data in queries[:5]:
             _search(url, data)  # warm-up
@@ -126,8 +114,7 @@ def measure_service(
             )
         qps = CONCURRENT_CLIENTS * PER_CLIENT / (time.perf_counter() - started)
     finally:
-        process.terminate()
-        process.wait(30)
+        server.stop()
     median = statistics.median(totals)
     embed, search = statistics.median(embeds), statistics.median(searches)
     return {

@@ -45,6 +45,13 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
+def _decode_error(error: OSError) -> ImageDecodeError:
+    """A file-system error (it has an errno) keeps its name; any other is a corrupt image."""
+    if error.errno is not None:
+        return ImageDecodeError(describe_os_error(error))
+    return ImageDecodeError(f"corrupt image: {error}")
+
+
 ImageSource = str | bytes
 
 
@@ -58,9 +65,7 @@ def open_image(source: ImageSource, max_pixels: int) -> Image.Image:
     except UnidentifiedImageError:
         raise ImageDecodeError("not an image (unrecognised format)") from None
     except OSError as error:
-        if error.errno is not None:
-            raise ImageDecodeError(describe_os_error(error)) from None
-        raise ImageDecodeError(f"corrupt image: {error}") from None
+        raise _decode_error(error) from None
     width, height = image.size
     if width * height > max_pixels:
         image.close()
@@ -83,8 +88,6 @@ def load_image(source: ImageSource, size: int, max_pixels: int) -> np.ndarray:
             resized = upright.resize((size, size), Image.Resampling.BILINEAR)
             return np.asarray(resized, dtype=np.uint8)
         except OSError as error:
-            if error.errno is not None:
-                raise ImageDecodeError(describe_os_error(error)) from None
-            raise ImageDecodeError(f"corrupt image: {error}") from None
+            raise _decode_error(error) from None
         except (ValueError, SyntaxError, EOFError, MemoryError, Image.DecompressionBombError) as e:
             raise ImageDecodeError(f"corrupt image: {e}") from None

@@ -138,6 +138,25 @@ def _redact(url: str) -> str:
     return f"{scheme}://{user + ':' if user else ':'}***@{host}"
 
 
+@dataclass(frozen=True)
+class FileMemory:
+    """What a batch teaches the collection's record of failed files (see `known_failures`)."""
+
+    collection: str
+    indexed_paths: list[str]
+    failed_states: dict[str, tuple[int, int]]
+
+    def write(self, pipe: Any, key: str, failures: dict[str, str]) -> None:
+        if failures:
+            mapping = {
+                path_key(path): "{}:{}:{}".format(*self.failed_states[path], reason)
+                for path, reason in failures.items()
+            }
+            pipe.hset(key, mapping=cast(Any, mapping))
+        if self.indexed_paths:
+            pipe.hdel(key, *[path_key(path) for path in self.indexed_paths])
+
+
 class JobTracker:
     """Reads and writes job records; safe to share between threads, cheap to create per process."""
 
@@ -196,12 +215,25 @@ class JobTracker:
             self.redis.hset(self._key(job), "interrupted", 1)
         return bool(self._finish_scan(keys=[self._key(job)]))
 
-    def record_batch(self, job: str, batch: int, indexed: int, failures: dict[str, str]) -> bool:
-        """Count a processed batch exactly once; True when it completed the job."""
+    def record_batch(
+        self,
+        job: str,
+        batch: int,
+        indexed: int,
+        failures: dict[str, str],
+        file_memory: FileMemory | None = None,
+    ) -> bool:
+        """Count a processed batch exactly once; True when it completed the job.
+
+        With `file_memory`, the collection's record of failed files is updated in the same
+        round trip: failures remembered with their file state, indexed files forgotten.
+        """
         pipe = self.redis.pipeline(transaction=True)
         if failures:
             encoded = {path_key(path): reason for path, reason in failures.items()}
             pipe.hset(self._key(job, "failures"), mapping=cast(Any, encoded))
+        if file_memory is not None:
+            file_memory.write(pipe, self._failed_key(file_memory.collection), failures)
         self._record_batch(
             keys=[self._key(job), self._key(job, "batches")],
             args=[batch, indexed, len(failures)],
@@ -245,19 +277,6 @@ class JobTracker:
     @staticmethod
     def _failed_key(collection: str) -> str:
         return f"{KEY_PREFIX}:failed:{collection}"
-
-    def remember_failures(self, collection: str, failures: dict[str, tuple[int, int, str]]) -> None:
-        """Keep (size, mtime_ns, reason) of files that failed, so unchanged ones are not resent."""
-        if failures:
-            mapping = {
-                path_key(path): f"{size}:{mtime_ns}:{reason}"
-                for path, (size, mtime_ns, reason) in failures.items()
-            }
-            self.redis.hset(self._failed_key(collection), mapping=cast(Any, mapping))
-
-    def forget_failures(self, collection: str, paths: list[str]) -> None:
-        if paths:
-            self.redis.hdel(self._failed_key(collection), *[path_key(path) for path in paths])
 
     def known_failures(self, collection: str, paths: list[str]) -> dict[str, tuple[int, int]]:
         """(size, mtime_ns) each of `paths` had when it last failed to be indexed."""

@@ -271,6 +271,30 @@ class LocalMilvusServer(LocalService):
         return f"http://127.0.0.1:{self.port}"
 
 
+class LocalQueryService(LocalService):
+    """`query serve` as a child process; ready once /health answers 200."""
+
+    name = "query-serve"
+
+    def __init__(self, data_dir: Path, environment: dict[str, str], port: int | None = None):
+        super().__init__(data_dir, port)
+        self.environment = environment
+
+    def command(self) -> list[str]:
+        return [str(Path(sys.executable).parent / "query"), "serve", "--port", str(self.port)]
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
 def service_environment(redis: LocalService, milvus: LocalService) -> dict[str, str]:
     """The RIS_* variables that point the product at these services."""
     return {**os.environ, "RIS_REDIS_URL": redis.url, "RIS_MILVUS_URI": milvus.url}

@@ -141,6 +141,9 @@ class VectorStore:
         log.warning("Milvus at %s unavailable (%s); retrying", self.uri, error)
 
     def exists(self) -> bool:
+        # Once prepared in this process the collection is known to exist: no RPC per batch.
+        if self._ready:
+            return True
         return bool(self._call(lambda: self.client.has_collection(self.collection)))
 
     def _create(self) -> None:
@@ -350,7 +353,7 @@ class VectorStore:
             self._loaded(lambda: self.client.delete(self.collection, ids=ids, timeout=self.timeout))
 
     def drop(self) -> None:
-        if self.exists():
+        if self.client.has_collection(self.collection):
             self.client.drop_collection(self.collection)
         self._ready = False
 

@@ -12,6 +12,7 @@ from pymilvus import MilvusException
 from ris.access import file_state
 from ris.contract import FINALIZE_TASK, INGEST_TASK, BatchPayload
 from ris.errors import InvalidPayloadError, ServiceUnavailableError
+from ris.jobs import FileMemory
 from workers import runtime
 from workers.app import app
 from workers.consumer import dead_letter
@@ -38,13 +39,14 @@ def finalize_job(job: str) -> None:
 
 def _ingest(batch: BatchPayload) -> dict[str, Any]:
     result = process_batch(batch.paths, runtime.pipeline(), runtime.store(), runtime.policy())
-    tracker, collection = runtime.tracker(), runtime.settings().collection
-    tracker.remember_failures(
-        collection,
-        {path: (*file_state(path), reason) for path, reason in result.failures.items()},
+    memory = FileMemory(
+        collection=runtime.settings().collection,
+        indexed_paths=result.indexed,
+        failed_states={path: file_state(path) for path in result.failures},
     )
-    tracker.forget_failures(collection, result.indexed)
-    completed = tracker.record_batch(batch.job, batch.batch, len(result.indexed), result.failures)
+    completed = runtime.tracker().record_batch(
+        batch.job, batch.batch, len(result.indexed), result.failures, memory
+    )
     log.info(
         "job %s batch %d: %d paths, %d indexed, %d failed; embed %.2f s, upsert %.2f s",
         batch.job,

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -121,26 +122,36 @@ def test_a_redis_restart_mid_job_loses_nothing(ris_env, photos, tmp_path: Path) 
         }
         workers = launch_workers(env, 2, tmp_path, "restart")
         try:
-            enqueue = run_producer(
-                env, "enqueue", str(tmp_path / "data"), "--wait", "--json", "--timeout", "240"
-            )
-            client = redis.Redis.from_url(broker.url)
-            wait_for(
-                lambda: int(client.hget(f"ris:job:{_job_id(client)}", "batches_done") or 0) >= 2,
-                120,
-                "two batches to be done",
-            )
+            enqueue = enqueue_and_wait_for_two_batches(env, tmp_path / "data", timeout=240)
             broker.stop()
             time.sleep(3)
             broker.start()
-            out, err = enqueue.communicate(timeout=300)
-            assert enqueue.returncode == 0, err.decode()
-            status = json.loads(out)
+            status = finished_status(enqueue, timeout=300)
             assert (status["indexed"], status["failed"], status["pending"]) == (len(paths), 0, 0)
             assert all(worker.poll() is None for worker in workers)
             assert_indexed_exactly_once(_store(env), paths)
         finally:
             stop_workers(workers)
+
+
+def enqueue_and_wait_for_two_batches(
+    env: dict[str, str], root: Path, timeout: float
+) -> subprocess.Popen[bytes]:
+    """`producer enqueue --wait` in the background, returned once two batches are done."""
+    enqueue = run_producer(env, "enqueue", str(root), "--wait", "--json", "--timeout", str(timeout))
+    client = redis.Redis.from_url(env["RIS_REDIS_URL"])
+    wait_for(
+        lambda: int(client.hget(f"ris:job:{_job_id(client)}", "batches_done") or 0) >= 2,
+        120,
+        "two batches to be done",
+    )
+    return enqueue
+
+
+def finished_status(enqueue: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
+    out, err = enqueue.communicate(timeout=timeout)
+    assert enqueue.returncode == 0, err.decode()
+    return dict(json.loads(out))
 
 
 def _job_id(client: redis.Redis) -> str:
@@ -256,21 +267,11 @@ def test_a_milvus_outage_mid_job_is_ridden_out_with_nothing_failed(
     }
     workers = launch_workers(env, 2, tmp_path, "outage")
     try:
-        enqueue = run_producer(
-            env, "enqueue", str(tmp_path / "data"), "--wait", "--json", "--timeout", "400"
-        )
-        client = redis.Redis.from_url(env["RIS_REDIS_URL"])
-        wait_for(
-            lambda: int(client.hget(f"ris:job:{_job_id(client)}", "batches_done") or 0) >= 2,
-            120,
-            "two batches to be done",
-        )
+        enqueue = enqueue_and_wait_for_two_batches(env, tmp_path / "data", timeout=400)
         milvus.stop()
         time.sleep(20)
         milvus.start()
-        out, err = enqueue.communicate(timeout=400)
-        assert enqueue.returncode == 0, err.decode()
-        status = json.loads(out)
+        status = finished_status(enqueue, timeout=400)
         assert (status["indexed"], status["failed"], status["pending"]) == (len(paths), 0, 0)
         assert status["failures"] == {}
         assert all(worker.poll() is None for worker in workers)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,12 +17,11 @@ from PIL import Image
 
 from query.cli import main as query
 from ris.identity import image_id
-from ris.local import LocalMilvusLite, free_port
+from ris.local import LocalMilvusLite, LocalQueryService
 from ris.models import get_model_spec
 from ris.pipeline import EmbeddingPipeline
 from ris.settings import Settings
 from ris.store import VectorStore
-from tests.conftest import BIN
 from tests.imagefiles import png_declaring_size
 from workers.ingest import process_batch
 
@@ -61,7 +58,6 @@ def service(
     store.drop()
     process_batch([str(p) for p in indexed], EmbeddingPipeline(Settings(), model_path), store)
     store.flush()
-    port = free_port()
     env = {
         **os.environ,
         "RIS_REDIS_URL": redis_server.url,
@@ -69,29 +65,9 @@ def service(
         "RIS_COLLECTION": collection,
         "RIS_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT),
     }
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [str(BIN / "query"), "serve", "--port", str(port)],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            raise RuntimeError(f"query serve did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.2)
-    yield Service(url, indexed, env)
-    process.terminate()
-    process.wait(30)
+    server = LocalQueryService(tmp_path_factory.mktemp("serve"), env).start(timeout=90)
+    yield Service(server.url, indexed, env)
+    server.stop()
     store.drop()
 
 
