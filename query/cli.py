@@ -9,6 +9,9 @@ import click
 from rich.table import Table
 
 from query.contact_sheet import contact_sheet
+from query.eval_sets import read_eval_set
+from query.evaluate import evaluate as run_evaluation
+from query.evaluate import evaluation_table
 from ris.models import get_model_spec
 from ris.pipeline import EmbeddingPipeline
 from ris.search import search_image
@@ -61,6 +64,39 @@ def search(image: str, top_k: int, as_json: bool, save: Path | None, verbose: bo
     for result in results:
         table.add_row(str(result.rank), f"{result.score:.4f}", result.path)
     stdout.print(table)
+
+
+@main.command("eval")
+@click.argument("dataset", type=click.Path(path_type=str))
+@click.option("-k", "--top-k", default=10, show_default=True, type=click.IntRange(1, 1000))
+@click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes."
+)
+@click.option(
+    "--embedded",
+    is_flag=True,
+    help="Start a private Redis and Milvus Lite for this run instead of RIS_REDIS_URL and "
+    "RIS_MILVUS_URI.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@verbose_option
+@one_line_errors
+def evaluate(
+    dataset: str, top_k: int, workers: int, embedded: bool, as_json: bool, verbose: bool
+) -> None:
+    """Measure retrieval quality on a labelled DATASET, through the whole pipeline.
+
+    The gallery is indexed into a temporary collection by real worker processes, every query is
+    searched like `query search`, and the collection is dropped. Layouts: class folders
+    (leave-one-out), gallery/<class>/ with queries/<class>/, or copy detection (gallery/,
+    queries/ and truth.json mapping each query file to its original).
+    """
+    configure_logging(verbose)
+    report = run_evaluation(read_eval_set(dataset), load_settings(), top_k, workers, embedded)
+    if as_json:
+        print_json(report.as_dict())
+        return
+    stdout.print(evaluation_table(report))
 
 
 @main.command()

@@ -92,6 +92,11 @@ def setting_env_names() -> list[str]:
     return [f"RIS_{name.upper()}" for name in Settings.model_fields]
 
 
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The RIS_* variables that recreate `settings` in another process."""
+    return {f"RIS_{name.upper()}": str(value) for name, value in settings.model_dump().items()}
+
+
 def load_settings() -> Settings:
     """Settings from the environment; a bad value raises SettingsError naming the variable."""
     try:
