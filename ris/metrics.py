@@ -66,7 +66,9 @@ class MetricMeans:
         return {name: float(np.mean(values)) for name, values in self.values.items()}
 
 
-def class_retrieval_metrics(ranked: Sequence[str], relevant: Collection[str], k: int) -> dict[str, float]:
+def class_retrieval_metrics(
+    ranked: Sequence[str], relevant: Collection[str], k: int
+) -> dict[str, float]:
     """Every class-retrieval metric of one query, keyed by the names the reports use."""
     return {
         f"map@{k}": average_precision_at_k(ranked, relevant, k),
