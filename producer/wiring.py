@@ -13,9 +13,8 @@ from celery import Celery
 from producer.enqueue import Enqueuer
 from ris.contract import FINALIZE_TASK, INGEST_TASK, BatchPayload, celery_config
 from ris.jobs import JobTracker, connect_redis
-from ris.models import get_model_spec
 from ris.settings import Settings
-from ris.store import VectorStore
+from ris.store import VectorStore, open_store
 from ris_cli.common import stderr
 
 # Rides out a broker restart of about a minute while publishing.
@@ -38,13 +37,7 @@ class Producer:
 
     @functools.cached_property
     def store(self) -> VectorStore:
-        return VectorStore(
-            self.settings.milvus_uri,
-            self.settings.collection,
-            dim=get_model_spec(self.settings.model).dim,
-            token=self.settings.milvus_token,
-            retry_seconds=self.settings.outage_retry_seconds,
-        )
+        return open_store(self.settings, retry_seconds=self.settings.outage_retry_seconds)
 
     def close_store(self) -> None:
         if "store" in self.__dict__:

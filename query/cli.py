@@ -12,11 +12,10 @@ from query.contact_sheet import contact_sheet
 from query.eval_sets import read_eval_set
 from query.evaluate import evaluate as run_evaluation
 from query.evaluate import evaluation_table
-from ris.models import get_model_spec
 from ris.pipeline import EmbeddingPipeline
 from ris.search import search_image
 from ris.settings import load_settings
-from ris.store import VectorStore
+from ris.store import open_store
 from ris_cli.common import configure_logging, one_line_errors, print_json, stdout, verbose_option
 
 
@@ -44,12 +43,7 @@ def search(image: str, top_k: int, as_json: bool, save: Path | None, verbose: bo
     if os.path.isdir(image):
         raise click.ClickException(f"{image}: is a directory, not an image")
     settings = load_settings()
-    store = VectorStore(
-        settings.milvus_uri,
-        settings.collection,
-        dim=get_model_spec(settings.model).dim,
-        token=settings.milvus_token,
-    )
+    store = open_store(settings)
     store.require_collection()
     results = search_image(image, EmbeddingPipeline(settings), store, top_k)
     if save is not None:

@@ -20,10 +20,9 @@ from starlette.concurrency import run_in_threadpool
 from ris.errors import RisError
 from ris.imaging import open_image
 from ris.jobs import JobTracker, connect_redis
-from ris.models import get_model_spec
 from ris.pipeline import EmbeddingPipeline
 from ris.settings import Settings
-from ris.store import VectorStore
+from ris.store import open_store
 
 THUMBNAIL_SIZES = (128, 256, 512)
 
@@ -34,12 +33,7 @@ class SearchService:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.pipeline = EmbeddingPipeline(settings)
-        self.store = VectorStore(
-            settings.milvus_uri,
-            settings.collection,
-            dim=get_model_spec(settings.model).dim,
-            token=settings.milvus_token,
-        )
+        self.store = open_store(settings)
         self.tracker = JobTracker(connect_redis(settings.redis_url))
         # One inference at a time: the model already uses every core for one query.
         self.model_lock = threading.Lock()

@@ -21,6 +21,10 @@ class CollectionMissingError(RisError):
     """The Milvus collection does not exist yet."""
 
 
+class CollectionMismatchError(RisError):
+    """The collection holds vectors of another model (or dimension) than the one configured."""
+
+
 class ServiceUnavailableError(RisError):
     """Redis or Milvus cannot be reached."""
 

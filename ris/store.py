@@ -17,7 +17,9 @@ from tenacity import (
     wait_exponential,
 )
 
-from ris.errors import CollectionMissingError, ServiceUnavailableError
+from ris.errors import CollectionMismatchError, CollectionMissingError, ServiceUnavailableError
+from ris.models import get_model_spec
+from ris.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -31,6 +33,8 @@ SEARCH_OUTPUT_FIELDS = ["path"]
 # searches keep the collection's default (Bounded), which a real Milvus serves faster.
 READ_YOUR_WRITES = "Strong"
 MAX_ID = 2**63 - 1
+# Collection property naming the model whose vectors the collection holds.
+MODEL_PROPERTY = "ris.model"
 # Milvus caps the rows one query returns (offset + limit <= 16384).
 QUERY_WINDOW = 16384
 STATE_FIELDS = ["id", "size", "mtime_ns", "content_hash"]
@@ -107,10 +111,12 @@ class VectorStore:
         token: str = "",
         timeout: float = 30.0,
         retry_seconds: float = 0.0,
+        model: str = "",
     ):
         self.uri = uri
         self.collection = collection
         self.dim = dim
+        self.model = model
         self.timeout = timeout
         self.retry_seconds = retry_seconds
         try:
@@ -163,7 +169,11 @@ class VectorStore:
         )
         try:
             self.client.create_collection(
-                self.collection, schema=schema, index_params=index, timeout=self.timeout
+                self.collection,
+                schema=schema,
+                index_params=index,
+                timeout=self.timeout,
+                properties={MODEL_PROPERTY: self.model} if self.model else None,
             )
             log.info("created collection %s (dim %d)", self.collection, self.dim)
         except MilvusException:
@@ -174,7 +184,7 @@ class VectorStore:
     def _prepare(self) -> None:
         if not self.client.has_collection(self.collection):
             self._create()
-        self._check_dimension()
+        self._check_compatible()
         self.client.load_collection(self.collection, timeout=self.timeout)
         self._ready = True
 
@@ -183,13 +193,20 @@ class VectorStore:
         if not self._ready:
             self._call(self._prepare)
 
-    def _check_dimension(self) -> None:
+    def _check_compatible(self) -> None:
+        """Refuse a collection holding another model's vectors: their scores mean nothing."""
         description = self.client.describe_collection(self.collection)
+        holder = description.get("properties", {}).get(MODEL_PROPERTY, "")
+        if self.model and holder and holder != self.model:
+            raise CollectionMismatchError(
+                f"collection {self.collection!r} holds vectors of model {holder}, not "
+                f"{self.model}; each model needs its own collection (set RIS_COLLECTION)"
+            )
         for field in description.get("fields", []):
             if field.get("name") == "vector":
                 existing = int(field.get("params", {}).get("dim", self.dim))
                 if existing != self.dim:
-                    raise CollectionMissingError(
+                    raise CollectionMismatchError(
                         f"collection {self.collection!r} holds {existing}-d vectors, "
                         f"this model makes {self.dim}-d ones; use another RIS_COLLECTION"
                     )
@@ -359,3 +376,15 @@ class VectorStore:
 
     def close(self) -> None:
         self.client.close()
+
+
+def open_store(settings: Settings, retry_seconds: float = 0.0) -> VectorStore:
+    """The store of the configured collection, for the configured model's vectors."""
+    return VectorStore(
+        settings.milvus_uri,
+        settings.collection,
+        dim=get_model_spec(settings.model).dim,
+        token=settings.milvus_token,
+        retry_seconds=retry_seconds,
+        model=settings.model,
+    )

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ris.access import content_hash, refusal_reason
+from ris.errors import CollectionMismatchError
 from ris.identity import image_id
 from ris.imaging import describe_os_error
 from ris.pipeline import EmbeddingPipeline
@@ -69,7 +70,12 @@ def process_batch(
         except OSError as error:
             failures[path] = describe_os_error(error)
     embedded_at = time.perf_counter()
-    store.upsert(records)
+    try:
+        store.upsert(records)
+    except CollectionMismatchError as error:
+        # Retrying cannot help: every image of the batch fails, naming the misconfiguration.
+        failures.update({record.path: str(error) for record in records})
+        records = []
     return BatchResult(
         indexed=[record.path for record in records],
         failures=failures,

@@ -14,10 +14,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ris.jobs import JobTracker, connect_redis
-from ris.models import get_model_spec
 from ris.pipeline import EmbeddingPipeline
 from ris.settings import Settings, load_settings
-from ris.store import VectorStore
+from ris.store import VectorStore, open_store
 from workers.ingest import IngestPolicy
 
 log = logging.getLogger(__name__)
@@ -50,14 +49,7 @@ def pipeline() -> EmbeddingPipeline:
 
 @_once_per_process
 def store() -> VectorStore:
-    current = settings()
-    return VectorStore(
-        current.milvus_uri,
-        current.collection,
-        dim=get_model_spec(current.model).dim,
-        token=current.milvus_token,
-        retry_seconds=current.outage_retry_seconds,
-    )
+    return open_store(settings(), retry_seconds=settings().outage_retry_seconds)
 
 
 @_once_per_process

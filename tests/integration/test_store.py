@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from pymilvus import MilvusException
 
-from ris.errors import CollectionMissingError
+from ris.errors import CollectionMismatchError, CollectionMissingError
 from ris.local import LocalMilvusLite
 from ris.store import FileState, ImageRecord, VectorStore
 
@@ -74,8 +74,23 @@ def test_reading_a_missing_collection_is_a_clear_error(small_store: VectorStore)
 
 def test_a_collection_of_another_dimension_is_refused(small_store: VectorStore) -> None:
     small_store.upsert(_records(1))
-    with pytest.raises(CollectionMissingError, match="8-d vectors.*16-d"):
+    with pytest.raises(CollectionMismatchError, match="8-d vectors.*16-d"):
         VectorStore(small_store.uri, small_store.collection, dim=16).ensure_collection()
+
+
+def test_a_collection_of_another_model_is_refused(any_milvus: str, collection: str) -> None:
+    """Two models of one dimension still make incomparable vectors: never mix them."""
+    first = VectorStore(any_milvus, collection, dim=DIM, model="model-a")
+    first.upsert(_records(2))
+    same = VectorStore(any_milvus, collection, dim=DIM, model="model-a")
+    assert same.count() == 2
+    other = VectorStore(any_milvus, collection, dim=DIM, model="model-b")
+    with pytest.raises(
+        CollectionMismatchError, match="holds vectors of model model-a, not model-b"
+    ):
+        other.upsert(_records(1))
+    assert same.count() == 2
+    first.drop()
 
 
 def test_large_upserts_are_split_below_the_message_limit(any_milvus, collection) -> None:
