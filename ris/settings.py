@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ris.errors import SettingsError
@@ -31,7 +32,11 @@ class Settings(BaseSettings):
         "`http://host:port` (Milvus Lite server, Milvus standalone or cluster).",
     )
     milvus_token: str = Field("", description="Milvus token (`user:password`), empty for none.")
-    collection: str = Field("images", description="Milvus collection holding the vectors.")
+    collection: str = Field(
+        "",
+        description="Milvus collection holding the vectors; empty means `images_<model>` "
+        "(each model has its own).",
+    )
     model: str = Field("efficientnet-lite0", description="Embedding model name.")
     device: str = Field("cpu", description="Inference device: `cpu` or `cuda`.")
     batch_size: int = Field(64, ge=1, le=1024, description="Image paths per Celery task.")
@@ -77,6 +82,14 @@ class Settings(BaseSettings):
         default_factory=_default_cache_dir,
         description="Converted models and sample photos are cached here.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collection_per_model(cls, values: Any) -> Any:
+        if isinstance(values, dict) and not values.get("collection"):
+            model = values.get("model") or cls.model_fields["model"].default
+            values = {**values, "collection": "images_" + re.sub(r"\W", "_", str(model))}
+        return values
 
     @property
     def allowed_root_list(self) -> list[str]:

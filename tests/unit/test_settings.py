@@ -18,6 +18,18 @@ def test_defaults_point_at_local_services(monkeypatch: pytest.MonkeyPatch) -> No
     assert settings.milvus_uri == "http://127.0.0.1:19530"
     assert settings.model == "efficientnet-lite0"
     assert settings.batch_size == 64
+    assert settings.collection == "images_efficientnet_lite0"
+
+
+def test_each_model_has_its_own_collection_unless_one_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("RIS_COLLECTION", raising=False)
+    monkeypatch.setenv("RIS_MODEL", "mobilenet-v2")
+    assert Settings().collection == "images_mobilenet_v2"
+    assert Settings(model="efficientnet-lite2").collection == "images_efficientnet_lite2"
+    monkeypatch.setenv("RIS_COLLECTION", "photos")
+    assert Settings().collection == "photos"
 
 
 def test_environment_variables_override_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
