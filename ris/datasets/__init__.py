@@ -1,0 +1,1 @@
+"""Development datasets for retrieval quality, fetched from package registries and cached."""
