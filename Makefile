@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint unit bench clean
+.PHONY: install demo test lint unit bench datasets clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: lint
 bench: install
 	$(BIN)/python -m bench.ingest $(if $(BENCH_JSON),--json $(BENCH_JSON))
 	$(BIN)/python -m bench.query $(if $(BENCH_JSON),--json $(BENCH_JSON))
+
+# Development datasets for retrieval quality, fetched once into RIS_CACHE_DIR/datasets/.
+datasets: install
+	$(BIN)/python -m ris.datasets
 
 unit: install
 	$(BIN)/python -m pytest -ra tests/unit

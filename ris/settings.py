@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     )
     cache_dir: Path = Field(
         default_factory=_default_cache_dir,
-        description="Converted models and sample photos are cached here.",
+        description="Converted models, sample photos and evaluation datasets are cached here.",
     )
 
     @model_validator(mode="before")

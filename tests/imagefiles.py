@@ -24,6 +24,23 @@ def two_halves(width: int, height: int, left: tuple[int, int, int], right: tuple
     return Image.fromarray(array)
 
 
+def textured(width: int = 120, height: int = 90, seed: int = 0) -> Image.Image:
+    """A small noisy picture: many colours, no flat areas, like a photo."""
+    rng = np.random.default_rng(seed)
+    base = np.linspace(0, 200, width, dtype=np.float32)[None, :, None]
+    noise = rng.integers(0, 55, (height, width, 3))
+    return Image.fromarray((base + noise).astype(np.uint8))
+
+
+def stamp(pixels: np.ndarray) -> Image.Image:
+    """An RGBA stamp: the given RGB pixels in the middle of a transparent square."""
+    height, width, _ = pixels.shape
+    rgba = np.zeros((height + 20, width + 20, 4), np.uint8)
+    rgba[10:-10, 10:-10, :3] = pixels
+    rgba[10:-10, 10:-10, 3] = 255
+    return Image.fromarray(rgba)
+
+
 def png_declaring_size(width: int, height: int) -> bytes:
     """A tiny, valid-looking PNG whose header claims width x height (a decompression bomb)."""
     buffer = io.BytesIO()

@@ -1,0 +1,81 @@
+"""Development datasets for retrieval quality, fetched from package registries and cached.
+
+`dataset_path(name, cache_dir)` returns `<cache_dir>/datasets/<name>/`, building it first if it
+is missing or was made by an older recipe. Names and layouts:
+
+- `tuxpaint`: `tuxpaint/<class>/*.png`, Tux Paint's photographed stamps by folder (class
+  retrieval, leave one out);
+- `foolbox`: `foolbox/<imagenet class index>/*.jpg`, foolbox's 20 labelled ImageNet photos;
+- `copydetect-mild`, `copydetect-hard`: `gallery/*.jpg`, `queries/*.jpg` and `truth.json`
+  (query file name -> gallery file name).
+
+Each holds a `manifest.json` (counts, sources and their versions, seed, selection rules).
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Callable
+from pathlib import Path
+
+from ris.datasets import copydetect, foolbox, tuxpaint
+from ris.datasets.layout import is_current
+
+NAMES = ("tuxpaint", "foolbox", "copydetect-mild", "copydetect-hard")
+_VERSIONS = {
+    "tuxpaint": tuxpaint.VERSION,
+    "foolbox": foolbox.VERSION,
+    "copydetect-mild": copydetect.VERSION,
+    "copydetect-hard": copydetect.VERSION,
+}
+
+
+def datasets_dir(cache_dir: Path) -> Path:
+    return Path(cache_dir) / "datasets"
+
+
+def _default_cache_dir() -> Path:
+    from ris.settings import Settings
+
+    return Settings().cache_dir
+
+
+def _builder(name: str, root: Path) -> Callable[[Path], None]:
+    if name == "tuxpaint":
+        return lambda cache_dir: tuxpaint.build(cache_dir, root / "tuxpaint")
+    if name == "foolbox":
+        return lambda cache_dir: foolbox.build(cache_dir, root / "foolbox")
+    # Both copy-detection sets share one gallery, so they are built together.
+    folders = {"mild": root / "copydetect-mild", "hard": root / "copydetect-hard"}
+    return lambda cache_dir: copydetect.build(cache_dir, folders)
+
+
+def is_ready(name: str, cache_dir: Path) -> bool:
+    return is_current(datasets_dir(cache_dir) / name, _VERSIONS[name])
+
+
+def dataset_path(name: str, cache_dir: Path | None = None, *, fetch: bool = True) -> Path:
+    """The folder of dataset `name`, built (downloading its sources) if needed and `fetch`."""
+    if name not in NAMES:
+        raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(NAMES)}")
+    cache_dir = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    folder = datasets_dir(cache_dir) / name
+    if is_ready(name, cache_dir):
+        return folder
+    if not fetch:
+        raise FileNotFoundError(f"dataset {name} is not built under {folder}")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # One builder at a time: a second process waits, then finds the dataset ready.
+    with open(folder.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not is_ready(name, cache_dir):
+            _builder(name, datasets_dir(cache_dir))(cache_dir)
+    return folder
+
+
+def ensure_all(cache_dir: Path | None = None) -> dict[str, Path]:
+    """Every dataset's folder, building the missing ones."""
+    return {name: dataset_path(name, cache_dir) for name in NAMES}
+
+
+__all__ = ["NAMES", "dataset_path", "datasets_dir", "ensure_all", "is_ready"]

@@ -1,0 +1,326 @@
+"""Copy detection: `copydetect-{mild,hard}/gallery/`, `queries/`, `truth.json`, fixed seeds.
+
+Originals (each the answer to two queries per strength) are real photos: scikit-image's and
+foolbox's sample photos, reviewed photos from Debian's `opencv-doc` examples and a seeded draw
+of the larger Tux Paint photos, composited on white. Distractors are other real photos: the
+remaining Tux Paint photos and non-overlapping square tiles of the photographic wallpapers of
+Debian's `mate-backgrounds` and `plasma-workspace-wallpapers` (tiles of near-uniform sky or
+fog are skipped). Every gallery picture is RGB, at most 1024 px on its longer side, saved as
+JPEG quality 95; a later picture within 3 bits (dhash) of an earlier one is dropped, so no
+distractor is a near copy of an original. Both strengths share one gallery.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ris.datasets import edits, photos, sources, tuxpaint
+from ris.datasets.layout import (
+    Query,
+    building,
+    link_gallery,
+    write_gallery,
+    write_json,
+    write_queries,
+)
+from ris.samples import WHEELS, imagenet_photos, scikit_image_photos
+
+VERSION = 1
+SEED = 20251127
+QUERIES_PER_ORIGINAL = 2
+MAX_SIDE = 1024
+MAX_TILE_SIDE = 512
+# Wallpapers are cut into squares of a seventh of their height (at least 200 px).
+TILE_ROWS = 7
+TILE_MIN_SIDE = 200
+NEAR_DUPLICATE_BITS = 3
+TUX_ORIGINALS = 70
+TUX_MIN_SIDE_ORIGINAL = 150  # the visible stamp's shorter side, before the white margin
+TUX_MIN_SIDE_DISTRACTOR = 100
+
+OPENCV_PACKAGE = "opencv-doc"
+OPENCV_EXAMPLES = "usr/share/doc/opencv-doc/examples/"
+# Photos only (no drawings, renders, logos, masks, charts), one of each stereo pair or series.
+OPENCV_PHOTOS = (
+    "alphamat/input_images/plant.jpg",
+    "data/aero1.jpg",
+    "data/aloeL.jpg",
+    "data/apple.jpg",
+    "data/baboon.jpg",
+    "data/basketball1.png",
+    "data/board.jpg",
+    "data/box_in_scene.png",
+    "data/building.jpg",
+    "data/butterfly.jpg",
+    "data/chicky_512.png",
+    "data/ela_original.jpg",
+    "data/fruits.jpg",
+    "data/graf1.png",
+    "data/home.jpg",
+    "data/left.jpg",
+    "data/left01.jpg",
+    "data/leuvenA.jpg",
+    "data/licenseplate_motion.jpg",
+    "data/messi5.jpg",
+    "data/orange.jpg",
+    "data/rubberwhale1.png",
+    "data/squirrel_cls.jpg",
+    "data/stuff.jpg",
+    "data/sudoku.png",
+    "dnn_superres/butterfly.png",
+    "hfs/data/000.jpg",
+    "hfs/data/001.jpg",
+    "hfs/data/002.jpg",
+    "reg/home.png",
+    "text/scenetext01.jpg",
+    "text/scenetext02.jpg",
+    "text/scenetext03.jpg",
+    "text/scenetext04.jpg",
+    "text/scenetext05.jpg",
+    "text/scenetext06.jpg",
+    "text/scenetext_segmented_word01.jpg",
+    "text/scenetext_segmented_word02.jpg",
+    "text/scenetext_segmented_word03.jpg",
+    "text/scenetext_segmented_word04.jpg",
+    "text/scenetext_segmented_word05.jpg",
+)
+# The photographic wallpapers (the others in these packages are drawings or renders).
+WALLPAPERS = {
+    "mate-backgrounds": tuple(
+        f"usr/share/backgrounds/mate/nature/{name}.jpg"
+        for name in (
+            "Aqua",
+            "Blinds",
+            "Dune",
+            "FreshFlower",
+            "Garden",
+            "GreenMeadow",
+            "LadyBird",
+            "RainDrops",
+            "Storm",
+            "TwoWings",
+            "Wood",
+            "YellowFlower",
+        )
+    ),
+    "plasma-workspace-wallpapers": tuple(
+        f"usr/share/wallpapers/{name}/contents/images/{size}.jpg"
+        for name, size in (
+            ("BytheWater", "2560x1600"),
+            ("ColdRipple", "2560x1600"),
+            ("DarkestHour", "2560x1600"),
+            ("EveningGlow", "2560x1600"),
+            ("FallenLeaf", "2560x1600"),
+            ("Grey", "2560x1600"),
+            ("Kite", "2560x1600"),
+            ("OneStandsOut", "2560x1600"),
+            ("Path", "2560x1600"),
+            ("Volna", "5120x2880"),
+            ("summer_1am", "2560x1600"),
+        )
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Picture:
+    name: str  # gallery file name
+    source: str  # where it comes from, for the manifest
+    kind: str  # source family: skimage, foolbox, opencv, tuxpaint, wallpaper
+    image: Image.Image
+
+
+def _open(path: Path) -> Image.Image:
+    with Image.open(path) as image:
+        image.load()
+        return image.copy()
+
+
+def _slug(text: str) -> str:
+    return text.replace("/", "-").rsplit(".", 1)[0]
+
+
+def originals_and_distractors(cache_dir: Path) -> tuple[list[Picture], list[Picture], dict]:
+    """Every gallery candidate (originals, then distractors) and the source versions."""
+    originals: list[Picture] = []
+    versions: dict[str, str] = {
+        "scikit-image": WHEELS["skimage"][0],
+        "foolbox": WHEELS["foolbox"][0],
+    }
+    for path in sorted(scikit_image_photos(cache_dir).iterdir()):
+        image = photos.fit(_open(path), MAX_SIDE)
+        originals.append(
+            Picture(f"skimage-{path.stem}.jpg", f"skimage/data/{path.name}", "skimage", image)
+        )
+    for path in sorted(imagenet_photos(cache_dir).glob("imagenet_*.jpg")):
+        image = photos.fit(_open(path), MAX_SIDE)
+        originals.append(
+            Picture(f"foolbox-{path.stem}.jpg", f"foolbox/data/{path.name}", "foolbox", image)
+        )
+
+    wanted = tuple(OPENCV_EXAMPLES + name for name in OPENCV_PHOTOS)
+    root, versions[OPENCV_PACKAGE] = sources.debian_files(
+        cache_dir, OPENCV_PACKAGE, sources.one_of(wanted)
+    )
+    for name in OPENCV_PHOTOS:
+        image = photos.fit(_open(root / OPENCV_EXAMPLES / name), MAX_SIDE)
+        originals.append(
+            Picture(f"opencv-{_slug(name)}.jpg", f"{OPENCV_PACKAGE}: {name}", "opencv", image)
+        )
+
+    stamps_dir, versions[tuxpaint.PACKAGE] = tuxpaint.fetch(cache_dir)
+    stamps, _ = tuxpaint.select(stamps_dir)
+    large: list[Picture] = []
+    medium: list[Picture] = []
+    for stamp in stamps:
+        raw = _open(stamp.path)
+        box = raw.convert("RGBA").getchannel("A").point(lambda a: 255 if a >= 16 else 0).getbbox()
+        side = min(box[2] - box[0], box[3] - box[1]) if box else 0
+        if side < TUX_MIN_SIDE_DISTRACTOR:
+            continue
+        picture = Picture(
+            f"tux-{_slug(stamp.relative)}.jpg",
+            f"{tuxpaint.PACKAGE}: {stamp.relative}",
+            "tuxpaint",
+            photos.fit(photos.on_white(raw), MAX_SIDE),
+        )
+        (large if side >= TUX_MIN_SIDE_ORIGINAL else medium).append(picture)
+    rng = np.random.default_rng(SEED)
+    chosen = set(
+        rng.choice(len(large), size=min(TUX_ORIGINALS, len(large)), replace=False).tolist()
+    )
+    originals += [picture for index, picture in enumerate(large) if index in chosen]
+    distractors = [picture for index, picture in enumerate(large) if index not in chosen] + medium
+
+    for package, paths in WALLPAPERS.items():
+        root, versions[package] = sources.debian_files(cache_dir, package, sources.one_of(paths))
+        for member in paths:
+            distractors += _tiles(root / member, package, member)
+    return originals, distractors, versions
+
+
+def _tiles(path: Path, package: str, member: str) -> Iterator[Picture]:
+    image = _open(path).convert("RGB")
+    name = path.parent.parent.parent.name if package.startswith("plasma") else path.stem
+    short = package.split("-")[0]
+    for number, box in enumerate(
+        photos.tile_boxes(*image.size, rows=TILE_ROWS, min_side=TILE_MIN_SIDE)
+    ):
+        tile = image.crop(box)
+        if photos.has_detail(tile):
+            yield Picture(
+                f"wallpaper-{short}-{name}-t{number:02d}.jpg",
+                f"{package}: {member} tile {box}",
+                "wallpaper",
+                photos.fit(tile, MAX_TILE_SIDE),
+            )
+
+
+def drop_near_duplicates(
+    pictures: list[Picture], bits: int = NEAR_DUPLICATE_BITS
+) -> tuple[list[Picture], dict[str, str]]:
+    """Pictures in order, without any within `bits` of an earlier one; and what was dropped."""
+    kept: list[Picture] = []
+    hashes: list[int] = []
+    dropped: dict[str, str] = {}
+    for picture in pictures:
+        code = photos.dhash(picture.image)
+        twin = next(
+            (kept[i].name for i, h in enumerate(hashes) if photos.hamming(h, code) <= bits), None
+        )
+        if twin is not None:
+            dropped[picture.name] = twin
+            continue
+        kept.append(picture)
+        hashes.append(code)
+    return kept, dropped
+
+
+def make_queries(originals: list[Picture], strength: str) -> list[Query]:
+    """QUERIES_PER_ORIGINAL edited copies of each original, each from its own seeded generator."""
+    edit = edits.STRENGTHS[strength]
+    strength_id = list(edits.STRENGTHS).index(strength)
+    queries: list[Query] = []
+    for picture in sorted(originals, key=lambda p: p.name):
+        for copy in range(QUERIES_PER_ORIGINAL):
+            seed = [SEED, strength_id, zlib.crc32(picture.name.encode()), copy]
+            edited = edit(picture.image, np.random.default_rng(seed))
+            name = f"q{len(queries) + 1:04d}.jpg"
+            queries.append(Query(name, picture.name, edited.image, edited.quality, edited.steps))
+    return queries
+
+
+def build(cache_dir: Path, folders: dict[str, Path]) -> None:
+    """Both strengths at once (they share the gallery): folders = {"mild": path, "hard": path}."""
+    originals, distractors, versions = originals_and_distractors(cache_dir)
+    gallery, near_duplicates = drop_near_duplicates(originals + distractors)
+    names = {picture.name for picture in gallery}
+    originals = [picture for picture in originals if picture.name in names]
+    distractors = [picture for picture in distractors if picture.name in names]
+    strengths = list(folders)
+    with building([folders[s] for s in strengths]) as scratch:
+        for index, (strength, root) in enumerate(zip(strengths, scratch, strict=True)):
+            if index == 0:
+                write_gallery(root, {picture.name: picture.image for picture in gallery})
+            else:
+                link_gallery(scratch[0], root)
+            queries = make_queries(originals, strength)
+            write_queries(root, queries)
+            write_json(
+                root / "manifest.json",
+                _manifest(
+                    strength, gallery, originals, distractors, queries, versions, near_duplicates
+                ),
+            )
+
+
+def _manifest(
+    strength: str,
+    gallery: list[Picture],
+    originals: list[Picture],
+    distractors: list[Picture],
+    queries: list[Query],
+    versions: dict[str, str],
+    near_duplicates: dict[str, str],
+) -> dict:
+    original_names = {picture.name for picture in originals}
+    return {
+        "name": f"copydetect-{strength}",
+        "version": VERSION,
+        "seed": SEED,
+        "task": "copy detection: each query's original (truth.json) should rank first in gallery/",
+        "edits": {
+            "mild": "one or two of: resize 0.3-0.8x, JPEG quality 20-50, rotation 2-10 degrees, "
+            "horizontal flip, colour jitter 0.6-1.4, grayscale, Gaussian blur, text overlay, "
+            "coloured border; saved as JPEG 95 unless JPEG was drawn",
+            "hard": "crop keeping 25-50% of the area, then two or three of the mild image "
+            "edits (not JPEG), then JPEG quality 20-50",
+        }[strength],
+        "gallery": len(gallery),
+        "originals": len(originals),
+        "distractors": len(distractors),
+        "queries": len(queries),
+        "queries_per_original": QUERIES_PER_ORIGINAL,
+        "originals_by_source": dict(sorted(Counter(p.kind for p in originals).items())),
+        "distractors_by_source": dict(sorted(Counter(p.kind for p in distractors).items())),
+        "sources": versions,
+        "selection": __doc__.strip() if __doc__ else "",
+        "near_duplicates_dropped": near_duplicates,
+        "gallery_files": {
+            p.name: {
+                "role": "original" if p.name in original_names else "distractor",
+                "source": p.source,
+            }
+            for p in gallery
+        },
+        "query_files": {
+            query.name: {"original": query.original, "steps": query.steps} for query in queries
+        },
+    }
