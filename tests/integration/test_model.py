@@ -1,5 +1,8 @@
 """The converted model is the real pretrained EfficientNet-Lite0, on ONNX Runtime."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +63,34 @@ def test_conversion_is_cached_by_weights_hash(model_path: Path, cache_dir: Path)
     modified = model_path.stat().st_mtime_ns
     assert ensure_onnx_model(SPEC.name, cache_dir) == model_path
     assert model_path.stat().st_mtime_ns == modified
+
+
+def test_a_worker_loads_the_cached_model_without_importing_pytorch(
+    model_path: Path, cache_dir: Path
+) -> None:
+    """What a runtime image relies on: the model baked in at build time, no torch installed."""
+    code = (
+        "import sys; from ris.pipeline import EmbeddingPipeline; from ris.settings import Settings;"
+        "EmbeddingPipeline(Settings()); sys.exit('torch' in sys.modules)"
+    )
+    env = {**os.environ, "RIS_CACHE_DIR": str(cache_dir)}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    checked = subprocess.run(
+        [sys.executable, "-m", "ris.convert", "--check"], env=env, capture_output=True, text=True
+    )
+    assert (checked.returncode, checked.stdout.strip()) == (0, str(model_path))
+
+
+def test_check_without_a_converted_model_fails_in_one_line(tmp_path: Path) -> None:
+    checked = subprocess.run(
+        [sys.executable, "-m", "ris.convert", "--check"],
+        env={**os.environ, "RIS_CACHE_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 1
+    assert checked.stderr.startswith(f"Error: {tmp_path}/models/efficientnet-lite0-")
+    assert checked.stderr.count("\n") == 1
 
 
 def test_cuda_without_a_gpu_is_a_clear_error_not_a_silent_cpu_run() -> None:
