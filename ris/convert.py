@@ -92,6 +92,8 @@ def _export(torch: Any, spec: ModelSpec, destination: Path) -> None:
                 opset_version=17,
                 dynamo=False,
             )
+        # mkstemp made it private (0600); other users, like a container's service user, read it.
+        os.chmod(temporary, 0o644)
         os.replace(temporary, destination)
     finally:
         if os.path.exists(temporary):
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m ris.convert [--check]`: convert RIS_MODEL into RIS_CACHE_DIR, print the path.
 
     Image builds run it once so workers start with the model baked in; `--check` only verifies
-    the file is there, without PyTorch, as a runtime image has none.
+    the file is there and readable, without PyTorch, as a runtime image has none.
     """
     parser = argparse.ArgumentParser(prog="python -m ris.convert", description=main.__doc__)
     parser.add_argument("--check", action="store_true", help="fail if not converted yet")
@@ -121,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         if check:
             path = onnx_model_path(get_model_spec(settings.model), settings.cache_dir)
-            if not path.exists():
-                raise ModelUnavailableError(f"{path} is missing: run python -m ris.convert")
+            if not os.access(path, os.R_OK):
+                raise ModelUnavailableError(f"{path} is missing or unreadable")
         else:
             path = ensure_onnx_model(settings.model, settings.cache_dir)
     except RisError as error:

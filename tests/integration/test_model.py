@@ -81,6 +81,11 @@ def test_a_worker_loads_the_cached_model_without_importing_pytorch(
     assert (checked.returncode, checked.stdout.strip()) == (0, str(model_path))
 
 
+def test_the_converted_file_is_readable_by_other_users(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    assert ensure_onnx_model(SPEC.name, tmp_path).stat().st_mode & 0o777 == 0o644
+
+
 def test_check_without_a_converted_model_fails_in_one_line(tmp_path: Path) -> None:
     checked = subprocess.run(
         [sys.executable, "-m", "ris.convert", "--check"],
