@@ -103,3 +103,15 @@ def test_cuda_without_a_gpu_is_a_clear_error_not_a_silent_cpu_run() -> None:
         execution_providers("cuda")
     with pytest.raises(DeviceUnavailableError, match="unknown device"):
         execution_providers("tpu")
+
+
+def test_cuda_that_cannot_start_is_an_error_not_a_cpu_fallback(
+    model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As onnxruntime-gpu does on a host without a visible GPU: CUDA listed, session on CPU."""
+    monkeypatch.setattr(
+        "ris.embedder.ort.get_available_providers",
+        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
+    with pytest.raises(DeviceUnavailableError, match="could not start CUDAExecutionProvider"):
+        OnnxEmbedder(str(model_path), threads=1, model_batch_size=4, device="cuda")
