@@ -33,6 +33,28 @@ wait_option = click.option("--wait", is_flag=True, help="Follow the job until it
 timeout_option = click.option("--timeout", type=float, default=None, help="Stop waiting after S.")
 
 
+def _queue_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise click.BadParameter("must not be empty")
+    return value
+
+
+queue_option = click.option(
+    "--queue",
+    callback=_queue_name,
+    metavar="NAME",
+    help="Celery queue for this job (e.g. one only GPU workers consume); default RIS_QUEUE.",
+)
+
+
+def _producer(queue: str | None = None) -> Producer:
+    """A producer from the settings, sending to `queue` instead of RIS_QUEUE when given."""
+    settings = load_settings()
+    if queue is not None:
+        settings = settings.model_copy(update={"queue": queue})
+    return Producer(settings)
+
+
 def _show_status(producer: Producer, status: JobStatus, as_json: bool, limit: int) -> None:
     failures = {
         display_path(p): reason for p, reason in producer.tracker.failures(status.job).items()
@@ -96,6 +118,7 @@ def main() -> None:
 @wait_option
 @timeout_option
 @click.option("--force", is_flag=True, help="Re-embed files even when indexed unchanged.")
+@queue_option
 @json_option
 @verbose_option
 @one_line_errors
@@ -104,6 +127,7 @@ def enqueue(
     wait: bool,
     timeout: float | None,
     force: bool,
+    queue: str | None,
     as_json: bool,
     verbose: bool,
 ) -> None:
@@ -112,7 +136,7 @@ def enqueue(
     for root in roots:
         if not os.path.exists(root):
             raise click.ClickException(f"{root}: no such file or directory")
-    producer = Producer(load_settings())
+    producer = _producer(queue)
     absolute = [os.path.abspath(root) for root in roots]
     paths = (path for root in absolute for path in iter_image_paths(root))
     _run_job(producer, paths, os.pathsep.join(absolute), not force, wait, timeout, as_json)
@@ -122,13 +146,16 @@ def enqueue(
 @click.argument("job")
 @wait_option
 @timeout_option
+@queue_option
 @json_option
 @verbose_option
 @one_line_errors
-def retry(job: str, wait: bool, timeout: float | None, as_json: bool, verbose: bool) -> None:
+def retry(
+    job: str, wait: bool, timeout: float | None, queue: str | None, as_json: bool, verbose: bool
+) -> None:
     """Enqueue again the images that failed in JOB, as a new job."""
     configure_logging(verbose)
-    producer = Producer(load_settings())
+    producer = _producer(queue)
     if producer.tracker.status(job) is None:
         raise click.ClickException(f"no such job: {job}")
     failed = list(producer.tracker.failures(job))

@@ -54,6 +54,7 @@ class Producer:
         )
 
     def finalize(self, job: str) -> None:
+        # Same queue as the job's batches: the workers that just ran them are known to consume it.
         self.app.send_task(
             FINALIZE_TASK,
             args=[job],
@@ -63,6 +64,7 @@ class Producer:
         )
 
     def queue_length(self) -> int:
+        """Batches waiting in the queue this producer sends to (its backpressure signal)."""
         return int(self.tracker.redis.llen(self.settings.queue))
 
     def enqueuer(self, skip_unchanged: bool = True) -> Enqueuer:

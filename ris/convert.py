@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import logging
 import os
+import sys
 import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
-from ris.errors import ModelUnavailableError
+from ris.errors import ModelUnavailableError, RisError
 from ris.models import ModelSpec, get_model_spec, onnx_model_path
+from ris.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,8 @@ def _export(torch: Any, spec: ModelSpec, destination: Path) -> None:
                 opset_version=17,
                 dynamo=False,
             )
+        # mkstemp made it private (0600); other users, like a container's service user, read it.
+        os.chmod(temporary, 0o644)
         os.replace(temporary, destination)
     finally:
         if os.path.exists(temporary):
@@ -103,3 +108,31 @@ def ensure_onnx_model(model_name: str, cache_dir: Path) -> Path:
         log.info("converting %s to ONNX at %s (one-time step)", spec.name, path)
         export_onnx(spec, path)
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m ris.convert [--check]`: convert RIS_MODEL into RIS_CACHE_DIR, print the path.
+
+    Image builds run it once so workers start with the model baked in; `--check` only verifies
+    the file is there and readable, without PyTorch, as a runtime image has none.
+    """
+    parser = argparse.ArgumentParser(prog="python -m ris.convert", description=main.__doc__)
+    parser.add_argument("--check", action="store_true", help="fail if not converted yet")
+    check = parser.parse_args(argv).check
+    try:
+        settings = load_settings()
+        if check:
+            path = onnx_model_path(get_model_spec(settings.model), settings.cache_dir)
+            if not os.access(path, os.R_OK):
+                raise ModelUnavailableError(f"{path} is missing or unreadable")
+        else:
+            path = ensure_onnx_model(settings.model, settings.cache_dir)
+    except RisError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

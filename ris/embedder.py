@@ -52,6 +52,13 @@ class OnnxEmbedder:
         self.session = ort.InferenceSession(
             model_path, sess_options=options, providers=execution_providers(device)
         )
+        # onnxruntime-gpu lists CUDA as available even on a host where it cannot load it (no GPU
+        # visible, CUDA or cuDNN missing), and then quietly runs on the CPU.
+        if _PROVIDERS[device] not in self.session.get_providers():
+            raise DeviceUnavailableError(
+                f"device {device!r}: ONNX Runtime could not start {_PROVIDERS[device]} on this "
+                "host (no GPU visible, or CUDA/cuDNN libraries missing; its log says which)"
+            )
         self.model_batch_size = model_batch_size
         log.info("loaded %s on %s, %d threads", model_path, device, threads)
 

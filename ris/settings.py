@@ -20,7 +20,11 @@ def _default_cache_dir() -> Path:
 class Settings(BaseSettings):
     """Every knob of the product. Each field is read from `RIS_<FIELD NAME IN CAPITALS>`."""
 
-    model_config = SettingsConfigDict(env_prefix="RIS_", frozen=True, extra="ignore")
+    # An empty variable means the default: compose files pass every setting through as
+    # `${RIS_X:-}`, which is empty when the operator did not set it.
+    model_config = SettingsConfigDict(
+        env_prefix="RIS_", frozen=True, extra="ignore", env_ignore_empty=True
+    )
 
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",

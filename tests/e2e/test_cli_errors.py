@@ -30,6 +30,12 @@ def test_enqueue_of_a_missing_path(ris_env) -> None:
     _fails_with(producer, ["enqueue", "/no/such/folder"], "/no/such/folder: no such file")
 
 
+def test_enqueue_to_an_empty_queue_name_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(producer, ["enqueue", str(tmp_path), "--queue", " "])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--queue': must not be empty" in result.output
+
+
 def test_search_with_a_missing_query_file(ris_env) -> None:
     _fails_with(query, ["search", "/no/such/cat.jpg"], "/no/such/cat.jpg: no such file")
 

@@ -1,5 +1,6 @@
 """The producer's enqueue loop on real Redis and Milvus: batching, skipping, backpressure, stop."""
 
+import json
 import os
 import time
 
@@ -7,10 +8,12 @@ import numpy as np
 
 from producer.enqueue import Enqueuer
 from producer.scan import iter_image_paths
+from producer.wiring import Producer
 from ris.access import content_hash
-from ris.contract import BatchPayload
+from ris.contract import FINALIZE_TASK, INGEST_TASK, BatchPayload
 from ris.identity import image_id
 from ris.jobs import JobTracker, connect_redis
+from ris.settings import Settings
 from ris.store import ImageRecord, VectorStore
 
 
@@ -148,3 +151,14 @@ def test_a_stop_request_ends_the_job_with_what_was_sent(redis_url, tmp_path) -> 
     status = tracker.status(report.job)
     assert status is not None and status.interrupted
     assert (status.seen, status.enqueued, status.batches) == (4, 4, 1)
+
+
+def test_batches_finalize_and_backpressure_all_use_the_producers_queue(redis_url) -> None:
+    producer = Producer(Settings(redis_url=redis_url, queue="gpu-test"))
+    producer.send(BatchPayload(job="abcdef", batch=1, paths=["/images/a.jpg"]))
+    producer.finalize("abcdef")
+    broker = producer.tracker.redis
+    tasks = [json.loads(message)["headers"]["task"] for message in broker.lrange("gpu-test", 0, -1)]
+    assert sorted(tasks) == [FINALIZE_TASK, INGEST_TASK]
+    assert broker.llen("ris") == 0
+    assert producer.queue_length() == 2

@@ -1,5 +1,8 @@
 """The converted model is the real pretrained EfficientNet-Lite0, on ONNX Runtime."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +65,53 @@ def test_conversion_is_cached_by_weights_hash(model_path: Path, cache_dir: Path)
     assert model_path.stat().st_mtime_ns == modified
 
 
+def test_a_worker_loads_the_cached_model_without_importing_pytorch(
+    model_path: Path, cache_dir: Path
+) -> None:
+    """What a runtime image relies on: the model baked in at build time, no torch installed."""
+    code = (
+        "import sys; from ris.pipeline import EmbeddingPipeline; from ris.settings import Settings;"
+        "EmbeddingPipeline(Settings()); sys.exit('torch' in sys.modules)"
+    )
+    env = {**os.environ, "RIS_CACHE_DIR": str(cache_dir)}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    checked = subprocess.run(
+        [sys.executable, "-m", "ris.convert", "--check"], env=env, capture_output=True, text=True
+    )
+    assert (checked.returncode, checked.stdout.strip()) == (0, str(model_path))
+
+
+def test_the_converted_file_is_readable_by_other_users(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    assert ensure_onnx_model(SPEC.name, tmp_path).stat().st_mode & 0o777 == 0o644
+
+
+def test_check_without_a_converted_model_fails_in_one_line(tmp_path: Path) -> None:
+    checked = subprocess.run(
+        [sys.executable, "-m", "ris.convert", "--check"],
+        env={**os.environ, "RIS_CACHE_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 1
+    assert checked.stderr.startswith(f"Error: {tmp_path}/models/efficientnet-lite0-")
+    assert checked.stderr.count("\n") == 1
+
+
 def test_cuda_without_a_gpu_is_a_clear_error_not_a_silent_cpu_run() -> None:
     with pytest.raises(DeviceUnavailableError, match="CUDAExecutionProvider"):
         execution_providers("cuda")
     with pytest.raises(DeviceUnavailableError, match="unknown device"):
         execution_providers("tpu")
+
+
+def test_cuda_that_cannot_start_is_an_error_not_a_cpu_fallback(
+    model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As onnxruntime-gpu does on a host without a visible GPU: CUDA listed, session on CPU."""
+    monkeypatch.setattr(
+        "ris.embedder.ort.get_available_providers",
+        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
+    with pytest.raises(DeviceUnavailableError, match="could not start CUDAExecutionProvider"):
+        OnnxEmbedder(str(model_path), threads=1, model_batch_size=4, device="cuda")

@@ -44,6 +44,13 @@ def test_environment_variables_override_defaults(monkeypatch: pytest.MonkeyPatch
     )
 
 
+def test_an_empty_variable_means_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RIS_BATCH_SIZE", "")
+    monkeypatch.setenv("RIS_QUEUE", "")
+    settings = Settings()
+    assert (settings.batch_size, settings.queue) == (64, "ris")
+
+
 def test_environment_is_read_when_built_not_at_import(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RIS_DEVICE", "cuda")
     assert Settings().device == "cuda"
