@@ -131,7 +131,7 @@ def tutorial(model_path: Path, paths: list[str], work: Path) -> Rate:
     from ris.convert import build_reference_model
     from ris.models import get_model_spec
 
-    network = build_reference_model(get_model_spec("efficientnet-lite0")).net
+    network = build_reference_model(get_model_spec("efficientnet-lite0"), model_path.parent.parent)
     torch.set_num_threads(os.cpu_count() or 1)
 
     def preprocess(path: str) -> np.ndarray:
@@ -144,7 +144,7 @@ def tutorial(model_path: Path, paths: list[str], work: Path) -> Rate:
 
     def embed(tensor: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            features = network.extract_features(torch.from_numpy(tensor[None]))
+            features = network.extract(torch.from_numpy(tensor[None]))
         return features.mean(dim=(2, 3))[0].numpy()
 
     embedding_pipeline = (

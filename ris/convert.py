@@ -16,12 +16,15 @@ from typing import Any
 from ris.errors import ModelUnavailableError, RisError
 from ris.models import ModelSpec, get_model_spec, onnx_model_path
 from ris.settings import load_settings
+from ris.weights import weights_file
 
 log = logging.getLogger(__name__)
 
 INPUT_NAME = "images"
 FEATURES_OUTPUT = "features"
 LOGITS_OUTPUT = "logits"
+# Generalized-mean pooling exponent: 3 is the usual choice in image retrieval.
+GEM_POWER = 3.0
 
 
 def _import_torch() -> Any:
@@ -35,45 +38,62 @@ def _import_torch() -> Any:
     return torch
 
 
-def build_reference_model(spec: ModelSpec) -> Any:
+def build_reference_model(spec: ModelSpec, cache_dir: Path) -> Any:
     """The PyTorch module the ONNX graph is exported from: uint8 NHWC in, (features, logits) out.
 
-    Normalisation (mean = std = 0.5) and the NHWC -> NCHW transpose live inside the graph, so
-    workers hand the model raw decoded pixels with no float copy of their own.
+    Normalisation, the NHWC -> NCHW transpose and the pooling live inside the graph, so workers
+    hand the model raw decoded pixels with no float copy of their own. The logits (from average
+    pooling, as the classifier was trained) prove the weights are the real ones.
     """
     torch = _import_torch()
-    from efficientnet_lite_pytorch import EfficientNet
+    weights = str(weights_file(spec.weights, cache_dir))
+    if spec.backbone == "mobilenet-v2":
+        from ris.mobilenet_v2 import load_mobilenet_v2
 
-    # Loaded as shipped: set_swish() would replace ReLU6 and wreck the pretrained weights.
-    network = EfficientNet.from_pretrained(spec.name, weights_path=str(spec.weights_path()))
-    network.eval()
+        network = load_mobilenet_v2(weights)
+        extract, classifier = network.features, network.classifier[1]
+    else:
+        from efficientnet_lite_pytorch import EfficientNet
+
+        # Loaded as shipped: set_swish() would replace ReLU6 and wreck the pretrained weights.
+        network = EfficientNet.from_pretrained(spec.backbone, weights_path=weights).eval()
+        extract, classifier = network.extract_features, network._fc
 
     class FeaturesAndLogits(torch.nn.Module):  # type: ignore[name-defined]
-        def __init__(self, net: Any) -> None:
+        def __init__(self) -> None:
             super().__init__()
-            self.net = net
+            # Registered as a submodule so its weights are parameters, not traced constants.
+            self.network = network
+            self.extract, self.classifier = extract, classifier
+            self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1))
+            self.register_buffer("scale", 1.0 / torch.tensor(spec.std).view(1, 3, 1, 1))
 
         def forward(self, images: Any) -> tuple[Any, Any]:
-            pixels = images.permute(0, 3, 1, 2).float() * (1.0 / 127.5) - 1.0
-            feature_map = self.net.extract_features(pixels)
-            pooled = feature_map.mean(dim=(2, 3))
-            return pooled, self.net._fc(pooled)
+            pixels = (images.permute(0, 3, 1, 2).float() - self.mean) * self.scale
+            feature_map = self.extract(pixels)
+            average = feature_map.mean(dim=(2, 3))
+            if spec.pooling == "gem":
+                pooled = feature_map.clamp(min=1e-6).pow(GEM_POWER).mean(dim=(2, 3))
+                pooled = pooled.pow(1.0 / GEM_POWER)
+            else:
+                pooled = average
+            return pooled, self.classifier(average)
 
-    return FeaturesAndLogits(network).eval()
+    return FeaturesAndLogits().eval()
 
 
-def export_onnx(spec: ModelSpec, destination: Path) -> None:
+def export_onnx(spec: ModelSpec, cache_dir: Path, destination: Path) -> None:
     """Export the reference model to `destination` atomically (concurrent workers may race)."""
     torch = _import_torch()
     # The weights package print()s and the exporter warns: keep stdout clean for --json output.
     with contextlib.redirect_stdout(io.StringIO()) as chatter, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _export(torch, spec, destination)
+        _export(torch, spec, cache_dir, destination)
     log.debug("conversion output: %s", chatter.getvalue().strip())
 
 
-def _export(torch: Any, spec: ModelSpec, destination: Path) -> None:
-    model = build_reference_model(spec)
+def _export(torch: Any, spec: ModelSpec, cache_dir: Path, destination: Path) -> None:
+    model = build_reference_model(spec, cache_dir)
     sample = torch.zeros((2, spec.input_size, spec.input_size, 3), dtype=torch.uint8)
     destination.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=destination.parent, suffix=".onnx.tmp")
@@ -106,7 +126,7 @@ def ensure_onnx_model(model_name: str, cache_dir: Path) -> Path:
     path = onnx_model_path(spec, cache_dir)
     if not path.exists():
         log.info("converting %s to ONNX at %s (one-time step)", spec.name, path)
-        export_onnx(spec, path)
+        export_onnx(spec, cache_dir, path)
     return path
 
 

@@ -36,7 +36,7 @@ WHEELS = {
 }
 
 
-def _download_wheel(requirement: str, destination: Path) -> Path:
+def download_wheel(requirement: str, destination: Path) -> Path:
     destination.mkdir(parents=True, exist_ok=True)
     name = requirement.split("==")[0].replace("-", "_")
     existing = sorted(destination.glob(f"{name}-*.whl"))
@@ -80,7 +80,7 @@ def imagenet_photos(cache_dir: Path) -> Path:
     folder = cache_dir / "samples" / "imagenet"
     if len(list(folder.glob("imagenet_*.jpg"))) < 20:
         requirement, prefix = WHEELS["foolbox"]
-        wheel = _download_wheel(requirement, cache_dir / "samples" / "wheels")
+        wheel = download_wheel(requirement, cache_dir / "samples" / "wheels")
         _extract(wheel, prefix, None, folder)
     return folder
 
@@ -89,7 +89,7 @@ def scikit_image_photos(cache_dir: Path) -> Path:
     folder = cache_dir / "samples" / "scikit-image"
     if len(list(folder.iterdir()) if folder.exists() else []) < len(SKIMAGE_PHOTOS):
         requirement, prefix = WHEELS["skimage"]
-        wheel = _download_wheel(requirement, cache_dir / "samples" / "wheels")
+        wheel = download_wheel(requirement, cache_dir / "samples" / "wheels")
         _extract(wheel, prefix, SKIMAGE_PHOTOS, folder)
     return folder
 
