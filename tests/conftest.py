@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +13,8 @@ import pytest
 import redis
 
 from ris.convert import ensure_onnx_model
-from ris.local import LocalMilvusLite, LocalMilvusServer, LocalRedis
+from ris.local import LocalMilvusLite, LocalMilvusServer, LocalRedis, stop_workers
+from ris.local import launch_workers as local_workers
 from ris.models import get_model_spec
 from ris.pipeline import EmbeddingPipeline
 from ris.samples import imagenet_photos, sample_photos
@@ -135,59 +134,11 @@ def _without_root_file_access() -> list[str]:
 def launch_workers(
     env: dict[str, str], count: int, log_dir: Path, name: str = "test"
 ) -> list[subprocess.Popen[bytes]]:
-    """Start `count` real `celery -A workers worker` processes and wait until they are ready.
-
-    Each runs in its own session (so a test can kill its whole process group) and, as root,
-    without the capability to bypass file permissions, like a worker run as a service user.
-    """
-    processes, logs = [], []
-    for number in range(count):
-        log_path = log_dir / f"{name}-worker-{number}.log"
-        with open(log_path, "wb") as log_file:
-            processes.append(
-                subprocess.Popen(
-                    [
-                        *_without_root_file_access(),
-                        str(BIN / "celery"),
-                        "-A",
-                        "workers",
-                        "worker",
-                        "--loglevel",
-                        "INFO",
-                        "-n",
-                        f"{name}{number}@%h",
-                        "--without-gossip",
-                        "--without-mingle",
-                    ],
-                    env=env,
-                    cwd=REPO,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
-        logs.append(log_path)
-    deadline = time.monotonic() + 60
-    while not all("ready." in path.read_text(errors="replace") for path in logs):
-        if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
-            stop_workers(processes)
-            tails = "\n".join(path.read_text(errors="replace")[-800:] for path in logs)
-            raise RuntimeError(f"celery workers did not become ready:\n{tails}")
-        time.sleep(0.2)
-    return processes
-
-
-def stop_workers(processes: list[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM (warm shutdown), then SIGKILL whatever is still running after 30 s."""
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """Real worker processes, started from the repository and, as root, without the capability
+    to bypass file permissions, like a worker run as a service user."""
+    return local_workers(
+        env, count, log_dir, name, command_prefix=_without_root_file_access(), cwd=REPO
+    )
 
 
 @pytest.fixture
