@@ -32,6 +32,7 @@ test: lint
 bench: install
 	$(BIN)/python -m bench.ingest $(if $(BENCH_JSON),--json $(BENCH_JSON))
 	$(BIN)/python -m bench.query $(if $(BENCH_JSON),--json $(BENCH_JSON))
+	$(BIN)/python -m bench.scaling $(if $(BENCH_JSON),--json $(BENCH_JSON))
 
 # Development datasets for retrieval quality, fetched once into RIS_CACHE_DIR/datasets/.
 datasets: install

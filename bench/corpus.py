@@ -1,4 +1,4 @@
-"""A fixed, deterministic benchmark corpus: JPEG photos of typical size made from real photos."""
+"""Benchmark corpora: JPEG photos of typical size made from real photos, or empty placeholders."""
 
 from __future__ import annotations
 
@@ -45,3 +45,17 @@ def build_corpus(cache_dir: Path, count: int = 2000) -> list[Path]:
             _variant(sources[number % len(sources)], rng).save(target, quality=90)
         done.touch()
     return sorted(folder.rglob("*.jpg"))
+
+
+def placeholder_tree(root: Path, files: int, per_folder: int = 1_000) -> Path:
+    """`files` empty .jpg files under `root` in folders of `per_folder`, made once, then reused
+    (scanning reads names only; the benchmark stand-in pipeline never opens them)."""
+    done = root / ".complete"
+    if not done.exists():
+        for number in range(files):
+            folder = root / f"{number // per_folder:04d}"
+            if number % per_folder == 0:
+                folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{number:07d}.jpg").touch()
+        done.touch()
+    return root

@@ -1,4 +1,4 @@
-"""Measuring helpers: throughput timers and peak RSS of whole process trees, sampled."""
+"""Measuring helpers: throughput timers, peak RSS and CPU time of process trees, sampled."""
 
 from __future__ import annotations
 
@@ -58,6 +58,102 @@ class PeakRss:
         return self.peak_by_pid.get(pid, 0) / 2**20
 
     def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+class CpuSampler:
+    """CPU time of named groups of processes between `begin()` and `end()`, sampled in a
+    background thread from entry, so a process that exits before `end()` still counts."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval = interval
+        self.groups: dict[str, list[tuple[int, bool]]] = {}
+        self._first: dict[tuple[int, float], float] = {}
+        self._last: dict[tuple[int, float], float] = {}
+        self._group_of: dict[tuple[int, float], str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._lock = threading.Lock()
+        self.started = self.stopped = 0.0
+        self._box_start = self._box_stop = psutil.cpu_times()
+
+    def watch(self, group: str, pid: int, children: bool = True) -> None:
+        with self._lock:
+            self.groups.setdefault(group, []).append((pid, children))
+
+    def _processes(self) -> list[tuple[str, psutil.Process]]:
+        found = []
+        for group, members in self.groups.items():
+            for pid, children in members:
+                tree = _tree(pid) if children else _tree(pid)[:1]
+                found += [(group, process) for process in tree]
+        return found
+
+    def _sample(self) -> None:
+        with self._lock:
+            for group, process in self._processes():
+                try:
+                    key = (process.pid, process.create_time())
+                    times = process.cpu_times()
+                except psutil.Error:
+                    continue
+                self._last[key] = times.user + times.system
+                self._group_of[key] = group
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def begin(self) -> None:
+        """Start of the window: what each process has used so far is not counted."""
+        self._sample()
+        with self._lock:
+            self._first = dict(self._last)
+            self._box_start = psutil.cpu_times()
+            self.started = time.time()
+
+    def end(self) -> None:
+        self._sample()
+        with self._lock:
+            self._box_stop = psutil.cpu_times()
+            self.stopped = time.time()
+
+    @property
+    def wall(self) -> float:
+        return self.stopped - self.started
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds each group used in the window."""
+        used = dict.fromkeys(self.groups, 0.0)
+        for key, group in self._group_of.items():
+            used[group] += self._last[key] - self._first.get(key, 0.0)
+        return used
+
+    def cores(self) -> dict[str, float]:
+        """Average cores each group used in the window (1.0 = one core busy throughout)."""
+        return {group: seconds / self.wall for group, seconds in self.cpu_seconds().items()}
+
+    def machine_busy(self) -> float:
+        """The share of the machine's CPU (all cores, anyone's processes) busy in the window."""
+        start, stop = self._box_start, self._box_stop
+        total = sum(stop) - sum(start)
+        idle = (stop.idle + stop.iowait) - (start.idle + start.iowait)
+        return (total - idle) / total if total else 0.0
+
+    def __enter__(self) -> CpuSampler:
         self._thread.start()
         return self
 

@@ -11,28 +11,14 @@ from typing import Any
 
 import redis
 
+from bench.corpus import placeholder_tree
 from bench.measure import PeakRss
 from ris.jobs import JobTracker, connect_redis
 from ris.local import LocalMilvusLite, LocalRedis, service_environment
 
 BIN = Path(sys.executable).parent
 FILES = 200_000
-PER_FOLDER = 1_000
 QUEUE_BOUND = 100
-
-
-def small_file_tree(cache_dir: Path, files: int = FILES) -> Path:
-    """`files` tiny .jpg files in folders of 1,000 (scanning reads names, never contents)."""
-    root = cache_dir / "bench" / f"tree-{files}"
-    done = root / ".complete"
-    if not done.exists():
-        for number in range(files):
-            folder = root / f"{number // PER_FOLDER:04d}"
-            if number % PER_FOLDER == 0:
-                folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"{number:07d}.jpg").touch()
-        done.touch()
-    return root
 
 
 class QueueDrain:
@@ -72,7 +58,7 @@ class QueueDrain:
 
 
 def measure_producer(cache_dir: Path, work: Path) -> dict[str, Any]:
-    tree = small_file_tree(cache_dir)
+    tree = placeholder_tree(cache_dir / "bench" / f"tree-{FILES}", FILES)
     with LocalRedis(work / "scan-redis") as broker, LocalMilvusLite(work / "scan-milvus") as milvus:
         env = {
             **service_environment(broker, milvus),

@@ -19,12 +19,11 @@ from producer.render import follow_job
 from producer.wiring import Producer
 from query.eval_sets import EvalQuery, EvalSet
 from ris.errors import ImageDecodeError
-from ris.local import LocalMilvusLite, LocalRedis
+from ris.local import LocalMilvusLite, LocalRedis, launch_workers, stop_workers
 from ris.metrics import MetricMeans, class_retrieval_metrics, copy_detection_metrics
 from ris.pipeline import EmbeddingPipeline
 from ris.search import search_image
 from ris.settings import Settings, settings_environment
-from ris.worker_processes import launch_workers, stop_workers
 from ris_cli.common import stderr
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -37,6 +37,14 @@ class EmbeddedBatch(Generic[S]):
     paths: list[S]
     vectors: np.ndarray
     failures: dict[S, str] = field(default_factory=dict)
+
+
+class PathEmbedder(Protocol):
+    """What a worker needs: image paths in, vectors of those that decoded and failures out."""
+
+    dim: int
+
+    def __call__(self, sources: Sequence[str]) -> EmbeddedBatch[str]: ...
 
 
 @towhee.register(name="ris/decode_images")

@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         20 * 2**20, ge=1, description="Largest image `query serve` accepts in a search, in bytes."
     )
+    benchmark_embed_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="Benchmark only: workers replace decoding and the model with a fixed hold of "
+        "this many seconds per batch (like a GPU) and store made-up vectors; 0 = off.",
+    )
     cache_dir: Path = Field(
         default_factory=_default_cache_dir,
         description="Converted models, sample photos and evaluation datasets are cached here.",

@@ -38,6 +38,8 @@ MODEL_PROPERTY = "ris.model"
 # Milvus caps the rows one query returns (offset + limit <= 16384).
 QUERY_WINDOW = 16384
 STATE_FIELDS = ["id", "size", "mtime_ns", "content_hash"]
+# The vector index every collection gets (docs/SCALING.md sizes memory from it).
+HNSW_PARAMS = {"M": 16, "efConstruction": 200}
 GRPC_OPTIONS = {
     # Subchannels of its own: gRPC's process-wide pool carried one connection's reconnect
     # back-off over to every new client of the same server, which then failed at once.
@@ -165,7 +167,7 @@ class VectorStore:
             field_name="vector",
             index_type="HNSW",
             metric_type="IP",
-            params={"M": 16, "efConstruction": 200},
+            params=HNSW_PARAMS,
         )
         try:
             self.client.create_collection(

@@ -12,15 +12,14 @@ from pathlib import Path
 import pytest
 import redis
 
-from ris import worker_processes
 from ris.convert import ensure_onnx_model
-from ris.local import LocalMilvusLite, LocalMilvusServer, LocalRedis
+from ris.local import LocalMilvusLite, LocalMilvusServer, LocalRedis, stop_workers
+from ris.local import launch_workers as local_workers
 from ris.models import get_model_spec
 from ris.pipeline import EmbeddingPipeline
 from ris.samples import imagenet_photos, sample_photos
 from ris.settings import Settings
 from ris.store import VectorStore
-from ris.worker_processes import stop_workers
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -135,12 +134,10 @@ def _without_root_file_access() -> list[str]:
 def launch_workers(
     env: dict[str, str], count: int, log_dir: Path, name: str = "test"
 ) -> list[subprocess.Popen[bytes]]:
-    """Real worker processes that, when run as root, cannot bypass file permissions.
-
-    Like a worker run as a service user, so permission tests mean something.
-    """
-    return worker_processes.launch_workers(
-        env, count, log_dir, name, prefix=_without_root_file_access()
+    """Real worker processes, started from the repository and, as root, without the capability
+    to bypass file permissions, like a worker run as a service user."""
+    return local_workers(
+        env, count, log_dir, name, command_prefix=_without_root_file_access(), cwd=REPO
     )
 
 

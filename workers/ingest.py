@@ -12,7 +12,7 @@ from ris.access import content_hash, refusal_reason
 from ris.errors import CollectionMismatchError
 from ris.identity import image_id
 from ris.imaging import describe_os_error
-from ris.pipeline import EmbeddingPipeline
+from ris.pipeline import PathEmbedder
 from ris.store import ImageRecord, VectorStore
 
 
@@ -46,7 +46,7 @@ def _record(path: str, vector: np.ndarray, policy: IngestPolicy) -> ImageRecord:
 
 def process_batch(
     paths: list[str],
-    pipeline: EmbeddingPipeline,
+    pipeline: PathEmbedder,
     store: VectorStore,
     policy: IngestPolicy | None = None,
 ) -> BatchResult:

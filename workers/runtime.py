@@ -13,8 +13,10 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
+from ris.hold import HoldPipeline
 from ris.jobs import JobTracker, connect_redis
-from ris.pipeline import EmbeddingPipeline
+from ris.models import get_model_spec
+from ris.pipeline import EmbeddingPipeline, PathEmbedder
 from ris.settings import Settings, load_settings
 from ris.store import VectorStore, open_store
 from workers.ingest import IngestPolicy
@@ -43,8 +45,17 @@ def settings() -> Settings:
 
 
 @_once_per_process
-def pipeline() -> EmbeddingPipeline:
-    return EmbeddingPipeline(settings())
+def pipeline() -> PathEmbedder:
+    current = settings()
+    if current.benchmark_embed_seconds:
+        log.warning(
+            "BENCHMARK MODE (RIS_BENCHMARK_EMBED_SECONDS=%g): images are neither decoded nor "
+            "embedded; each batch sleeps instead and stores made-up vectors. Never use it for "
+            "a real collection.",
+            current.benchmark_embed_seconds,
+        )
+        return HoldPipeline(current.benchmark_embed_seconds, get_model_spec(current.model).dim)
+    return EmbeddingPipeline(current)
 
 
 @_once_per_process
