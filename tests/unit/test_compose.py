@@ -23,7 +23,9 @@ READ_IMAGES = ("producer", "worker-cpu", "worker-gpu", "query")
 SECRETS = ("REDIS_PASSWORD", "MINIO_ROOT_PASSWORD", "FLOWER_BASIC_AUTH")
 REQUIRED = (*SECRETS, "MINIO_ROOT_USER")
 # Baked into the image with the converted model, or the image's own (cpu or cuda).
-NOT_PASSED = {"RIS_CACHE_DIR", "RIS_MODEL", "RIS_DEVICE"}
+# Baked into the image with the converted model, or chosen per service; the benchmark-only
+# setting never belongs in a deployment.
+NOT_PASSED = {"RIS_CACHE_DIR", "RIS_MODEL", "RIS_DEVICE", "RIS_BENCHMARK_EMBED_SECONDS"}
 
 
 def _services() -> dict[str, dict[str, Any]]:
