@@ -144,7 +144,7 @@ def tutorial(model_path: Path, paths: list[str], work: Path) -> Rate:
 
     def embed(tensor: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            features = network.extract(torch.from_numpy(tensor[None]))
+            features = network.extractors[0](torch.from_numpy(tensor[None]))
         return features.mean(dim=(2, 3))[0].numpy()
 
     embedding_pipeline = (

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -160,3 +163,9 @@ class CpuSampler:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def merge_json(path: Path, figures: dict[str, Any]) -> None:
+    """Add `figures` to the JSON object in `path` (created if missing): one file per bench run."""
+    existing = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**existing, **figures}, indent=2))

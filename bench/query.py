@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -21,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.corpus import build_corpus
+from bench.measure import merge_json
 from ris.convert import ensure_onnx_model
 from ris.identity import image_id
 from ris.local import (
@@ -174,8 +174,7 @@ def main() -> None:
                 figures["cold_cli_s"] = cold_cli(lite, redis, corpus[0])
     report(figures)
     if arguments.json:
-        existing = json.loads(arguments.json.read_text()) if arguments.json.exists() else {}
-        arguments.json.write_text(json.dumps({**existing, **figures}, indent=2))
+        merge_json(arguments.json, figures)
 
 
 def report(figures: dict[str, Any]) -> None:

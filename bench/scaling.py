@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.jobwatch import job_record_bytes
+from bench.measure import merge_json
 from bench.rig import BATCH_SIZE, Fleet, Rig, Run
 from ris.local import LocalMilvusServer, LocalRedis
 from ris.settings import Settings
@@ -220,8 +220,7 @@ def main() -> None:
             rig.store.close()
     report(figures)
     if arguments.json:
-        existing = json.loads(arguments.json.read_text()) if arguments.json.exists() else {}
-        arguments.json.write_text(json.dumps({**existing, **figures}, indent=2))
+        merge_json(arguments.json, figures)
         console.print(f"figures merged into {arguments.json}")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ris.errors import ModelUnavailableError, RisError
-from ris.models import ModelSpec, get_model_spec, onnx_model_path
+from ris.models import BACKBONES, Backbone, ModelSpec, get_model_spec, onnx_model_path
 from ris.settings import load_settings
 from ris.weights import weights_file
 
@@ -38,46 +38,64 @@ def _import_torch() -> Any:
     return torch
 
 
+def _load_backbone(backbone: Backbone, cache_dir: Path) -> tuple[Any, Any, Any]:
+    """(network, feature-map extractor, classifier) of one backbone with its shipped weights."""
+    weights = str(weights_file(backbone.weights, cache_dir))
+    if backbone.name == "mobilenet-v2":
+        from ris.mobilenet_v2 import load_mobilenet_v2
+
+        network = load_mobilenet_v2(weights)
+        return network, network.features, network.classifier[1]
+    from efficientnet_lite_pytorch import EfficientNet
+
+    # Loaded as shipped: set_swish() would replace ReLU6 and wreck the pretrained weights.
+    network = EfficientNet.from_pretrained(backbone.name, weights_path=weights).eval()
+    return network, network.extract_features, network._fc
+
+
 def build_reference_model(spec: ModelSpec, cache_dir: Path) -> Any:
     """The PyTorch module the ONNX graph is exported from: uint8 NHWC in, (features, logits) out.
 
     Normalisation, the NHWC -> NCHW transpose and the pooling live inside the graph, so workers
-    hand the model raw decoded pixels with no float copy of their own. The logits (from average
-    pooling, as the classifier was trained) prove the weights are the real ones.
+    hand the model raw decoded pixels with no float copy of their own. The logits (the first
+    backbone's, from average pooling as its classifier was trained) prove the weights are real.
     """
     torch = _import_torch()
-    weights = str(weights_file(spec.weights, cache_dir))
-    if spec.backbone == "mobilenet-v2":
-        from ris.mobilenet_v2 import load_mobilenet_v2
-
-        network = load_mobilenet_v2(weights)
-        extract, classifier = network.features, network.classifier[1]
-    else:
-        from efficientnet_lite_pytorch import EfficientNet
-
-        # Loaded as shipped: set_swish() would replace ReLU6 and wreck the pretrained weights.
-        network = EfficientNet.from_pretrained(spec.backbone, weights_path=weights).eval()
-        extract, classifier = network.extract_features, network._fc
+    backbones = [BACKBONES[name] for name in spec.backbones]
+    loaded = [_load_backbone(backbone, cache_dir) for backbone in backbones]
 
     class FeaturesAndLogits(torch.nn.Module):  # type: ignore[name-defined]
         def __init__(self) -> None:
             super().__init__()
-            # Registered as a submodule so its weights are parameters, not traced constants.
-            self.network = network
-            self.extract, self.classifier = extract, classifier
-            self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1))
-            self.register_buffer("scale", 1.0 / torch.tensor(spec.std).view(1, 3, 1, 1))
+            # Registered as submodules so their weights are parameters, not traced constants.
+            self.networks = torch.nn.ModuleList([network for network, _, _ in loaded])
+            self.extractors = [extract for _, extract, _ in loaded]
+            self.classifier = loaded[0][2]
+            for index, backbone in enumerate(backbones):
+                mean, std = torch.tensor(backbone.mean), torch.tensor(backbone.std)
+                self.register_buffer(f"mean{index}", mean.view(1, 3, 1, 1))
+                self.register_buffer(f"scale{index}", (1.0 / std).view(1, 3, 1, 1))
+
+        def pool(self, feature_map: Any) -> Any:
+            if spec.pooling == "gem":
+                powered = feature_map.clamp(min=1e-6).pow(GEM_POWER).mean(dim=(2, 3))
+                return powered.pow(1.0 / GEM_POWER)
+            return feature_map.mean(dim=(2, 3))
 
         def forward(self, images: Any) -> tuple[Any, Any]:
-            pixels = (images.permute(0, 3, 1, 2).float() - self.mean) * self.scale
-            feature_map = self.extract(pixels)
-            average = feature_map.mean(dim=(2, 3))
-            if spec.pooling == "gem":
-                pooled = feature_map.clamp(min=1e-6).pow(GEM_POWER).mean(dim=(2, 3))
-                pooled = pooled.pow(1.0 / GEM_POWER)
-            else:
-                pooled = average
-            return pooled, self.classifier(average)
+            pixels = images.permute(0, 3, 1, 2).float()
+            descriptors, logits = [], None
+            for index, extract in enumerate(self.extractors):
+                mean, scale = getattr(self, f"mean{index}"), getattr(self, f"scale{index}")
+                feature_map = extract((pixels - mean) * scale)
+                if logits is None:
+                    logits = self.classifier(feature_map.mean(dim=(2, 3)))
+                descriptors.append(self.pool(feature_map))
+            if len(descriptors) == 1:
+                return descriptors[0], logits
+            # Each backbone weighs the same in the concatenation.
+            normalised = [torch.nn.functional.normalize(d, dim=1) for d in descriptors]
+            return torch.cat(normalised, dim=1), logits
 
     return FeaturesAndLogits().eval()
 

@@ -1,0 +1,83 @@
+"""`make bench-quality`: every model through `query eval` on the development sets, one table."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.measure import merge_json
+from query.eval_sets import read_eval_set
+from query.evaluate import evaluate
+from ris.convert import ensure_onnx_model
+from ris.datasets import dataset_path
+from ris.models import MODELS
+from ris.settings import Settings
+
+console = Console(highlight=False, width=140)
+# The set each column comes from, and the metric it shows.
+COLUMNS = (
+    ("tuxpaint", "map@10", "Tux Paint mAP@10"),
+    ("tuxpaint", "tutorial_map@10", "Tux Paint tutorial mAP@10"),
+    ("tuxpaint", "precision@1", "Tux Paint P@1"),
+    ("copydetect-mild", "recall@1", "copy mild R@1"),
+    ("copydetect-hard", "recall@1", "copy hard R@1"),
+    ("copydetect-hard", "mrr", "copy hard MRR"),
+)
+SPEED_SET = "copydetect-mild"  # 1,136 gallery images: long enough to time ingestion
+BASELINE = "efficientnet-lite0"
+
+
+def measure(models: list[str], settings: Settings) -> dict[str, dict[str, Any]]:
+    """{model: {dataset: report}} for every model and development set, on embedded services."""
+    sets = {name: read_eval_set(dataset_path(name, settings.cache_dir)) for name, *_ in COLUMNS}
+    results: dict[str, dict[str, Any]] = {}
+    for model in models:
+        model_settings = settings.model_copy(update={"model": model})
+        ensure_onnx_model(model, settings.cache_dir)
+        results[model] = {}
+        for name, eval_set in sets.items():
+            console.print(f"{model} on {name} ...")
+            report = evaluate(eval_set, model_settings, top_k=10, workers=1, embedded=True)
+            results[model][name] = report.as_dict()
+    return results
+
+
+def table(results: dict[str, dict[str, Any]]) -> Table:
+    grid = Table(title="Retrieval quality against ingestion speed (query eval, top 10)")
+    grid.add_column("model")
+    for _, _, label in COLUMNS:
+        grid.add_column(label, justify="right")
+    grid.add_column("dim", justify="right")
+    grid.add_column("ingest images/s", justify="right")
+    grid.add_column("speed vs baseline", justify="right")
+    baseline = results.get(BASELINE, {}).get(SPEED_SET, {}).get("ingest_images_per_s")
+    for model, reports in results.items():
+        speed = reports[SPEED_SET]["ingest_images_per_s"]
+        grid.add_row(
+            model,
+            *[f"{reports[name]['metrics'][metric]:.3f}" for name, metric, _ in COLUMNS],
+            str(MODELS[model].dim),
+            f"{speed:.0f}",
+            f"{speed / baseline:.2f}" if baseline else "-",
+        )
+    return grid
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--json", type=Path, help="merge the figures into this JSON file")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    arguments = parser.parse_args()
+    results = measure(arguments.models, Settings())
+    console.print(table(results))
+    if arguments.json:
+        merge_json(arguments.json, {"quality": results})
+        console.print(f"figures merged into {arguments.json}")
+
+
+if __name__ == "__main__":
+    main()
