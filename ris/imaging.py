@@ -7,7 +7,7 @@ import io
 import os
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageChops, ImageOps, UnidentifiedImageError
 
 from ris.errors import ImageDecodeError
 
@@ -15,6 +15,8 @@ from ris.errors import ImageDecodeError
 Image.MAX_IMAGE_PIXELS = None
 
 _BACKGROUND = (255, 255, 255)
+# A pixel differs from the frame colour when a channel is further than this (JPEG noise is not).
+FRAME_TOLERANCE = 24
 
 
 def describe_os_error(error: OSError) -> str:
@@ -43,6 +45,30 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
     return image.convert("RGB") if image.mode != "RGB" else image
+
+
+def remove_frame(image: Image.Image) -> Image.Image:
+    """Crop off a frame: a band of one colour about as wide on all four sides (a border added
+    around a copy). Anything else, a white margin on one side or a plain sky, is left alone."""
+    width, height = image.size
+    corners = np.array(
+        [
+            image.getpixel(xy)
+            for xy in ((0, 0), (width - 1, 0), (0, height - 1), (width - 1, height - 1))
+        ]
+    )
+    if np.ptp(corners, axis=0).max() > FRAME_TOLERANCE:
+        return image
+    colour = tuple(int(value) for value in np.median(corners, axis=0))
+    difference = ImageChops.difference(image, Image.new("RGB", image.size, colour)).convert("L")
+    box = difference.point(lambda value: 255 if value > FRAME_TOLERANCE else 0).getbbox()
+    if box is None:
+        return image
+    margins = (box[0], box[1], width - box[2], height - box[3])
+    widest = max(margins)
+    if min(margins) < 0.02 * min(width, height) or widest - min(margins) > max(3, 0.2 * widest):
+        return image
+    return image.crop(box)
 
 
 def _decode_error(error: OSError) -> ImageDecodeError:
@@ -75,7 +101,9 @@ def open_image(source: ImageSource, max_pixels: int) -> Image.Image:
     return image
 
 
-def load_image(source: ImageSource, size: int, max_pixels: int) -> np.ndarray:
+def load_image(
+    source: ImageSource, size: int, max_pixels: int, frame_removal: bool = False
+) -> np.ndarray:
     """Decode a path or bytes to a (size, size, 3) uint8 array, or raise ImageDecodeError."""
     with open_image(source, max_pixels) as image:
         try:
@@ -85,6 +113,8 @@ def load_image(source: ImageSource, size: int, max_pixels: int) -> np.ndarray:
             draft_side = size * 3 // 4
             image.draft("RGB", (draft_side, draft_side))
             upright = _to_rgb(ImageOps.exif_transpose(image))
+            if frame_removal:
+                upright = remove_frame(upright)
             resized = upright.resize((size, size), Image.Resampling.BILINEAR)
             return np.asarray(resized, dtype=np.uint8)
         except OSError as error:

@@ -79,6 +79,8 @@ class ModelSpec:
     # Spatial pooling of the last feature map: average, or generalized mean (GeM, p = 3).
     pooling: Literal["avg", "gem"]
     summary: str
+    # Crop a uniform frame off each image before resizing (see ris.imaging.remove_frame).
+    frame_removal: bool = False
 
     @property
     def dim(self) -> int:
@@ -131,9 +133,17 @@ MODELS: dict[str, ModelSpec] = {
             "gem",
             "EfficientNet-Lite0 and MobileNetV2, GeM each, concatenated (2560-d)",
         ),
+        ModelSpec(
+            "lite0-mobilenet-v2-gem-deframe",
+            ("efficientnet-lite0", "mobilenet-v2"),
+            224,
+            "gem",
+            "the same, after cropping off a uniform frame (the default)",
+            frame_removal=True,
+        ),
     )
 }
-DEFAULT_MODEL = "efficientnet-lite0"
+DEFAULT_MODEL = "lite0-mobilenet-v2-gem-deframe"
 
 
 def get_model_spec(name: str) -> ModelSpec:

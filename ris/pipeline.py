@@ -55,14 +55,15 @@ class DecodeImages:
     embedded. A bad file resolves to its failure reason, never to an exception.
     """
 
-    def __init__(self, size: int, max_pixels: int, threads: int):
+    def __init__(self, size: int, max_pixels: int, threads: int, frame_removal: bool = False):
         self.size = size
         self.max_pixels = max_pixels
+        self.frame_removal = frame_removal
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decode")
 
     def _load(self, source: ImageSource) -> np.ndarray | str:
         try:
-            return load_image(source, self.size, self.max_pixels)
+            return load_image(source, self.size, self.max_pixels, self.frame_removal)
         except ImageDecodeError as error:
             return str(error)
 
@@ -121,6 +122,7 @@ class EmbeddingPipeline:
                     size=spec.input_size,
                     max_pixels=settings.max_pixels,
                     threads=settings.decode_threads,
+                    frame_removal=spec.frame_removal,
                 ),
             )
             .map(

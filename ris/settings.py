@@ -11,6 +11,7 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ris.errors import SettingsError
+from ris.models import DEFAULT_MODEL
 
 
 def _default_cache_dir() -> Path:
@@ -41,7 +42,9 @@ class Settings(BaseSettings):
         description="Milvus collection holding the vectors; empty means `images_<model>` "
         "(each model has its own).",
     )
-    model: str = Field("efficientnet-lite0", description="Embedding model name.")
+    model: str = Field(
+        DEFAULT_MODEL, description="Embedding model (see the Quality section for the choices)."
+    )
     device: str = Field("cpu", description="Inference device: `cpu` or `cuda`.")
     batch_size: int = Field(64, ge=1, le=1024, description="Image paths per Celery task.")
     model_batch_size: int = Field(

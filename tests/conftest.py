@@ -15,7 +15,7 @@ import redis
 from ris.convert import ensure_onnx_model
 from ris.local import LocalMilvusLite, LocalMilvusServer, LocalRedis, stop_workers
 from ris.local import launch_workers as local_workers
-from ris.models import get_model_spec
+from ris.models import DEFAULT_MODEL, get_model_spec
 from ris.pipeline import EmbeddingPipeline
 from ris.samples import imagenet_photos, sample_photos
 from ris.settings import Settings
@@ -96,7 +96,7 @@ def ris_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, st
 
 @pytest.fixture(scope="session")
 def model_path(cache_dir: Path) -> Path:
-    return ensure_onnx_model("efficientnet-lite0", cache_dir)
+    return ensure_onnx_model(DEFAULT_MODEL, cache_dir)
 
 
 @pytest.fixture(scope="session")

@@ -21,13 +21,13 @@ from kombu import Connection
 from ris.contract import INGEST_TASK, celery_config
 from ris.jobs import JobStatus, JobTracker, connect_redis
 from ris.local import LocalMilvusServer, LocalRedis
-from ris.models import get_model_spec
+from ris.models import DEFAULT_MODEL, get_model_spec
 from ris.settings import Settings
 from ris.store import VectorStore
 from tests.conftest import BIN, launch_workers, stop_workers
 
 pytestmark = pytest.mark.e2e
-DIM = get_model_spec("efficientnet-lite0").dim
+DIM = get_model_spec(DEFAULT_MODEL).dim
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from producer.cli import main as producer
-from ris.models import get_model_spec
+from ris.models import DEFAULT_MODEL, get_model_spec
 from ris.store import VectorStore
 from tests.imagefiles import png_declaring_size, two_halves, write_image
 
@@ -111,7 +111,7 @@ def test_each_hostile_file_is_indexed_or_failed_with_its_reason(
     store = VectorStore(
         ris_env["RIS_MILVUS_URI"],
         ris_env["RIS_COLLECTION"],
-        dim=get_model_spec("efficientnet-lite0").dim,
+        dim=get_model_spec(DEFAULT_MODEL).dim,
     )
     assert store.count() == indexed
     assert str(root / "name\nwith newline.jpg") in {p for _, p in store.iter_paths(str(root))}

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from producer.cli import main as producer
 from query.cli import main as query
 from ris.local import LocalMilvusLite, LocalRedis
-from ris.models import get_model_spec
+from ris.models import DEFAULT_MODEL, get_model_spec
 from ris.pipeline import EmbeddingPipeline
 from ris.search import search_image
 from ris.settings import Settings
@@ -78,9 +78,7 @@ def indexed(
             producer, ["enqueue", str(root), "--wait", "--timeout", "300", "--json"], env
         )
         status = json.loads(result.stdout)
-        store = VectorStore(
-            milvus_server.url, collection, dim=get_model_spec("efficientnet-lite0").dim
-        )
+        store = VectorStore(milvus_server.url, collection, dim=get_model_spec(DEFAULT_MODEL).dim)
         yield IndexedDataset(env, root, copies, corrupt, not_an_image, status["job"], store)
         store.drop()
     finally:

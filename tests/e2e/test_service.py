@@ -18,7 +18,7 @@ from PIL import Image
 from query.cli import main as query
 from ris.identity import image_id
 from ris.local import LocalMilvusLite, LocalQueryService
-from ris.models import get_model_spec
+from ris.models import DEFAULT_MODEL, get_model_spec
 from ris.pipeline import EmbeddingPipeline
 from ris.settings import Settings
 from ris.store import VectorStore
@@ -54,7 +54,7 @@ def service(
 ) -> Iterator[Service]:
     indexed = photos[:12]
     collection = "service"
-    store = VectorStore(milvus_server.url, collection, dim=get_model_spec("efficientnet-lite0").dim)
+    store = VectorStore(milvus_server.url, collection, dim=get_model_spec(DEFAULT_MODEL).dim)
     store.drop()
     process_batch([str(p) for p in indexed], EmbeddingPipeline(Settings(), model_path), store)
     store.flush()

@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 from producer.cli import main as producer
 from query.cli import main as query
 from ris.local import LocalRedis
-from ris.models import get_model_spec
+from ris.models import DEFAULT_MODEL, get_model_spec
 from ris.store import VectorStore
 from tests.conftest import launch_workers, stop_workers
 
@@ -32,7 +32,7 @@ def _enqueue(root: Path) -> dict:
 
 def _indexed_paths(env: dict[str, str], root: Path) -> list[str]:
     store = VectorStore(
-        env["RIS_MILVUS_URI"], env["RIS_COLLECTION"], dim=get_model_spec("efficientnet-lite0").dim
+        env["RIS_MILVUS_URI"], env["RIS_COLLECTION"], dim=get_model_spec(DEFAULT_MODEL).dim
     )
     return sorted(path for _, path in store.iter_paths(str(root)))
 

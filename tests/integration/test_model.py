@@ -12,10 +12,10 @@ from ris.convert import build_reference_model, ensure_onnx_model
 from ris.embedder import OnnxEmbedder, execution_providers
 from ris.errors import DeviceUnavailableError
 from ris.imaging import load_image
-from ris.models import BACKBONES, MODELS, get_model_spec, onnx_model_path
+from ris.models import BACKBONES, DEFAULT_MODEL, MODELS, get_model_spec, onnx_model_path
 from ris.samples import imagenet_label
 
-SPEC = get_model_spec("efficientnet-lite0")
+SPEC = get_model_spec(DEFAULT_MODEL)
 
 
 def _decode(paths: list[Path]) -> np.ndarray:
@@ -89,7 +89,7 @@ def test_a_worker_loads_the_cached_model_without_importing_pytorch(
 
 def test_the_converted_file_is_readable_by_other_users(tmp_path: Path) -> None:
     pytest.importorskip("torch")
-    assert ensure_onnx_model(SPEC.name, tmp_path).stat().st_mode & 0o777 == 0o644
+    assert ensure_onnx_model("efficientnet-lite0", tmp_path).stat().st_mode & 0o777 == 0o644
 
 
 def test_check_without_a_converted_model_fails_in_one_line(tmp_path: Path) -> None:
@@ -100,7 +100,7 @@ def test_check_without_a_converted_model_fails_in_one_line(tmp_path: Path) -> No
         text=True,
     )
     assert checked.returncode == 1
-    assert checked.stderr.startswith(f"Error: {tmp_path}/models/efficientnet-lite0-")
+    assert checked.stderr.startswith(f"Error: {tmp_path}/models/{DEFAULT_MODEL}-")
     assert checked.stderr.count("\n") == 1
 
 

@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from bench.capacity import (
     Assumptions,
     Measured,
@@ -16,11 +18,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_bytes_per_vector_follow_the_stated_formulas() -> None:
-    per = bytes_per_vector(Assumptions())
+    per = bytes_per_vector(Assumptions(dim=1280))
     assert per["raw"] == 1280 * 4
     assert per["hnsw"] == 1280 * 4 + 16 * 2 * 4 + 12
     assert per["ivf_pq"] == 64 + 8
     assert per["diskann_ram"] == 1280 * 4 * (0.125 + 0.10)
+    assert Assumptions().dim == 2560  # the default model's
 
 
 def test_deployment_moves_from_standalone_to_cluster() -> None:
@@ -43,7 +46,7 @@ def test_bench_json_overrides_the_measured_defaults(tmp_path: Path) -> None:
         )
     )
     measured = Measured.from_bench_json(figures)
-    assert measured.cpu_ips_per_core == 100.0
+    assert measured.cpu_ips_per_core == pytest.approx(200.0 * 0.56 / 2)
     assert (measured.milvus_cpu_ms_per_task, measured.worker_cpu_ms_per_task) == (9, 5)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ris.hold import HoldPipeline
+from ris.models import DEFAULT_MODEL, get_model_spec
 from ris.store import ImageRecord
 from workers import runtime
 from workers.ingest import process_batch
@@ -52,7 +53,7 @@ def test_worker_uses_it_when_the_setting_is_on_and_warns(
             pipeline = runtime.pipeline()
     finally:
         runtime.reset()
-    assert isinstance(pipeline, HoldPipeline) and pipeline.dim == 1280
+    assert isinstance(pipeline, HoldPipeline) and pipeline.dim == get_model_spec(DEFAULT_MODEL).dim
     assert "BENCHMARK MODE" in caplog.text
 
     present = tmp_path / "a.jpg"

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from ris.models import DEFAULT_MODEL
 from ris.settings import Settings, setting_env_names
 
 REPO = Path(__file__).resolve().parents[2]
@@ -16,9 +17,9 @@ def test_defaults_point_at_local_services(monkeypatch: pytest.MonkeyPatch) -> No
     settings = Settings()
     assert settings.redis_url == "redis://127.0.0.1:6379/0"
     assert settings.milvus_uri == "http://127.0.0.1:19530"
-    assert settings.model == "efficientnet-lite0"
+    assert settings.model == DEFAULT_MODEL == "lite0-mobilenet-v2-gem-deframe"
     assert settings.batch_size == 64
-    assert settings.collection == "images_efficientnet_lite0"
+    assert settings.collection == "images_lite0_mobilenet_v2_gem_deframe"
 
 
 def test_each_model_has_its_own_collection_unless_one_is_named(
