@@ -130,10 +130,10 @@ def tutorial(model_path: Path, paths: list[str], work: Path) -> Rate:
     from pymilvus import MilvusClient
     from towhee import pipe
 
-    from ris.convert import build_reference_model
-    from ris.models import get_model_spec
+    from ris.convert import backbone_module
+    from ris.models import BACKBONES
 
-    network = build_reference_model(get_model_spec(TUTORIAL_MODEL), model_path.parent.parent)
+    network = backbone_module(BACKBONES[TUTORIAL_MODEL], model_path.parent.parent)
     torch.set_num_threads(os.cpu_count() or 1)
 
     def preprocess(path: str) -> np.ndarray:
@@ -146,7 +146,7 @@ def tutorial(model_path: Path, paths: list[str], work: Path) -> Rate:
 
     def embed(tensor: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            features = network.extractors[0](torch.from_numpy(tensor[None]))
+            features = network.network.extract_features(torch.from_numpy(tensor[None]))
         return features.mean(dim=(2, 3))[0].numpy()
 
     embedding_pipeline = (

@@ -38,19 +38,43 @@ def _import_torch() -> Any:
     return torch
 
 
-def _load_backbone(backbone: Backbone, cache_dir: Path) -> tuple[Any, Any, Any]:
-    """(network, feature-map extractor, classifier) of one backbone with its shipped weights."""
+def backbone_module(backbone: Backbone, cache_dir: Path) -> Any:
+    """One backbone with its shipped weights as a module: uint8 NHWC in, feature map out.
+
+    It also carries the backbone's ImageNet `classifier` (over average-pooled features).
+    """
+    torch = _import_torch()
     weights = str(weights_file(backbone.weights, cache_dir))
     if backbone.name == "mobilenet-v2":
         from ris.mobilenet_v2 import load_mobilenet_v2
 
         network = load_mobilenet_v2(weights)
-        return network, network.features, network.classifier[1]
-    from efficientnet_lite_pytorch import EfficientNet
+        extract, classifier = network.features, network.classifier[1]
+    else:
+        from efficientnet_lite_pytorch import EfficientNet
 
-    # Loaded as shipped: set_swish() would replace ReLU6 and wreck the pretrained weights.
-    network = EfficientNet.from_pretrained(backbone.name, weights_path=weights).eval()
-    return network, network.extract_features, network._fc
+        # Loaded as shipped: set_swish() would replace ReLU6 and wreck the pretrained weights.
+        network = EfficientNet.from_pretrained(backbone.name, weights_path=weights).eval()
+        extract, classifier = network.extract_features, network._fc
+
+    class FeatureMap(torch.nn.Module):  # type: ignore[name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            # A submodule, so its weights are parameters rather than traced constants.
+            self.network, self.classifier = network, classifier
+            self.register_buffer("mean", torch.tensor(backbone.mean).view(1, 3, 1, 1))
+            self.register_buffer("scale", 1.0 / torch.tensor(backbone.std).view(1, 3, 1, 1))
+
+        def forward(self, images: Any) -> Any:
+            return extract((images.permute(0, 3, 1, 2).float() - self.mean) * self.scale)
+
+    return FeatureMap().eval()
+
+
+def gem(feature_map: Any) -> Any:
+    """Generalized-mean pooling over the spatial axes of an (N, C, H, W) map."""
+    powered = feature_map.clamp(min=1e-6).pow(GEM_POWER).mean(dim=(2, 3))
+    return powered.pow(1.0 / GEM_POWER)
 
 
 def build_reference_model(spec: ModelSpec, cache_dir: Path) -> Any:
@@ -61,36 +85,22 @@ def build_reference_model(spec: ModelSpec, cache_dir: Path) -> Any:
     backbone's, from average pooling as its classifier was trained) prove the weights are real.
     """
     torch = _import_torch()
-    backbones = [BACKBONES[name] for name in spec.backbones]
-    loaded = [_load_backbone(backbone, cache_dir) for backbone in backbones]
+    modules = [backbone_module(BACKBONES[name], cache_dir) for name in spec.backbones]
 
     class FeaturesAndLogits(torch.nn.Module):  # type: ignore[name-defined]
         def __init__(self) -> None:
             super().__init__()
-            # Registered as submodules so their weights are parameters, not traced constants.
-            self.networks = torch.nn.ModuleList([network for network, _, _ in loaded])
-            self.extractors = [extract for _, extract, _ in loaded]
-            self.classifier = loaded[0][2]
-            for index, backbone in enumerate(backbones):
-                mean, std = torch.tensor(backbone.mean), torch.tensor(backbone.std)
-                self.register_buffer(f"mean{index}", mean.view(1, 3, 1, 1))
-                self.register_buffer(f"scale{index}", (1.0 / std).view(1, 3, 1, 1))
-
-        def pool(self, feature_map: Any) -> Any:
-            if spec.pooling == "gem":
-                powered = feature_map.clamp(min=1e-6).pow(GEM_POWER).mean(dim=(2, 3))
-                return powered.pow(1.0 / GEM_POWER)
-            return feature_map.mean(dim=(2, 3))
+            self.backbones = torch.nn.ModuleList(modules)
 
         def forward(self, images: Any) -> tuple[Any, Any]:
-            pixels = images.permute(0, 3, 1, 2).float()
             descriptors, logits = [], None
-            for index, extract in enumerate(self.extractors):
-                mean, scale = getattr(self, f"mean{index}"), getattr(self, f"scale{index}")
-                feature_map = extract((pixels - mean) * scale)
+            for backbone in self.backbones:
+                feature_map = backbone(images)
                 if logits is None:
-                    logits = self.classifier(feature_map.mean(dim=(2, 3)))
-                descriptors.append(self.pool(feature_map))
+                    logits = backbone.classifier(feature_map.mean(dim=(2, 3)))
+                descriptors.append(
+                    gem(feature_map) if spec.pooling == "gem" else feature_map.mean(dim=(2, 3))
+                )
             if len(descriptors) == 1:
                 return descriptors[0], logits
             # Each backbone weighs the same in the concatenation.
@@ -100,42 +110,43 @@ def build_reference_model(spec: ModelSpec, cache_dir: Path) -> Any:
     return FeaturesAndLogits().eval()
 
 
-def export_onnx(spec: ModelSpec, cache_dir: Path, destination: Path) -> None:
-    """Export the reference model to `destination` atomically (concurrent workers may race)."""
+def export_module(
+    module: Any, size: int, destination: Path, outputs: list[str], spatial: bool = False
+) -> None:
+    """Export `module` (uint8 NHWC images in) to `destination` atomically: concurrent workers
+    may race. The batch axis is dynamic, and the image and map sides too when `spatial`."""
     torch = _import_torch()
-    # The weights package print()s and the exporter warns: keep stdout clean for --json output.
-    with contextlib.redirect_stdout(io.StringIO()) as chatter, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        _export(torch, spec, cache_dir, destination)
-    log.debug("conversion output: %s", chatter.getvalue().strip())
-
-
-def _export(torch: Any, spec: ModelSpec, cache_dir: Path, destination: Path) -> None:
-    model = build_reference_model(spec, cache_dir)
-    sample = torch.zeros((2, spec.input_size, spec.input_size, 3), dtype=torch.uint8)
+    sample = torch.zeros((2, size, size, 3), dtype=torch.uint8)
+    axes = {INPUT_NAME: {0: "batch", 1: "height", 2: "width"} if spatial else {0: "batch"}}
+    axes |= {
+        name: {0: "batch", 2: "rows", 3: "columns"} if spatial else {0: "batch"} for name in outputs
+    }
     destination.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=destination.parent, suffix=".onnx.tmp")
     os.close(handle)
-    try:
-        with torch.no_grad():
-            torch.onnx.export(
-                model,
-                (sample,),
-                temporary,
-                input_names=[INPUT_NAME],
-                output_names=[FEATURES_OUTPUT, LOGITS_OUTPUT],
-                dynamic_axes={
-                    name: {0: "batch"} for name in (INPUT_NAME, FEATURES_OUTPUT, LOGITS_OUTPUT)
-                },
-                opset_version=17,
-                dynamo=False,
-            )
-        # mkstemp made it private (0600); other users, like a container's service user, read it.
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, destination)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    # The weights package print()s and the exporter warns: keep stdout clean for --json output.
+    with contextlib.redirect_stdout(io.StringIO()) as chatter, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with torch.no_grad():
+                torch.onnx.export(
+                    module,
+                    (sample,),
+                    temporary,
+                    input_names=[INPUT_NAME],
+                    output_names=outputs,
+                    dynamic_axes=axes,
+                    opset_version=17,
+                    dynamo=False,
+                )
+            # mkstemp made it private (0600); other users, like a container's service user,
+            # read it.
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, destination)
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+    log.debug("conversion output: %s", chatter.getvalue().strip())
 
 
 def ensure_onnx_model(model_name: str, cache_dir: Path) -> Path:
@@ -144,7 +155,8 @@ def ensure_onnx_model(model_name: str, cache_dir: Path) -> Path:
     path = onnx_model_path(spec, cache_dir)
     if not path.exists():
         log.info("converting %s to ONNX at %s (one-time step)", spec.name, path)
-        export_onnx(spec, cache_dir, path)
+        model = build_reference_model(spec, cache_dir)
+        export_module(model, spec.input_size, path, [FEATURES_OUTPUT, LOGITS_OUTPUT])
     return path
 
 

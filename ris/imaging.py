@@ -31,7 +31,7 @@ def describe_os_error(error: OSError) -> str:
     return error.strerror or str(error)
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
+def to_rgb(image: Image.Image, background: tuple[int, int, int] = _BACKGROUND) -> Image.Image:
     """RGB with transparency composited on white; 16-bit and float images scaled to 8 bits."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         array = np.asarray(image, dtype=np.float64)
@@ -41,9 +41,9 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, _BACKGROUND)
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
+        canvas = Image.new("RGB", rgba.size, background)
+        canvas.paste(rgba, mask=rgba.getchannel("A"))
+        return canvas
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
@@ -112,7 +112,7 @@ def load_image(
             # photo decode at half scale, at a cost in detail the embedding does not notice.
             draft_side = size * 3 // 4
             image.draft("RGB", (draft_side, draft_side))
-            upright = _to_rgb(ImageOps.exif_transpose(image))
+            upright = to_rgb(ImageOps.exif_transpose(image))
             if frame_removal:
                 upright = remove_frame(upright)
             resized = upright.resize((size, size), Image.Resampling.BILINEAR)
