@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint unit bench datasets clean
+.PHONY: install demo test lint unit bench bench-quality datasets clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ bench: install
 # Development datasets for retrieval quality, fetched once into RIS_CACHE_DIR/datasets/.
 datasets: install
 	$(BIN)/python -m ris.datasets
+
+# Retrieval quality: descriptor variants by exact search, then every shipped model through
+# `query eval` (real workers and Milvus Lite) on the development sets.
+bench-quality: datasets
+	$(BIN)/python -m bench.descriptor_sweep $(if $(BENCH_JSON),--json $(BENCH_JSON))
+	$(BIN)/python -m bench.quality $(if $(BENCH_JSON),--json $(BENCH_JSON))
 
 unit: install
 	$(BIN)/python -m pytest -ra tests/unit

@@ -54,7 +54,9 @@ def backbone_module(backbone: Backbone, cache_dir: Path) -> Any:
         from efficientnet_lite_pytorch import EfficientNet
 
         # Loaded as shipped: set_swish() would replace ReLU6 and wreck the pretrained weights.
-        network = EfficientNet.from_pretrained(backbone.name, weights_path=weights).eval()
+        # It print()s: keep stdout clean for the CLIs' --json output.
+        with contextlib.redirect_stdout(io.StringIO()):
+            network = EfficientNet.from_pretrained(backbone.name, weights_path=weights).eval()
         extract, classifier = network.extract_features, network._fc
 
     class FeatureMap(torch.nn.Module):  # type: ignore[name-defined]
@@ -124,7 +126,7 @@ def export_module(
     destination.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=destination.parent, suffix=".onnx.tmp")
     os.close(handle)
-    # The weights package print()s and the exporter warns: keep stdout clean for --json output.
+    # The exporter warns and chatters: keep stdout clean for --json output.
     with contextlib.redirect_stdout(io.StringIO()) as chatter, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
