@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from ris.errors import ImageDecodeError
-from ris.imaging import load_image
+from ris.imaging import load_image, remove_frame
 from tests.imagefiles import png_declaring_size, two_halves, write_image
 
 SIZE = 32
@@ -103,3 +103,39 @@ def test_missing_file_and_directory_are_refused(tmp_path) -> None:
     (tmp_path / "dir.jpg").mkdir()
     with pytest.raises(ImageDecodeError, match="is a directory"):
         load_image(str(tmp_path / "dir.jpg"), SIZE, LIMIT)
+
+
+def _noise(width: int, height: int, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
+def test_a_uniform_frame_is_cropped_off() -> None:
+    photo = _noise(200, 150)
+    framed = Image.new("RGB", (240, 190), (200, 40, 220))
+    framed.paste(photo, (20, 20))
+    assert remove_frame(framed).size == (200, 150)
+    assert np.array_equal(np.asarray(remove_frame(framed)), np.asarray(photo))
+
+
+@pytest.mark.parametrize(
+    "place",
+    [
+        (0, 20),  # a margin on three sides only: the photo touches the left edge
+        (5, 40),  # margins of very different widths: a white background, not a frame
+    ],
+)
+def test_anything_but_a_frame_is_left_alone(place: tuple[int, int]) -> None:
+    canvas = Image.new("RGB", (240, 190), (255, 255, 255))
+    canvas.paste(_noise(200, 130), place)
+    assert remove_frame(canvas) is canvas
+
+
+def test_frame_removal_is_used_when_asked(tmp_path) -> None:
+    framed = Image.new("RGB", (240, 240), (0, 200, 0))
+    framed.paste(two_halves(200, 200, (255, 0, 0), (0, 0, 255)), (20, 20))
+    path = write_image(tmp_path / "framed.png", framed)
+    kept = load_image(str(path), SIZE, LIMIT)
+    removed = load_image(str(path), SIZE, LIMIT, frame_removal=True)
+    assert kept[0, 0, 1] > 150  # the green frame is still there
+    assert removed[0, 0, 0] > 200 and removed[0, -1, 2] > 200  # red left, blue right, no green
