@@ -30,6 +30,7 @@ from ris.convert import backbone_module, export_module
 from ris.datasets import dataset_path
 from ris.datasets.sources import debian_files, image_under
 from ris.embedder import l2_normalise
+from ris.identity import has_image_extension
 from ris.imaging import open_image, remove_frame, to_rgb
 from ris.metrics import MetricMeans, class_retrieval_metrics, copy_detection_metrics
 from ris.models import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, Backbone
@@ -170,7 +171,7 @@ def learn_whitening(variant: Variant, cache_dir: Path) -> Callable[[np.ndarray],
     vectors = []
     for package in WHITENING_PACKAGES:
         root, _ = debian_files(cache_dir, package, image_under("usr/share/"))
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        for path in sorted(p for p in root.rglob("*") if has_image_extension(p.name)):
             with Image.open(path) as image:
                 image.draft("RGB", (1024, 1024))
                 photo = to_rgb(image)
