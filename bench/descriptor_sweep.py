@@ -135,6 +135,12 @@ class Descriptors:
     def pooled(self, variant: Variant, decoding: Decoding, paths: list[str]) -> np.ndarray:
         backbone = self.backbone(variant)
         key = (backbone, decoding, variant.pooling)
+        stored = self._stored(backbone, decoding, paths)
+        if key not in self.maps and stored.exists():
+            with np.load(stored) as saved:
+                self.seconds_per_image[(backbone, decoding)] = float(saved["seconds"])
+                for name in ("avg", "gem", "max"):
+                    self.maps[(backbone, decoding, name)] = saved[name]
         if key not in self.maps:
             session = feature_map_session(backbone, self.cache_dir)
             started, vectors = time.perf_counter(), {}
@@ -149,7 +155,22 @@ class Descriptors:
             for name, values in pooled_by.items():
                 vectors[name] = np.stack(values)
                 self.maps[(backbone, decoding, name)] = vectors[name]
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            seconds = self.seconds_per_image[(backbone, decoding)]
+            np.savez(
+                stored,
+                seconds=np.asarray(seconds),
+                avg=vectors["avg"],
+                gem=vectors["gem"],
+                max=vectors["max"],
+            )
         return self.maps[key]
+
+    def _stored(self, backbone: Backbone, decoding: Decoding, paths: list[str]) -> Path:
+        """Where a finished pass is kept, so a rerun (after a crash, say) does not redo it."""
+        key = repr((dataclasses.asdict(backbone), dataclasses.asdict(decoding), paths))
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        return self.cache_dir / "sweep" / f"{backbone.name}-{digest}.npz"
 
     def describe(self, variant: Variant, paths: list[str]) -> tuple[np.ndarray, float]:
         """(L2-normalised descriptors, seconds per image to compute them)."""
@@ -175,7 +196,7 @@ def learn_whitening(variant: Variant, cache_dir: Path) -> Callable[[np.ndarray],
             with Image.open(path) as image:
                 image.draft("RGB", (1024, 1024))
                 photo = to_rgb(image)
-                photo.thumbnail((1600, 1600))
+                photo.thumbnail((1600, 1600))  # loads the pixels before the file closes
             for _ in range(WHITENING_CROPS_PER_IMAGE):
                 crop = _random_crop(photo, rng).resize((224, 224), Image.Resampling.BILINEAR)
                 feature_map = session.run(None, {"images": np.asarray(crop)[None]})[0][0]
