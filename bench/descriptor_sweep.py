@@ -196,7 +196,8 @@ def learn_whitening(variant: Variant, cache_dir: Path) -> Callable[[np.ndarray],
             with Image.open(path) as image:
                 image.draft("RGB", (1024, 1024))
                 photo = to_rgb(image)
-                photo.thumbnail((1600, 1600))  # loads the pixels before the file closes
+                photo.load()  # the pixels, before the file closes
+                photo.thumbnail((1600, 1600))
             for _ in range(WHITENING_CROPS_PER_IMAGE):
                 crop = _random_crop(photo, rng).resize((224, 224), Image.Resampling.BILINEAR)
                 feature_map = session.run(None, {"images": np.asarray(crop)[None]})[0][0]
