@@ -41,7 +41,7 @@ def test_search_with_a_missing_query_file(ris_env) -> None:
 
 
 def test_search_with_a_non_image_query_file(ris_env, store: VectorStore, tmp_path: Path) -> None:
-    store.upsert([ImageRecord(1, "/a.jpg", np.ones(1280, np.float32), 1, 1)])
+    store.upsert([ImageRecord(1, "/a.jpg", np.ones(store.dim, np.float32), 1, 1)])
     notes = tmp_path / "notes.png"
     notes.write_text("not a picture")
     _fails_with(query, ["search", str(notes)], f"{notes}: not an image (unrecognised format)")
@@ -88,7 +88,7 @@ def test_invalid_setting_is_named(ris_env, monkeypatch, tmp_path: Path) -> None:
 def test_json_output_stays_clean_while_the_model_is_converted(
     ris_env, store: VectorStore, photos: list[Path], tmp_path: Path, monkeypatch
 ) -> None:
-    store.upsert([ImageRecord(1, "/a.jpg", np.ones(1280, np.float32), 1, 1)])
+    store.upsert([ImageRecord(1, "/a.jpg", np.ones(store.dim, np.float32), 1, 1)])
     monkeypatch.setenv("RIS_CACHE_DIR", str(tmp_path / "empty-cache"))
     result = CliRunner().invoke(query, ["search", str(photos[0]), "--json"])
     assert result.exit_code == 0, result.output

@@ -6,7 +6,10 @@ import numpy as np
 
 from ris.embedder import OnnxEmbedder
 from ris.imaging import load_image
+from ris.models import DEFAULT_MODEL, get_model_spec
 from ris.pipeline import EmbeddingPipeline
+
+DIM = get_model_spec(DEFAULT_MODEL).dim
 
 
 def test_vectors_are_unit_length_and_match_the_model(
@@ -15,7 +18,7 @@ def test_vectors_are_unit_length_and_match_the_model(
     paths = [str(path) for path in photos[:5]]
     batch = pipeline(paths)
     assert batch.paths == paths and not batch.failures
-    assert batch.vectors.shape == (5, 1280) and batch.vectors.dtype == np.float32
+    assert batch.vectors.shape == (5, DIM) and batch.vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(batch.vectors, axis=1), 1.0, rtol=1e-5)
     direct = OnnxEmbedder(str(model_path), 2, 4)(
         np.stack([load_image(path, 224, 10**8) for path in paths])
@@ -30,7 +33,7 @@ def test_a_bad_file_fails_alone(pipeline: EmbeddingPipeline, photos: list[Path],
     paths = [str(photos[0]), str(broken), str(tmp_path / "gone.png"), str(photos[1])]
     batch = pipeline(paths)
     assert batch.paths == [str(photos[0]), str(photos[1])]
-    assert batch.vectors.shape == (2, 1280)
+    assert batch.vectors.shape == (2, DIM)
     assert set(batch.failures) == {str(broken), str(tmp_path / "gone.png")}
     assert batch.failures[str(tmp_path / "gone.png")] == "file not found"
 
@@ -39,5 +42,5 @@ def test_a_batch_of_only_bad_files_gives_no_vectors(pipeline: EmbeddingPipeline,
     text = tmp_path / "notes.png"
     text.write_text("hello")
     batch = pipeline([str(text)])
-    assert batch.paths == [] and batch.vectors.shape == (0, 1280)
+    assert batch.paths == [] and batch.vectors.shape == (0, DIM)
     assert batch.failures == {str(text): "not an image (unrecognised format)"}
