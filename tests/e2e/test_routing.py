@@ -31,36 +31,16 @@ def test_a_job_sent_to_a_queue_is_ingested_by_the_workers_on_that_queue(
     worker_log = tmp_path / "w0-worker-0.log"
     broker = redis.Redis.from_url(ris_env["RIS_REDIS_URL"])
 
-    status = json.loads(
-        _run(
-            producer,
-            "enqueue",
-            str(root),
-            "--queue",
-            "gpu-test",
-            "--wait",
-            "--timeout",
-            "120",
-            "--json",
-        ).stdout
-    )
+    def routed(*command: str) -> dict:
+        options = ("--queue", "gpu-test", "--wait", "--timeout", "120", "--json")
+        return json.loads(_run(producer, *command, *options).stdout)
+
+    status = routed("enqueue", str(root))
     assert (status["state"], status["indexed"], status["failed"]) == ("done", 6, 1)
     assert f"job {status['job']} batch 2" in worker_log.read_text()
 
     shutil.copy(photos[6], broken)
-    retried = json.loads(
-        _run(
-            producer,
-            "retry",
-            status["job"],
-            "--queue",
-            "gpu-test",
-            "--wait",
-            "--timeout",
-            "120",
-            "--json",
-        ).stdout
-    )
+    retried = routed("retry", status["job"])
     assert (retried["state"], retried["indexed"], retried["failed"]) == ("done", 1, 0)
     assert broker.llen("ris") == broker.llen("gpu-test") == 0
 
