@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Literal
 
 from producer.scan import iter_image_paths
+from ris.errors import RisError
 
 TRUTH_FILE = "truth.json"
 
 
-class EvalSetError(ValueError):
+class EvalSetError(RisError):
     """The folder is not in one of the layouts `query eval` reads."""
 
 

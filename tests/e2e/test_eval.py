@@ -69,3 +69,11 @@ def test_copy_detection_on_embedded_services(
     assert report["layout"] == "copy detection"
     assert (report["gallery"], report["indexed"], report["queries"]) == (10, 10, 9)
     assert report["metrics"] == {"recall@1": 1.0, "recall@10": 1.0, "mrr": 1.0}
+
+
+def test_a_folder_in_no_known_layout_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "loose.jpg").write_bytes(b"")
+    for folder in (tmp_path / "missing", tmp_path):
+        result = CliRunner().invoke(query, ["eval", str(folder)])
+        assert result.exit_code == 1
+        assert result.output.startswith("Error: ") and result.output.count("\n") == 1
