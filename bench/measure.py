@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import psutil
 
@@ -29,15 +29,33 @@ def timed(items: int, work: Callable[[], object]) -> Rate:
     return Rate(items, time.perf_counter() - started)
 
 
-class PeakRss:
+class BackgroundThread:
+    """Runs `_run` on a daemon thread while the `with` block lasts; `_stop` ends it."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class PeakRss(BackgroundThread):
     """Samples the resident memory of processes (and their children) in a background thread."""
 
     def __init__(self, interval: float = 0.1):
         self.interval = interval
         self.pids: list[int] = []
         self.peak_by_pid: dict[int, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__()
 
     def watch(self, pid: int) -> None:
         self.pids.append(pid)
@@ -60,14 +78,6 @@ class PeakRss:
     def peak_mb(self, pid: int) -> float:
         return self.peak_by_pid.get(pid, 0) / 2**20
 
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
 
 def _tree(pid: int) -> list[psutil.Process]:
     try:
@@ -77,7 +87,7 @@ def _tree(pid: int) -> list[psutil.Process]:
         return []
 
 
-class CpuSampler:
+class CpuSampler(BackgroundThread):
     """CPU time of named groups of processes between `begin()` and `end()`, sampled in a
     background thread from entry, so a process that exits before `end()` still counts."""
 
@@ -87,11 +97,10 @@ class CpuSampler:
         self._first: dict[tuple[int, float], float] = {}
         self._last: dict[tuple[int, float], float] = {}
         self._group_of: dict[tuple[int, float], str] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
         self._lock = threading.Lock()
         self.started = self.stopped = 0.0
         self._box_start = self._box_stop = psutil.cpu_times()
+        super().__init__()
 
     def watch(self, group: str, pid: int, children: bool = True) -> None:
         with self._lock:
@@ -155,14 +164,6 @@ class CpuSampler:
         total = sum(stop) - sum(start)
         idle = (stop.idle + stop.iowait) - (start.idle + start.iowait)
         return (total - idle) / total if total else 0.0
-
-    def __enter__(self) -> CpuSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def merge_json(path: Path, figures: dict[str, Any]) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import redis
 
 from bench.corpus import placeholder_tree
-from bench.measure import PeakRss
+from bench.measure import BackgroundThread, PeakRss
 from ris.jobs import JobTracker, connect_redis
 from ris.local import LocalMilvusLite, LocalRedis, service_environment
 
@@ -21,7 +20,7 @@ FILES = 200_000
 QUEUE_BOUND = 100
 
 
-class QueueDrain:
+class QueueDrain(BackgroundThread):
     """Stands in for the workers: lets the queue fill up to the producer's bound first (to show
     the bound holding), then takes messages off as fast as Redis gives them."""
 
@@ -30,8 +29,7 @@ class QueueDrain:
         self.queue = queue
         self.bound = bound
         self.max_length = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__()
 
     def _sample(self) -> int:
         length = int(self.client.llen(self.queue))
@@ -47,14 +45,6 @@ class QueueDrain:
             self._sample()
             for _ in range(20):
                 self.client.brpop([self.queue], timeout=0.1)
-
-    def __enter__(self) -> QueueDrain:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def measure_producer(cache_dir: Path, work: Path) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,34 +32,32 @@ RECORD_BATCHES = 10_000
 PARTS = ("workers", "redis", "milvus")
 
 
-def measure_scaling(rig: Rig, workers: tuple[int, ...], hold: float) -> list[Run]:
-    fleet = Fleet(rig.environment(hold), rig.work, "hold")
+def _grow_and_run(
+    rig: Rig, hold: float, name: str, workers: tuple[int, ...], batches: Callable[[int], int]
+) -> list[Run]:
+    """One job per worker count, on a fleet grown between jobs; each run is printed."""
+    fleet = Fleet(rig.environment(hold), rig.work, name)
     runs = []
     try:
         for count in workers:
             fleet.grow(count)
-            runs.append(rig.run_job(fleet, count * BATCHES_PER_WORKER))
-            console.print(f"  {count:>2} workers: {runs[-1].images_per_s:7.1f} images/s")
-    finally:
-        fleet.stop()
-    return runs
-
-
-def measure_saturation(rig: Rig, workers: tuple[int, ...], batches: int) -> list[Run]:
-    fleet = Fleet(rig.environment(SATURATION_HOLD_SECONDS), rig.work, "flat")
-    runs = []
-    try:
-        for count in workers:
-            fleet.grow(count)
-            runs.append(rig.run_job(fleet, batches))
-            run = runs[-1]
+            run = rig.run_job(fleet, batches(count))
+            runs.append(run)
             console.print(
-                f"  {count:>2} workers: {run.tasks_per_s:6.1f} tasks/s "
-                f"({run.images_per_s:6.0f} rows/s), machine {run.machine_busy:.0%} busy"
+                f"  {count:>2} workers: {run.images_per_s:7.1f} images/s, "
+                f"{run.tasks_per_s:6.1f} tasks/s, machine {run.machine_busy:.0%} busy"
             )
     finally:
         fleet.stop()
     return runs
+
+
+def measure_scaling(rig: Rig, workers: tuple[int, ...], hold: float) -> list[Run]:
+    return _grow_and_run(rig, hold, "hold", workers, lambda count: count * BATCHES_PER_WORKER)
+
+
+def measure_saturation(rig: Rig, workers: tuple[int, ...], batches: int) -> list[Run]:
+    return _grow_and_run(rig, SATURATION_HOLD_SECONDS, "flat", workers, lambda _: batches)
 
 
 def bottleneck(run: Run) -> str:

@@ -18,6 +18,7 @@ from rich.table import Table
 from producer.render import follow_job
 from producer.wiring import Producer
 from query.eval_sets import EvalQuery, EvalSet
+from ris.convert import ensure_onnx_model
 from ris.errors import ImageDecodeError
 from ris.local import LocalMilvusLite, LocalRedis, launch_workers, stop_workers
 from ris.metrics import MetricMeans, class_retrieval_metrics, copy_detection_metrics
@@ -61,6 +62,8 @@ def _ingest(
 ) -> tuple[int, int, float]:
     """Index the gallery with real worker processes; (indexed, failed, images per second)."""
     settings = producer.settings
+    # Converted here, once, so the workers start with it and the timing is ingestion alone.
+    ensure_onnx_model(settings.model, settings.cache_dir)
     environment = {**os.environ, **settings_environment(settings)}
     processes = launch_workers(environment, workers, log_dir, "eval")
     try:

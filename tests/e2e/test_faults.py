@@ -20,7 +20,7 @@ from kombu import Connection
 
 from ris.contract import INGEST_TASK, celery_config
 from ris.jobs import JobStatus, JobTracker, connect_redis
-from ris.local import LocalMilvusServer, LocalRedis
+from ris.local import LocalMilvusServer, LocalRedis, LocalService
 from ris.models import DEFAULT_MODEL, get_model_spec
 from ris.settings import Settings
 from ris.store import VectorStore
@@ -75,6 +75,34 @@ def _log_count(log: Path, text: str) -> int:
     return log.read_text(errors="replace").count(text) if log.exists() else 0
 
 
+def restart_mid_job(
+    env: dict[str, str],
+    service: LocalService,
+    downtime: float,
+    paths: list[str],
+    tmp_path: Path,
+    name: str,
+    timeouts: tuple[float, float],
+) -> dict:
+    """Two workers ingest `tmp_path/data`; `service` goes down for `downtime` s mid-job.
+
+    The job must still finish with every path indexed exactly once and both workers alive.
+    """
+    workers = launch_workers(env, 2, tmp_path, name)
+    try:
+        enqueue = enqueue_and_wait_for_two_batches(env, tmp_path / "data", timeout=timeouts[0])
+        service.stop()
+        time.sleep(downtime)
+        service.start()
+        status = finished_status(enqueue, timeout=timeouts[1])
+        assert (status["indexed"], status["failed"], status["pending"]) == (len(paths), 0, 0)
+        assert all(worker.poll() is None for worker in workers)
+        assert_indexed_exactly_once(_store(env), paths)
+        return status
+    finally:
+        stop_workers(workers)
+
+
 def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(
     ris_env, photos, tmp_path: Path
 ) -> None:
@@ -120,18 +148,7 @@ def test_a_redis_restart_mid_job_loses_nothing(ris_env, photos, tmp_path: Path) 
             "RIS_BATCH_SIZE": "6",
             "RIS_MODEL_BATCH_SIZE": "1",
         }
-        workers = launch_workers(env, 2, tmp_path, "restart")
-        try:
-            enqueue = enqueue_and_wait_for_two_batches(env, tmp_path / "data", timeout=240)
-            broker.stop()
-            time.sleep(3)
-            broker.start()
-            status = finished_status(enqueue, timeout=300)
-            assert (status["indexed"], status["failed"], status["pending"]) == (len(paths), 0, 0)
-            assert all(worker.poll() is None for worker in workers)
-            assert_indexed_exactly_once(_store(env), paths)
-        finally:
-            stop_workers(workers)
+        restart_mid_job(env, broker, 3, paths, tmp_path, "restart", timeouts=(240, 300))
 
 
 def enqueue_and_wait_for_two_batches(
@@ -265,17 +282,8 @@ def test_a_milvus_outage_mid_job_is_ridden_out_with_nothing_failed(
         "RIS_BATCH_SIZE": "6",
         "RIS_MODEL_BATCH_SIZE": "1",
     }
-    workers = launch_workers(env, 2, tmp_path, "outage")
     try:
-        enqueue = enqueue_and_wait_for_two_batches(env, tmp_path / "data", timeout=400)
-        milvus.stop()
-        time.sleep(20)
-        milvus.start()
-        status = finished_status(enqueue, timeout=400)
-        assert (status["indexed"], status["failed"], status["pending"]) == (len(paths), 0, 0)
+        status = restart_mid_job(env, milvus, 20, paths, tmp_path, "outage", timeouts=(400, 400))
         assert status["failures"] == {}
-        assert all(worker.poll() is None for worker in workers)
-        assert_indexed_exactly_once(_store(env), paths)
     finally:
-        stop_workers(workers)
         milvus.stop()
