@@ -17,6 +17,9 @@ from ris.store import FileState
 
 log = logging.getLogger(__name__)
 
+# Batches whose paths are looked up in the index (and the failure record) with one call each.
+LOOKUP_BATCHES = 16
+
 SendBatch = Callable[[BatchPayload], None]
 IndexLookup = Callable[[list[int]], dict[int, FileState]]
 
@@ -69,25 +72,31 @@ class Enqueuer:
         self.max_queue_length = max_queue_length
         self.compare_hash = compare_hash
 
-    def _wait_for_room(self, should_stop: Callable[[], bool]) -> None:
+    def _wait_for_room(self, should_stop: Callable[[], bool]) -> int:
+        """Block while the queue is at its bound; returns how many batches fit now."""
         delay = 0.05
-        while self.queue_length() >= self.max_queue_length and not should_stop():
+        while (room := self.max_queue_length - self.queue_length()) <= 0 and not should_stop():
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+        return room
 
-    def _changed(self, chunk: list[str], collection: str) -> list[str]:
+    def _changed(self, window: list[str], collection: str) -> list[str]:
         """The paths that are neither indexed as they are now nor failed as they are now."""
         if self.lookup is None:
-            return chunk
-        ids = [image_id(path) for path in chunk]
+            return window
+        ids = [image_id(path) for path in window]
         indexed = self.lookup(ids)
         changed = [
             path
-            for path, identifier in zip(chunk, ids, strict=True)
+            for path, identifier in zip(window, ids, strict=True)
             if not _unchanged(path, indexed.get(identifier), self.compare_hash)
         ]
         failed_before = self.tracker.known_failures(collection, changed)
-        return [path for path in changed if failed_before.get(path) != file_state(path)]
+        return [
+            path
+            for path in changed
+            if path not in failed_before or failed_before[path] != file_state(path)
+        ]
 
     def run(
         self,
@@ -104,23 +113,31 @@ class Enqueuer:
         """
         report = EnqueueReport(job=new_job_id())
         self.tracker.create(report.job, root=label, collection=collection)
-        for chunk in batched(paths, self.batch_size):
-            changed = self._changed(chunk, collection)
-            if changed:
-                self._wait_for_room(should_stop)
+        room = 0  # batches the queue takes before its length is asked again
+        # The index and the failure record are asked once per window of several batches.
+        for window in batched(paths, self.batch_size * LOOKUP_BATCHES):
+            changed = self._changed(window, collection)
+            skipped = len(window) - len(changed)
+            if skipped:
+                self.tracker.add_skipped(report.job, skipped)
+                report.skipped += skipped
+            for batch in batched(changed, self.batch_size):
+                if room <= 0:
+                    room = self._wait_for_room(should_stop)
+                if should_stop():
+                    break
+                number = self.tracker.add_batch(report.job, len(batch))
+                self.send(BatchPayload(job=report.job, batch=number, paths=batch))
+                room -= 1
+                report.enqueued += len(batch)
+                report.batches += 1
+                report.seen = report.enqueued + report.skipped
+                on_progress(report)
+            report.seen = report.enqueued + report.skipped
+            on_progress(report)
             if should_stop():
                 report.interrupted = True
                 break
-            report.seen += len(chunk)
-            if len(changed) < len(chunk):
-                self.tracker.add_skipped(report.job, len(chunk) - len(changed))
-                report.skipped += len(chunk) - len(changed)
-            if changed:
-                number = self.tracker.add_batch(report.job, len(changed))
-                self.send(BatchPayload(job=report.job, batch=number, paths=changed))
-                report.enqueued += len(changed)
-                report.batches += 1
-            on_progress(report)
         self._finish(report)
         log.info(
             "job %s: %d seen, %d enqueued in %d batches, %d unchanged skipped%s",

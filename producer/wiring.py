@@ -48,6 +48,9 @@ class Producer:
         self.app.send_task(
             INGEST_TASK,
             args=[payload.to_message()],
+            # What Flower and the worker's log show for the task; celery's default, a truncated
+            # repr of every path, cost more than the rest of sending the batch.
+            argsrepr=f"job {payload.job} batch {payload.batch}: {len(payload.paths)} paths",
             queue=self.settings.queue,
             retry=True,
             retry_policy=PUBLISH_RETRY_POLICY,

@@ -109,6 +109,11 @@ class Settings(BaseSettings):
         return [os.path.realpath(root) for root in self.allowed_roots.split(os.pathsep) if root]
 
     @property
+    def milvus_embedded(self) -> bool:
+        """True when Milvus Lite runs inside this process (pymilvus's rule for a `.db` URI)."""
+        return self.milvus_uri.endswith(".db")
+
+    @property
     def resolved_inference_threads(self) -> int:
         return self.inference_threads or (os.cpu_count() or 1)
 

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from producer.enqueue import Enqueuer
+from producer.enqueue import LOOKUP_BATCHES, Enqueuer
 from producer.scan import iter_image_paths
 from producer.wiring import Producer
 from ris.access import content_hash
@@ -137,6 +137,36 @@ def test_producer_waits_while_the_queue_is_full(redis_url, tmp_path) -> None:
     )
     assert time.monotonic() - started >= 0.3
     assert len(recorder.sent) == 1
+
+
+def test_the_queue_never_holds_more_batches_than_the_bound(redis_url, tmp_path) -> None:
+    _tree(tmp_path, 40)
+    tracker, recorder = JobTracker(connect_redis(redis_url)), Recorder()
+    asked_while_full = []
+
+    def queue_length() -> int:  # nothing consumes: the queue holds every batch sent
+        if len(recorder.sent) >= 3:
+            asked_while_full.append(True)
+        return len(recorder.sent)
+
+    report = _enqueuer(tracker, recorder, queue_length=queue_length).run(
+        iter_image_paths(str(tmp_path)), "t", "c", should_stop=lambda: len(asked_while_full) > 2
+    )
+    assert report.interrupted and len(recorder.sent) == 3
+
+
+def test_the_index_is_asked_once_per_window_of_batches(redis_url, tmp_path) -> None:
+    _tree(tmp_path, 10 + 4 * LOOKUP_BATCHES)
+    tracker, recorder = JobTracker(connect_redis(redis_url)), Recorder()
+    lookups: list[int] = []
+
+    def lookup(ids: list[int]) -> dict:
+        lookups.append(len(ids))
+        return {}
+
+    _enqueuer(tracker, recorder, lookup=lookup).run(iter_image_paths(str(tmp_path)), "t", "c")
+    assert lookups == [4 * LOOKUP_BATCHES, 10]
+    assert [len(p.paths) for p in recorder.sent] == [4] * (LOOKUP_BATCHES + 2) + [2]
 
 
 def test_a_stop_request_ends_the_job_with_what_was_sent(redis_url, tmp_path) -> None:
