@@ -12,8 +12,7 @@ from query.contact_sheet import contact_sheet
 from query.eval_sets import read_eval_set
 from query.evaluate import evaluate as run_evaluation
 from query.evaluate import evaluation_table
-from ris.pipeline import EmbeddingPipeline
-from ris.search import search_image
+from ris.search import ImageSearch
 from ris.settings import load_settings
 from ris.store import open_store
 from ris_cli.common import configure_logging, one_line_errors, print_json, stdout, verbose_option
@@ -45,7 +44,7 @@ def search(image: str, top_k: int, as_json: bool, save: Path | None, verbose: bo
     settings = load_settings()
     store = open_store(settings)
     store.require_collection()
-    results = search_image(image, EmbeddingPipeline(settings), store, top_k)
+    results = ImageSearch.from_settings(settings, store)(image, top_k).results
     if save is not None:
         contact_sheet(os.path.abspath(image), results, save, settings.max_pixels)
     if as_json:
@@ -54,9 +53,13 @@ def search(image: str, top_k: int, as_json: bool, save: Path | None, verbose: bo
     table = Table(title=f"{len(results)} most similar to {image}", title_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("score", justify="right")
+    table.add_column("verified", justify="right")
     table.add_column("path", overflow="fold")
     for result in results:
-        table.add_row(str(result.rank), f"{result.score:.4f}", result.path)
+        verified = "" if result.inliers is None else f"{result.inliers} matches"
+        if result.verified:
+            verified = f"[bold green]yes[/bold green], {verified}"
+        table.add_row(str(result.rank), f"{result.score:.4f}", verified, result.path)
     stdout.print(table)
 
 

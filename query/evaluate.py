@@ -22,8 +22,7 @@ from ris.convert import ensure_onnx_model
 from ris.errors import ImageDecodeError
 from ris.local import LocalMilvusLite, LocalRedis, launch_workers, stop_workers
 from ris.metrics import MetricMeans, class_retrieval_metrics, copy_detection_metrics
-from ris.pipeline import EmbeddingPipeline
-from ris.search import search_image
+from ris.search import ImageSearch
 from ris.settings import Settings, settings_environment
 from ris_cli.common import stderr
 
@@ -88,7 +87,7 @@ def _score(
     eval_set: EvalSet, producer: Producer, top_k: int
 ) -> tuple[dict[str, float], int, float]:
     """Search every query like `query search`; (mean metrics, failed queries, queries/s)."""
-    pipeline = EmbeddingPipeline(producer.settings)
+    search = ImageSearch.from_settings(producer.settings, producer.store)
     means = MetricMeans()
     # Leave-one-out finds the query itself first: ask for one more.
     limit = top_k + 1 if eval_set.leave_one_out else top_k
@@ -96,7 +95,7 @@ def _score(
     failed = 0
     for query in track(eval_set.queries, description="searching", console=stderr):
         try:
-            hits = search_image(query.path, pipeline, producer.store, limit)
+            hits = search(query.path, limit).results
         except ImageDecodeError as error:
             # A query that cannot be read is a miss on every metric, and is reported.
             stderr.print(f"query failed: {error}")

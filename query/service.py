@@ -6,7 +6,6 @@ import functools
 import io
 import os
 import threading
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -17,10 +16,10 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from PIL import ImageOps
 from starlette.concurrency import run_in_threadpool
 
-from ris.errors import RisError
+from ris.errors import ImageDecodeError, RisError
 from ris.imaging import open_image
 from ris.jobs import JobTracker, connect_redis
-from ris.pipeline import EmbeddingPipeline
+from ris.search import ImageSearch
 from ris.settings import Settings
 from ris.store import open_store
 
@@ -28,36 +27,24 @@ THUMBNAIL_SIZES = (128, 256, 512)
 
 
 class SearchService:
-    """What the endpoints share: one pipeline, one Milvus client, one Redis client."""
+    """What the endpoints share: the search (its model loaded once), Milvus and Redis clients."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.pipeline = EmbeddingPipeline(settings)
         self.store = open_store(settings)
         self.tracker = JobTracker(connect_redis(settings.redis_url))
         # One inference at a time: the model already uses every core for one query.
-        self.model_lock = threading.Lock()
+        self.image_search = ImageSearch.from_settings(settings, self.store, threading.Lock())
 
     def search(self, upload: bytes, top_k: int) -> dict[str, Any]:
-        started = time.perf_counter()
-        with self.model_lock:
-            embedded = self.pipeline([upload])
-        embedded_at = time.perf_counter()
-        if embedded.failures:
-            raise HTTPException(400, f"not a usable image: {embedded.failures[upload]}")
-        hits = self.store.search(embedded.vectors[0], top_k)
-        done = time.perf_counter()
+        try:
+            search = self.image_search(upload, top_k)
+        except ImageDecodeError as error:
+            raise HTTPException(400, f"not a usable image: {error}") from None
         return {
             # Ids as strings: they are 63-bit, beyond what a JavaScript number holds exactly.
-            "results": [
-                {"rank": rank, "id": str(hit.id), "path": hit.path, "score": hit.score}
-                for rank, hit in enumerate(hits, start=1)
-            ],
-            "timings_ms": {
-                "embed": round((embedded_at - started) * 1000, 2),
-                "search": round((done - embedded_at) * 1000, 2),
-                "total": round((done - started) * 1000, 2),
-            },
+            "results": [{**result.as_dict(), "id": str(result.id)} for result in search.results],
+            "timings_ms": search.timings_ms,
         }
 
     def indexed_path(self, image_id: int) -> str:
@@ -139,7 +126,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/health")
     def health() -> JSONResponse:
-        checks = {"model": "pipeline" in vars(service())}
+        checks = {"model": "image_search" in vars(service())}
         try:
             checks["redis"] = bool(service().tracker.redis.ping())
         except Exception:  # noqa: BLE001 - any failure means unhealthy

@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 from PIL import Image, ImageChops, ImageOps, UnidentifiedImageError
@@ -101,23 +103,34 @@ def open_image(source: ImageSource, max_pixels: int) -> Image.Image:
     return image
 
 
+@contextmanager
+def decoding() -> Iterator[None]:
+    """Turn whatever Pillow raises on a bad file into ImageDecodeError naming the reason."""
+    try:
+        yield
+    except OSError as error:
+        raise _decode_error(error) from None
+    except (ValueError, SyntaxError, EOFError, MemoryError, Image.DecompressionBombError) as e:
+        raise ImageDecodeError(f"corrupt image: {e}") from None
+
+
+def upright_rgb(image: Image.Image, draft_side: int) -> Image.Image:
+    """Decode (a JPEG at the smallest scale still `draft_side` on both sides), turn upright by
+    its EXIF orientation, composite transparency on white."""
+    # JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale: a fraction of the DCT work.
+    image.draft("RGB", (draft_side, draft_side))
+    return to_rgb(ImageOps.exif_transpose(image))
+
+
 def load_image(
     source: ImageSource, size: int, max_pixels: int, frame_removal: bool = False
 ) -> np.ndarray:
     """Decode a path or bytes to a (size, size, 3) uint8 array, or raise ImageDecodeError."""
-    with open_image(source, max_pixels) as image:
-        try:
-            # JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale (a fraction of the DCT work), never
-            # below the size asked; allowing 3/4 of the model's input lets a typical 500x375
-            # photo decode at half scale, at a cost in detail the embedding does not notice.
-            draft_side = size * 3 // 4
-            image.draft("RGB", (draft_side, draft_side))
-            upright = to_rgb(ImageOps.exif_transpose(image))
-            if frame_removal:
-                upright = remove_frame(upright)
-            resized = upright.resize((size, size), Image.Resampling.BILINEAR)
-            return np.asarray(resized, dtype=np.uint8)
-        except OSError as error:
-            raise _decode_error(error) from None
-        except (ValueError, SyntaxError, EOFError, MemoryError, Image.DecompressionBombError) as e:
-            raise ImageDecodeError(f"corrupt image: {e}") from None
+    with open_image(source, max_pixels) as image, decoding():
+        # 3/4 of the model's input lets a typical 500x375 photo decode at half scale, at a cost
+        # in detail the embedding does not notice.
+        upright = upright_rgb(image, size * 3 // 4)
+        if frame_removal:
+            upright = remove_frame(upright)
+        resized = upright.resize((size, size), Image.Resampling.BILINEAR)
+        return np.asarray(resized, dtype=np.uint8)

@@ -82,6 +82,13 @@ class Settings(BaseSettings):
         ge=0,
         description="How long workers retry a Redis or Milvus outage before giving a batch back.",
     )
+    verify_top: int = Field(
+        10,
+        ge=0,
+        le=100,
+        description="Nearest hits a search checks by spatial verification (local features), "
+        "to put a crop's or an edited copy's original first; 0 turns it off.",
+    )
     max_upload_bytes: int = Field(
         20 * 2**20, ge=1, description="Largest image `query serve` accepts in a search, in bytes."
     )

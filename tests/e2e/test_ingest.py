@@ -19,7 +19,7 @@ from query.cli import main as query
 from ris.local import LocalMilvusLite, LocalRedis
 from ris.models import DEFAULT_MODEL, get_model_spec
 from ris.pipeline import EmbeddingPipeline
-from ris.search import search_image
+from ris.search import ImageSearch
 from ris.settings import Settings
 from ris.store import VectorStore
 from tests.conftest import launch_workers, stop_workers
@@ -105,7 +105,7 @@ def test_query_search_finds_each_photo_itself_at_rank_one(indexed: IndexedDatase
     for photo in indexed.photos:
         result = _invoke(query, ["search", str(photo), "--top-k", "3", "--json"], indexed.env)
         hits = json.loads(result.stdout)
-        assert [set(hit) for hit in hits] == [{"rank", "id", "path", "score"}] * 3
+        assert [set(hit) for hit in hits] == [{"rank", "id", "path", "score", "inliers", "verified"}] * 3
         assert hits[0]["path"] == str(photo), hits
         assert hits[0]["score"] > 0.99
         assert [hit["rank"] for hit in hits] == [1, 2, 3]
@@ -120,11 +120,13 @@ def test_query_search_prints_a_table(indexed: IndexedDataset) -> None:
 def test_edited_copies_find_their_original_at_rank_one(
     indexed: IndexedDataset, model_path: Path, tmp_path: Path
 ) -> None:
-    pipeline = EmbeddingPipeline(Settings(), model_path=model_path)
+    settings = Settings()
+    pipeline = EmbeddingPipeline(settings, model_path=model_path)
+    search = ImageSearch(pipeline, indexed.store, settings.verify_top, settings.max_pixels)
     misses = []
     for photo in indexed.photos:
         for edit, copy in edited_copies(photo, tmp_path).items():
-            best = search_image(str(copy), pipeline, indexed.store, top_k=1)[0]
+            best = search(str(copy), top_k=1).results[0]
             if best.path != str(photo):
                 misses.append((photo.name, edit, Path(best.path).name, round(best.score, 3)))
     assert not misses

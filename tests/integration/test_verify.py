@@ -1,0 +1,104 @@
+"""Spatial verification on real photos, and the search that uses it on a real collection."""
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ris.identity import image_id
+from ris.pipeline import EmbeddingPipeline
+from ris.search import ImageSearch
+from ris.store import ImageRecord, VectorStore
+from ris.verify import MIN_INLIERS, inliers, local_features
+
+MAX_PIXELS = 10**8
+
+
+def _hard_copy(photo: Path, folder: Path) -> Path:
+    """A third of the picture, shrunk, turned a little and saved at JPEG quality 30."""
+    with Image.open(photo) as image:
+        width, height = image.size
+        crop = image.convert("RGB").crop((width // 4, height // 4, width * 3 // 4, height * 5 // 6))
+    edited = crop.resize((crop.width * 2 // 3, crop.height * 2 // 3)).rotate(7, expand=True)
+    path = folder / f"copy-of-{photo.stem}.jpg"
+    edited.save(path, quality=30)
+    return path
+
+
+def _at(vector: np.ndarray, similarity: float, seed: int = 3) -> np.ndarray:
+    """A unit vector whose inner product with the unit `vector` is `similarity`."""
+    noise = np.random.default_rng(seed).normal(size=vector.shape).astype(np.float32)
+    noise -= noise @ vector * vector
+    noise /= np.linalg.norm(noise)
+    return (similarity * vector + np.sqrt(1 - similarity**2) * noise).astype(np.float32)
+
+
+def _record(path: str, vector: np.ndarray) -> ImageRecord:
+    return ImageRecord(image_id(path), path, vector, 1, 1)
+
+
+def test_a_cropped_copy_matches_its_original_and_nothing_else(
+    photos: list[Path], tmp_path: Path
+) -> None:
+    copy = local_features(str(_hard_copy(photos[0], tmp_path)), MAX_PIXELS)
+    assert inliers(copy, local_features(str(photos[0]), MAX_PIXELS)) >= MIN_INLIERS
+    for other in photos[1:6]:
+        assert inliers(copy, local_features(str(other), MAX_PIXELS)) < MIN_INLIERS
+
+
+def test_an_image_without_texture_has_no_features_and_matches_nothing(
+    photos: list[Path], tmp_path: Path
+) -> None:
+    flat = tmp_path / "flat.png"
+    Image.new("RGB", (200, 150), (120, 160, 200)).save(flat)
+    features = local_features(str(flat), MAX_PIXELS)
+    assert len(features.points) == 0
+    assert inliers(features, local_features(str(photos[0]), MAX_PIXELS)) == 0
+
+
+def test_verification_puts_the_original_of_a_crop_first(
+    pipeline: EmbeddingPipeline, store: VectorStore, photos: list[Path], tmp_path: Path
+) -> None:
+    """Other photos sit nearer the copy's vector than its original does; verification finds it."""
+    copy = _hard_copy(photos[0], tmp_path)
+    near = pipeline([str(copy)]).vectors[0]
+    placed = [(photos[1], 0.8), (photos[2], 0.75), (photos[3], 0.7), (photos[0], 0.6)]
+    store.upsert([_record(str(path), _at(near, score)) for path, score in placed])
+    store.flush()
+
+    unverified = ImageSearch(pipeline, store, verify_top=0, max_pixels=MAX_PIXELS)
+    assert [r.path for r in unverified(str(copy), 3).results] == [str(p) for p, _ in placed[:3]]
+
+    search = ImageSearch(pipeline, store, verify_top=10, max_pixels=MAX_PIXELS)(str(copy), 3)
+    first = search.results[0]
+    assert first.path == str(photos[0]) and first.rank == 1
+    assert first.verified and first.inliers is not None and first.inliers >= MIN_INLIERS
+    assert [r.path for r in search.results[1:]] == [str(photos[1]), str(photos[2])]
+    assert all(r.inliers is not None and not r.verified for r in search.results[1:])
+    assert search.timings_ms["verify"] > 0
+
+
+def test_a_hit_whose_file_is_gone_keeps_its_place(
+    pipeline: EmbeddingPipeline, store: VectorStore, photos: list[Path], tmp_path: Path
+) -> None:
+    copy = _hard_copy(photos[0], tmp_path)
+    near = pipeline([str(copy)]).vectors[0]
+    gone = str(tmp_path / "moved-away.jpg")
+    store.upsert([_record(gone, _at(near, 0.8)), _record(str(photos[1]), _at(near, 0.7))])
+    store.flush()
+    results = ImageSearch(pipeline, store, verify_top=5, max_pixels=MAX_PIXELS)(str(copy), 2)
+    assert [(r.path, r.inliers is None) for r in results.results] == [
+        (gone, True),
+        (str(photos[1]), False),
+    ]
+
+
+def test_the_query_s_own_picture_needs_no_verification(
+    pipeline: EmbeddingPipeline, store: VectorStore, photos: list[Path]
+) -> None:
+    vector = pipeline([str(photos[0])]).vectors[0]
+    store.upsert([_record(str(photos[0]), vector), _record(str(photos[1]), _at(vector, 0.5))])
+    store.flush()
+    search = ImageSearch(pipeline, store, verify_top=10, max_pixels=MAX_PIXELS)(str(photos[0]), 2)
+    assert [r.inliers for r in search.results] == [None, None]
+    assert search.results[0].path == str(photos[0]) and search.results[0].score > 0.99
