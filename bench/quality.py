@@ -1,4 +1,9 @@
-"""`make bench-quality`: every model through `query eval` on the development sets, one table."""
+"""`make bench-quality`: every model through `query eval` on the development sets, one table.
+
+Each model is measured as the product searches (spatial verification of the 10 nearest hits);
+the plain baseline and the default model also without verification, so the table shows what
+the descriptor and the verification each bring.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from query.eval_sets import read_eval_set
 from query.evaluate import evaluate
 from ris.convert import ensure_onnx_model
 from ris.datasets import dataset_path
-from ris.models import MODELS
+from ris.models import DEFAULT_MODEL, MODELS
 from ris.settings import Settings
 
 console = Console(highlight=False, width=160)
@@ -30,20 +35,32 @@ COLUMNS = (
 # Ingestion is timed on the 1,136-image copy-detection gallery, indexed once per strength.
 SPEED_SETS = ("copydetect-mild", "copydetect-hard")
 BASELINE = "efficientnet-lite0"
+UNVERIFIED = "no verification"
+
+
+def row_label(model: str, verify_top: int) -> str:
+    return f"{model}, {UNVERIFIED}" if verify_top == 0 else model
+
+
+def rows(models: list[str], verify_top: int) -> list[tuple[str, int]]:
+    """(model, verify_top) per table row: the baseline and the default also unverified."""
+    unverified = [(model, 0) for model in (BASELINE, DEFAULT_MODEL) if model in models]
+    return unverified + [(model, verify_top) for model in models]
 
 
 def measure(models: list[str], settings: Settings) -> dict[str, dict[str, Any]]:
-    """{model: {dataset: report}} for every model and development set, on embedded services."""
+    """{row label: {dataset: report}} for every row and development set, on embedded services."""
     sets = {name: read_eval_set(dataset_path(name, settings.cache_dir)) for name, *_ in COLUMNS}
     results: dict[str, dict[str, Any]] = {}
-    for model in models:
-        model_settings = settings.model_copy(update={"model": model})
+    for model, verify_top in rows(models, settings.verify_top):
+        label = row_label(model, verify_top)
+        row_settings = settings.model_copy(update={"model": model, "verify_top": verify_top})
         ensure_onnx_model(model, settings.cache_dir)
-        results[model] = {}
+        results[label] = {}
         for name, eval_set in sets.items():
-            console.print(f"{model} on {name} ...")
-            report = evaluate(eval_set, model_settings, top_k=10, workers=1, embedded=True)
-            results[model][name] = report.as_dict()
+            console.print(f"{label} on {name} ...")
+            report = evaluate(eval_set, row_settings, top_k=10, workers=1, embedded=True)
+            results[label][name] = report.as_dict()
     return results
 
 
@@ -60,11 +77,13 @@ def table(results: dict[str, dict[str, Any]]) -> Table:
     grid.add_column("dim", justify="right")
     grid.add_column("images/s", justify="right")
     grid.add_column("speed", justify="right")
-    baseline = ingest_rate(results[BASELINE]) if BASELINE in results else None
-    for model, reports in results.items():
+    plain = row_label(BASELINE, 0)
+    baseline = ingest_rate(results[plain]) if plain in results else None
+    for label, reports in results.items():
         speed = ingest_rate(reports)
+        model = reports[COLUMNS[0][0]]["model"]
         grid.add_row(
-            model,
+            label,
             *[f"{reports[name]['metrics'][metric]:.3f}" for name, metric, _ in COLUMNS],
             str(MODELS[model].dim),
             f"{speed:.0f}",

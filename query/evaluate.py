@@ -34,6 +34,8 @@ class EvalReport:
     dataset: str
     layout: str
     model: str
+    # Nearest hits each search verified by local features (RIS_VERIFY_TOP); 0 = vectors only.
+    verify_top: int
     top_k: int
     gallery: int
     indexed: int
@@ -137,6 +139,7 @@ def evaluate(
         dataset=str(eval_set.root),
         layout=eval_set.layout,
         model=settings.model,
+        verify_top=settings.verify_top,
         top_k=top_k,
         gallery=len(eval_set.gallery),
         indexed=indexed,
@@ -157,11 +160,12 @@ def evaluation_table(report: EvalReport) -> Table:
     table.add_column("value", justify="right")
     rows = [
         ("model", report.model),
+        ("spatial verification", f"top {report.verify_top}" if report.verify_top else "off"),
         ("gallery images (indexed / failed)", f"{report.indexed} / {report.failed}"),
         ("queries (failed to read)", f"{report.queries} ({report.failed_queries})"),
         *[(name, f"{value:.4f}") for name, value in report.metrics.items()],
         ("ingestion, images/s", f"{report.ingest_images_per_s:.1f}"),
-        ("queries/s (embed + search)", f"{report.queries_per_s:.1f}"),
+        ("queries/s (embed + search + verify)", f"{report.queries_per_s:.1f}"),
     ]
     if report.unanswerable:
         rows.insert(3, ("queries left out (no right answer)", str(report.unanswerable)))
