@@ -105,7 +105,9 @@ def test_query_search_finds_each_photo_itself_at_rank_one(indexed: IndexedDatase
     for photo in indexed.photos:
         result = _invoke(query, ["search", str(photo), "--top-k", "3", "--json"], indexed.env)
         hits = json.loads(result.stdout)
-        assert [set(hit) for hit in hits] == [{"rank", "id", "path", "score", "inliers", "verified"}] * 3
+        assert [set(hit) for hit in hits] == [
+            {"rank", "id", "path", "score", "inliers", "verified"}
+        ] * 3
         assert hits[0]["path"] == str(photo), hits
         assert hits[0]["score"] > 0.99
         assert [hit["rank"] for hit in hits] == [1, 2, 3]
