@@ -47,6 +47,12 @@ def build_corpus(cache_dir: Path, count: int = 2000) -> list[Path]:
     return sorted(folder.rglob("*.jpg"))
 
 
+def same_photo(path: str | Path, other: str | Path, sources: int) -> bool:
+    """Whether two corpus files are variants of the same sample photo (of `sources`)."""
+    number = int(Path(path).stem.removeprefix("photo-"))
+    return number % sources == int(Path(other).stem.removeprefix("photo-")) % sources
+
+
 def placeholder_tree(root: Path, files: int, per_folder: int = 1_000) -> Path:
     """`files` empty .jpg files under `root` in folders of `per_folder`, made once, then reused
     (scanning reads names only; the benchmark stand-in pipeline never opens them)."""

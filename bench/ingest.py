@@ -52,7 +52,9 @@ def model_only(model_path: Path, images: np.ndarray) -> list[dict[str, Any]]:
 def ceiling(model_path: Path, images: np.ndarray, best: dict[str, Any], count: int) -> float:
     """The sweep's best configuration timed like compute, on `count` images, best of two:
     one short sample per configuration favours whichever caught a quiet moment."""
-    embedder = OnnxEmbedder(str(model_path), best["threads"], best["batch"], best["spinning"])
+    embedder = OnnxEmbedder(
+        str(model_path), best["threads"], best["batch"], spinning=best["spinning"]
+    )
     rounds = -(-count // len(images))
     runs = [
         timed(rounds * len(images), lambda: [embedder(images) for _ in range(rounds)])

@@ -21,7 +21,7 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
-from bench.corpus import build_corpus
+from bench.corpus import build_corpus, same_photo
 from bench.measure import merge_json
 from ris.convert import ensure_onnx_model
 from ris.identity import image_id
@@ -33,6 +33,7 @@ from ris.local import (
     LocalService,
 )
 from ris.pipeline import EmbeddingPipeline
+from ris.samples import sample_photos
 from ris.settings import Settings
 from ris.store import ImageRecord, VectorStore
 
@@ -81,7 +82,7 @@ def _search(url: str, data: bytes) -> tuple[float, dict[str, Any]]:
 
 
 def crop_queries(paths: list[str]) -> list[tuple[bytes, str]]:
-    """(JPEG bytes, original path): the middle 40% of each photo, shrunk, at JPEG quality 50,
+    """(JPEG bytes, path cropped): the middle 40% of each photo, shrunk, at JPEG quality 50,
     so that the search verifies its nearest hits."""
     queries = []
     for path in paths:
@@ -95,14 +96,15 @@ def crop_queries(paths: list[str]) -> list[tuple[bytes, str]]:
     return queries
 
 
-def measure_crops(url: str, crops: list[tuple[bytes, str]]) -> dict[str, float]:
-    """Searches that verify: latency, verification time, and how often the original is first."""
+def measure_crops(url: str, crops: list[tuple[bytes, str]], sources: int) -> dict[str, float]:
+    """Searches that verify: latency, verification time, and how often the first hit is a
+    variant of the cropped photo (the corpus holds about 55 of each of its sample photos)."""
     totals, verifies, first = [], [], 0
-    for data, original in crops:
+    for data, cropped in crops:
         total, body = _search(url, data)
         totals.append(total)
         verifies.append(body["timings_ms"]["verify"])
-        first += body["results"][0]["path"] == original
+        first += same_photo(body["results"][0]["path"], cropped, sources)
     return {
         "crop_median_ms": statistics.median(totals),
         "crop_p99_ms": float(np.percentile(totals, 99)),
@@ -117,6 +119,7 @@ def measure_service(
     records: list[ImageRecord],
     queries: list[bytes],
     crops: list[tuple[bytes, str]],
+    sources: int,
     work: Path,
 ) -> dict[str, float]:
     store = VectorStore(milvus.url, "bench_query", dim=records[0].vector.shape[0])
@@ -151,7 +154,7 @@ def measure_service(
                 )
             )
         qps = CONCURRENT_CLIENTS * PER_CLIENT / (time.perf_counter() - started)
-        cropped = measure_crops(url, crops)
+        cropped = measure_crops(url, crops, sources)
     finally:
         server.stop()
     median = statistics.median(totals)
@@ -205,6 +208,7 @@ def main() -> None:
     records = collection_records(settings, corpus)
     queries = [Path(path).read_bytes() for path in corpus[::17]][:SEQUENTIAL]
     crops = crop_queries(corpus[5::40][:CROPS])
+    sources = len(sample_photos(settings.cache_dir))
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="ris-bench-query-") as scratch:
         work = Path(scratch)
@@ -212,11 +216,13 @@ def main() -> None:
             with LocalMilvusServer(work / "milvus", settings.cache_dir / "milvus") as real:
                 console.print("real Milvus (standalone) ...")
                 figures["query_milvus"] = measure_service(
-                    real, redis, records, queries, crops, work
+                    real, redis, records, queries, crops, sources, work
                 )
             with LocalMilvusLite(work / "lite") as lite:
                 console.print("Milvus Lite server ...")
-                figures["query_lite"] = measure_service(lite, redis, records, queries, crops, work)
+                figures["query_lite"] = measure_service(
+                    lite, redis, records, queries, crops, sources, work
+                )
                 figures["cold_cli_s"] = cold_cli(lite, redis, corpus[0])
     report(figures)
     if arguments.json:
@@ -241,7 +247,7 @@ def report(figures: dict[str, Any]) -> None:
         title=f"cropped queries (middle 40%, JPEG 50; {CROPS} searches that verify)",
         title_justify="left",
     )
-    for column in ("backend", "median ms", "p99 ms", "verify ms", "original first"):
+    for column in ("backend", "median ms", "p99 ms", "verify ms", "same photo first"):
         crops.add_column(column, justify="right")
     for name, key in (("real Milvus", "query_milvus"), ("Milvus Lite", "query_lite")):
         f = figures[key]
