@@ -12,7 +12,7 @@ from query.contact_sheet import contact_sheet
 from query.eval_sets import read_eval_set
 from query.evaluate import evaluate as run_evaluation
 from query.evaluate import evaluation_table
-from ris.search import ImageSearch
+from ris.search import ImageSearch, SearchResult
 from ris.settings import load_settings
 from ris.store import open_store
 from ris_cli.common import configure_logging, one_line_errors, print_json, stdout, verbose_option
@@ -50,17 +50,27 @@ def search(image: str, top_k: int, as_json: bool, save: Path | None, verbose: bo
     if as_json:
         print_json([result.as_dict() for result in results])
         return
+    stdout.print(results_table(image, results))
+
+
+def results_table(image: str, results: list[SearchResult]) -> Table:
+    """Rank, score and path; and what verification found, when it checked any hit."""
+    checked = any(result.inliers is not None for result in results)
     table = Table(title=f"{len(results)} most similar to {image}", title_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("score", justify="right")
-    table.add_column("verified", justify="right")
+    if checked:
+        table.add_column("local matches", justify="right")
     table.add_column("path", overflow="fold")
     for result in results:
-        verified = "" if result.inliers is None else f"{result.inliers} matches"
-        if result.verified:
-            verified = f"[bold green]yes[/bold green], {verified}"
-        table.add_row(str(result.rank), f"{result.score:.4f}", verified, result.path)
-    stdout.print(table)
+        row = [str(result.rank), f"{result.score:.4f}"]
+        if checked:
+            matches = "" if result.inliers is None else str(result.inliers)
+            row.append(
+                f"[bold green]{matches} verified[/bold green]" if result.verified else matches
+            )
+        table.add_row(*row, result.path)
+    return table
 
 
 @main.command("eval")

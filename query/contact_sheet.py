@@ -40,7 +40,8 @@ def contact_sheet(
     """Write the sheet to `destination` (PNG); returns the number of tiles, query included."""
     tiles = [_tile(query, "query", True, max_pixels)]
     for result in results:
-        label = f"#{result.rank}  {result.score:.3f}  {os.path.basename(result.path)}"
+        verified = "  verified" if result.verified else ""
+        label = f"#{result.rank}  {result.score:.3f}{verified}  {os.path.basename(result.path)}"
         tiles.append(_tile(result.path, label, False, max_pixels))
     columns = min(COLUMNS, len(tiles))
     rows = -(-len(tiles) // columns)

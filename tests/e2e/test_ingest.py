@@ -23,7 +23,7 @@ from ris.search import ImageSearch
 from ris.settings import Settings
 from ris.store import VectorStore
 from tests.conftest import launch_workers, stop_workers
-from tests.imagefiles import edited_copies
+from tests.imagefiles import edited_copies, hard_copy
 
 pytestmark = pytest.mark.e2e
 
@@ -117,6 +117,17 @@ def test_query_search_prints_a_table(indexed: IndexedDataset) -> None:
     result = _invoke(query, ["search", str(indexed.photos[0]), "-k", "2"], indexed.env)
     assert "rank" in result.stdout and "score" in result.stdout
     assert "1.0000" in result.stdout
+
+
+def test_query_search_shows_the_verified_original_of_a_crop(
+    indexed: IndexedDataset, tmp_path: Path
+) -> None:
+    copy = hard_copy(indexed.photos[0], tmp_path)
+    result = _invoke(query, ["search", str(copy), "-k", "3", "--json"], indexed.env)
+    first = json.loads(result.stdout)[0]
+    assert first["path"] == str(indexed.photos[0]) and first["verified"]
+    table = _invoke(query, ["search", str(copy), "-k", "3"], indexed.env).stdout
+    assert "local matches" in table and "verified" in table
 
 
 def test_edited_copies_find_their_original_at_rank_one(

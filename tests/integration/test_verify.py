@@ -10,19 +10,9 @@ from ris.pipeline import EmbeddingPipeline
 from ris.search import ImageSearch
 from ris.store import ImageRecord, VectorStore
 from ris.verify import MIN_INLIERS, inliers, local_features
+from tests.imagefiles import hard_copy
 
 MAX_PIXELS = 10**8
-
-
-def _hard_copy(photo: Path, folder: Path) -> Path:
-    """A third of the picture, shrunk, turned a little and saved at JPEG quality 30."""
-    with Image.open(photo) as image:
-        width, height = image.size
-        crop = image.convert("RGB").crop((width // 4, height // 4, width * 3 // 4, height * 5 // 6))
-    edited = crop.resize((crop.width * 2 // 3, crop.height * 2 // 3)).rotate(7, expand=True)
-    path = folder / f"copy-of-{photo.stem}.jpg"
-    edited.save(path, quality=30)
-    return path
 
 
 def _at(vector: np.ndarray, similarity: float, seed: int = 3) -> np.ndarray:
@@ -40,7 +30,7 @@ def _record(path: str, vector: np.ndarray) -> ImageRecord:
 def test_a_cropped_copy_matches_its_original_and_nothing_else(
     photos: list[Path], tmp_path: Path
 ) -> None:
-    copy = local_features(str(_hard_copy(photos[0], tmp_path)), MAX_PIXELS)
+    copy = local_features(str(hard_copy(photos[0], tmp_path)), MAX_PIXELS)
     assert inliers(copy, local_features(str(photos[0]), MAX_PIXELS)) >= MIN_INLIERS
     for other in photos[1:6]:
         assert inliers(copy, local_features(str(other), MAX_PIXELS)) < MIN_INLIERS
@@ -60,7 +50,7 @@ def test_verification_puts_the_original_of_a_crop_first(
     pipeline: EmbeddingPipeline, store: VectorStore, photos: list[Path], tmp_path: Path
 ) -> None:
     """Other photos sit nearer the copy's vector than its original does; verification finds it."""
-    copy = _hard_copy(photos[0], tmp_path)
+    copy = hard_copy(photos[0], tmp_path)
     near = pipeline([str(copy)]).vectors[0]
     placed = [(photos[1], 0.8), (photos[2], 0.75), (photos[3], 0.7), (photos[0], 0.6)]
     store.upsert([_record(str(path), _at(near, score)) for path, score in placed])
@@ -81,7 +71,7 @@ def test_verification_puts_the_original_of_a_crop_first(
 def test_a_hit_whose_file_is_gone_keeps_its_place(
     pipeline: EmbeddingPipeline, store: VectorStore, photos: list[Path], tmp_path: Path
 ) -> None:
-    copy = _hard_copy(photos[0], tmp_path)
+    copy = hard_copy(photos[0], tmp_path)
     near = pipeline([str(copy)]).vectors[0]
     gone = str(tmp_path / "moved-away.jpg")
     store.upsert([_record(gone, _at(near, 0.8)), _record(str(photos[1]), _at(near, 0.7))])
