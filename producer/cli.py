@@ -100,7 +100,7 @@ def _run_job(
         raise SystemExit(130)
     if not wait:
         if as_json:
-            print_json(vars(report))
+            print_json(report.as_dict())
         return
     status = follow_job(producer.tracker, report.job, timeout)
     _show_status(producer, status, as_json, limit=20)

@@ -6,7 +6,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from producer.scan import batched
 from ris.access import content_hash, file_state
@@ -27,11 +27,17 @@ IndexLookup = Callable[[list[int]], dict[int, FileState]]
 @dataclass
 class EnqueueReport:
     job: str
-    seen: int = 0
     enqueued: int = 0
     skipped: int = 0
     batches: int = 0
     interrupted: bool = False
+
+    @property
+    def seen(self) -> int:
+        return self.enqueued + self.skipped
+
+    def as_dict(self) -> dict[str, object]:
+        return {"seen": self.seen, **asdict(self)}
 
 
 def _unchanged(path: str, indexed: FileState | None, compare_hash: bool) -> bool:
@@ -121,6 +127,7 @@ class Enqueuer:
             if skipped:
                 self.tracker.add_skipped(report.job, skipped)
                 report.skipped += skipped
+                on_progress(report)
             for batch in batched(changed, self.batch_size):
                 if room <= 0:
                     room = self._wait_for_room(should_stop)
@@ -131,10 +138,7 @@ class Enqueuer:
                 room -= 1
                 report.enqueued += len(batch)
                 report.batches += 1
-                report.seen = report.enqueued + report.skipped
                 on_progress(report)
-            report.seen = report.enqueued + report.skipped
-            on_progress(report)
             if should_stop():
                 report.interrupted = True
                 break

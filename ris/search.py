@@ -87,7 +87,8 @@ class ImageSearch:
         hits = self.store.search(embedded.vectors[0], max(top_k, self.verify_top))
         searched_at = time.perf_counter()
         checked = self._verify(query, hits)
-        order = sorted(range(len(hits)), key=lambda i: (checked.get(i, 0) < MIN_INLIERS, i))
+        verified = {i for i, count in checked.items() if count >= MIN_INLIERS}
+        order = sorted(range(len(hits)), key=lambda i: (i not in verified, i))
         done = time.perf_counter()
         results = [
             SearchResult(
@@ -96,7 +97,7 @@ class ImageSearch:
                 hits[i].path,
                 hits[i].score,
                 checked.get(i),
-                checked.get(i, 0) >= MIN_INLIERS,
+                i in verified,
             )
             for rank, i in enumerate(order[:top_k], start=1)
         ]
