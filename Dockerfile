@@ -30,7 +30,7 @@ COPY ris_cli ris_cli
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install ".[convert]" \
     && pip wheel --no-deps --wheel-dir /wheels . \
-    && python -m ris.convert
+    && python -m ris_cli.convert
 
 FROM ${PYTHON_IMAGE} AS cpu
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -44,7 +44,7 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
 COPY --from=builder /opt/ris/cache/models /opt/ris/cache/models
 USER ris
 WORKDIR /home/ris
-RUN python -m ris.convert --check
+RUN python -m ris_cli.convert --check
 CMD ["celery", "-A", "workers", "worker", "--loglevel", "INFO"]
 
 FROM cpu AS flower
@@ -77,5 +77,5 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
 COPY --from=builder /opt/ris/cache/models /opt/ris/cache/models
 USER ris
 WORKDIR /home/ris
-RUN python -m ris.convert --check
+RUN python -m ris_cli.convert --check
 CMD ["celery", "-A", "workers", "worker", "--loglevel", "INFO"]

@@ -36,7 +36,7 @@ bench: install
 
 # Development datasets for retrieval quality, fetched once into RIS_CACHE_DIR/datasets/.
 datasets: install
-	$(BIN)/python -m ris.datasets
+	$(BIN)/python -m ris_cli.datasets
 
 # Retrieval quality: descriptor variants by exact search, then every shipped model through
 # `query eval` (real workers and Milvus Lite) on the development sets.

@@ -10,9 +10,9 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ris.models import DEFAULT_MODEL, get_model_spec
+from ris.embedding.models import DEFAULT_MODEL, get_model_spec
+from ris.index.milvus import HNSW_PARAMS
 from ris.settings import Settings
-from ris.store import HNSW_PARAMS
 
 GIB = 2**30
 DAY = 86_400

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image, ImageEnhance, ImageOps
 
-from ris.samples import sample_photos
+from ris.datasets.samples import sample_photos
 
 # About 500x375 on average, like gallery photos; quality 90 like a camera's "fine" setting.
 MEAN_WIDTH, MEAN_HEIGHT = 500, 375

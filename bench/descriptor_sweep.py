@@ -25,15 +25,15 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.measure import merge_json
-from query.eval_sets import EvalSet, read_eval_set
-from ris.convert import backbone_module, export_module
+from ris.convert.export import backbone_module, export_module
 from ris.datasets import dataset_path
 from ris.datasets.sources import debian_files, image_under
-from ris.embedder import l2_normalise
-from ris.identity import has_image_extension
-from ris.imaging import open_image, remove_frame, to_rgb
-from ris.metrics import MetricMeans, class_retrieval_metrics, copy_detection_metrics
-from ris.models import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, Backbone
+from ris.embedding.imaging import open_image, remove_frame, to_rgb
+from ris.embedding.models import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, Backbone
+from ris.embedding.session import l2_normalise
+from ris.evaluation.eval_sets import EvalSet, read_eval_set
+from ris.evaluation.metrics import MetricMeans, class_retrieval_metrics, copy_detection_metrics
+from ris.files.identity import has_image_extension
 from ris.settings import Settings
 
 console = Console(highlight=False, width=130)

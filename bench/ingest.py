@@ -20,14 +20,15 @@ from rich.table import Table
 from bench.corpus import build_corpus
 from bench.measure import PeakRss, Rate, timed
 from bench.producer_scan import measure_producer
-from ris.convert import ensure_onnx_model
-from ris.embedder import OnnxEmbedder
-from ris.imaging import load_image
-from ris.jobs import JobTracker, connect_redis
-from ris.local import LocalMilvusLite, LocalRedis, service_environment
-from ris.pipeline import EmbeddingPipeline
+from ris.convert.export import ensure_onnx_model
+from ris.dev.services import LocalMilvusLite, LocalRedis, service_environment
+from ris.embedding.imaging import load_image
+from ris.embedding.pipeline import EmbeddingPipeline
+from ris.embedding.session import OnnxEmbedder
+from ris.index.milvus import MilvusIndex
+from ris.jobs.connection import connect_redis
+from ris.jobs.tracker import JobTracker
 from ris.settings import Settings
-from ris.store import VectorStore
 
 BIN = Path(sys.executable).parent
 console = Console(highlight=False)
@@ -128,9 +129,9 @@ def end_to_end(corpus_root: Path, count: int, work: Path) -> dict[str, Any]:
             worker.terminate()
             worker.wait(60)
         status = json.loads(out)
-        store = VectorStore(milvus.url, "bench", dim=1280)
-        indexed = store.count()
-        store.close()
+        index = MilvusIndex(milvus.url, "bench", dim=1280)
+        indexed = index.count()
+        index.close()
     if status["indexed"] != count or indexed != count:
         raise RuntimeError(f"end to end indexed {status['indexed']} ({indexed} rows) of {count}")
     return {
@@ -166,8 +167,8 @@ def tutorial(model_path: Path, paths: list[str], work: Path) -> Rate:
     from pymilvus import MilvusClient
     from towhee import pipe
 
-    from ris.convert import backbone_module
-    from ris.models import BACKBONES
+    from ris.convert.export import backbone_module
+    from ris.embedding.models import BACKBONES
 
     network = backbone_module(BACKBONES[TUTORIAL_MODEL], model_path.parent.parent)
     torch.set_num_threads(os.cpu_count() or 1)

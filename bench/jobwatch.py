@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import redis
 
-from ris.jobs import KEY_PREFIX, JobTracker, new_job_id
+from ris.jobs.tracker import KEY_PREFIX, JobTracker, new_job_id
 
 # Kombu's Redis transport keeps each delivered, not yet acknowledged message in this hash.
 UNACKED_KEY = "unacked"

@@ -12,8 +12,9 @@ import redis
 
 from bench.corpus import placeholder_tree
 from bench.measure import BackgroundThread, PeakRss
-from ris.jobs import JobTracker, connect_redis
-from ris.local import LocalMilvusLite, LocalRedis, service_environment
+from ris.dev.services import LocalMilvusLite, LocalRedis, service_environment
+from ris.jobs.connection import connect_redis
+from ris.jobs.tracker import JobTracker
 
 BIN = Path(sys.executable).parent
 FILES = 200_000

@@ -15,11 +15,11 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.measure import merge_json
-from query.eval_sets import read_eval_set
-from query.evaluate import evaluate
-from ris.convert import ensure_onnx_model
+from ris.convert.export import ensure_onnx_model
 from ris.datasets import dataset_path
-from ris.models import DEFAULT_MODEL, MODELS
+from ris.embedding.models import DEFAULT_MODEL, MODELS
+from ris.evaluation.eval_sets import read_eval_set
+from ris.evaluation.run import evaluate
 from ris.settings import Settings
 
 console = Console(highlight=False, width=160)

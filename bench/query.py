@@ -23,19 +23,20 @@ from rich.table import Table
 
 from bench.corpus import build_corpus, same_photo
 from bench.measure import merge_json
-from ris.convert import ensure_onnx_model
-from ris.identity import image_id
-from ris.local import (
+from ris.convert.export import ensure_onnx_model
+from ris.datasets.samples import sample_photos
+from ris.dev.services import (
     LocalMilvusLite,
     LocalMilvusServer,
     LocalQueryService,
     LocalRedis,
     LocalService,
 )
-from ris.pipeline import EmbeddingPipeline
-from ris.samples import sample_photos
+from ris.embedding.pipeline import EmbeddingPipeline
+from ris.files.identity import image_id
+from ris.index.base import ImageRecord
+from ris.index.milvus import MilvusIndex
 from ris.settings import Settings
-from ris.store import ImageRecord, VectorStore
 
 BIN = Path(sys.executable).parent
 console = Console(highlight=False, width=110)
@@ -122,11 +123,11 @@ def measure_service(
     sources: int,
     work: Path,
 ) -> dict[str, float]:
-    store = VectorStore(milvus.url, "bench_query", dim=records[0].vector.shape[0])
-    store.drop()
-    store.upsert(records)
-    store.flush()
-    store.close()
+    index = MilvusIndex(milvus.url, "bench_query", dim=records[0].vector.shape[0])
+    index.drop()
+    index.upsert(records)
+    index.flush()
+    index.close()
     env = {
         **os.environ,
         "RIS_REDIS_URL": redis.url,

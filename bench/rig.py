@@ -16,17 +16,14 @@ from pymilvus import MilvusClient
 from bench.corpus import placeholder_tree
 from bench.jobwatch import JobWatch, QueueSample
 from bench.measure import CpuSampler
-from ris.jobs import JobTracker, connect_redis
-from ris.local import (
-    LocalMilvusServer,
-    LocalRedis,
-    launch_workers,
-    service_environment,
-    stop_workers,
-)
-from ris.models import get_model_spec
+from bench.standin_worker import HOLD_VARIABLE
+from ris.dev.services import LocalMilvusServer, LocalRedis, service_environment
+from ris.dev.workers import launch_workers, stop_workers
+from ris.embedding.models import get_model_spec
+from ris.index.milvus import MilvusIndex
+from ris.jobs.connection import connect_redis
+from ris.jobs.tracker import JobTracker
 from ris.settings import Settings
-from ris.store import VectorStore
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -98,6 +95,7 @@ class Fleet:
                 cwd=REPO,
                 ready_markers=("ready.", "BENCHMARK MODE"),
                 timeout=300,
+                app="bench.standin_worker",
             )
             time.sleep(1.0)  # the pool processes finish opening the collection
 
@@ -112,8 +110,8 @@ class Rig:
     def __init__(self, work: Path, redis: LocalRedis, milvus: LocalMilvusServer):
         self.work, self.redis, self.milvus = work, redis, milvus
         self.tracker = JobTracker(connect_redis(redis.url))
-        self.store = VectorStore(milvus.url, COLLECTION, dim=DIM)
-        self.store.ensure_collection()
+        self.index = MilvusIndex(milvus.url, COLLECTION, dim=DIM)
+        self.index.ensure_collection()
         self.runs = 0
         self.queue_sample = QueueSample()
 
@@ -124,7 +122,7 @@ class Rig:
             "RIS_QUEUE": QUEUE,
             "RIS_BATCH_SIZE": str(BATCH_SIZE),
             "RIS_WORKER_CONCURRENCY": "1",
-            "RIS_BENCHMARK_EMBED_SECONDS": str(hold),
+            HOLD_VARIABLE: str(hold),
         }
 
     def run_job(self, fleet: Fleet, batches: int) -> Run:
@@ -132,7 +130,7 @@ class Rig:
         then all resume at once, timed from the first batch taken to the last counted."""
         self.runs += 1
         root = placeholder_tree(self.work / "images" / f"run{self.runs}", batches * BATCH_SIZE)
-        rows_before = self.store.count()
+        rows_before = self.index.count()
         fleet.pause()
         with CpuSampler() as cpu:
             cpu.watch("redis", _pid(self.redis))
@@ -159,7 +157,7 @@ class Rig:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job} not flushed within {JOB_TIMEOUT:.0f} s")
             time.sleep(0.2)
-        added = self.store.count() - rows_before
+        added = self.index.count() - rows_before
         if status.indexed != batches * BATCH_SIZE or added != status.indexed:
             raise RuntimeError(f"job {job}: {status.indexed} indexed, {added} rows added")
 

@@ -14,7 +14,7 @@ from rich.table import Table
 from bench.jobwatch import job_record_bytes
 from bench.measure import merge_json
 from bench.rig import BATCH_SIZE, Fleet, Rig, Run
-from ris.local import LocalMilvusServer, LocalRedis
+from ris.dev.services import LocalMilvusServer, LocalRedis
 from ris.settings import Settings
 
 console = Console(highlight=False, width=110)
@@ -216,7 +216,7 @@ def main() -> None:
             console.print(f"3/3 Redis memory of a job record of {RECORD_BATCHES} batches ...")
             record = job_record_bytes(rig.tracker, RECORD_BATCHES, BATCH_SIZE)
             figures = figures_of(scaling, saturation, rig, record, arguments.hold)
-            rig.store.close()
+            rig.index.close()
     report(figures)
     if arguments.json:
         merge_json(arguments.json, figures)

@@ -7,7 +7,9 @@ from collections.abc import Iterable
 
 import click
 
+from producer.client import Producer
 from producer.enqueue import EnqueueReport
+from producer.interrupt import stop_on_interrupt
 from producer.prune import prune as prune_index
 from producer.render import (
     dead_letters_table,
@@ -16,35 +18,19 @@ from producer.render import (
     follow_job,
     status_table,
 )
-from producer.scan import iter_image_paths
-from producer.wiring import Producer, stop_on_interrupt
-from ris.jobs import JobStatus, display_path
+from ris.files.identity import display_path
+from ris.files.scan import iter_image_paths
+from ris.jobs.tracker import JobStatus
 from ris.settings import load_settings
-from ris_cli.common import (
-    configure_logging,
-    one_line_errors,
-    print_json,
-    stdout,
+from ris_cli.errors import one_line_errors
+from ris_cli.options import (
+    json_option,
+    queue_option,
+    timeout_option,
     verbose_option,
+    wait_option,
 )
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
-wait_option = click.option("--wait", is_flag=True, help="Follow the job until it is searchable.")
-timeout_option = click.option("--timeout", type=float, default=None, help="Stop waiting after S.")
-
-
-def _queue_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is not None and not value.strip():
-        raise click.BadParameter("must not be empty")
-    return value
-
-
-queue_option = click.option(
-    "--queue",
-    callback=_queue_name,
-    metavar="NAME",
-    help="Celery queue for this job (e.g. one only GPU workers consume); default RIS_QUEUE.",
-)
+from ris_cli.output import configure_logging, print_json, stdout
 
 
 def _producer(queue: str | None = None) -> Producer:
@@ -95,7 +81,7 @@ def _run_job(
             + (" (interrupted: run the command again to finish)" if report.interrupted else "")
         )
     # Following the job needs only Redis; an idle gRPC channel would just send keepalives.
-    producer.close_store()
+    producer.close_index()
     if report.interrupted:
         raise SystemExit(130)
     if not wait:
@@ -156,8 +142,7 @@ def retry(
     """Enqueue again the images that failed in JOB, as a new job."""
     configure_logging(verbose)
     producer = _producer(queue)
-    if producer.tracker.status(job) is None:
-        raise click.ClickException(f"no such job: {job}")
+    producer.tracker.require_status(job)
     failed = list(producer.tracker.failures(job))
     _run_job(producer, failed, f"retry of {job}", False, wait, timeout, as_json)
 
@@ -169,16 +154,13 @@ def retry(
 @one_line_errors
 def status(job: str | None, as_json: bool, limit: int) -> None:
     """Show indexed / failed / pending counts and failure reasons of JOB (default: the latest)."""
-    producer = Producer(load_settings())
+    producer = _producer()
     if job is None:
         recent = producer.tracker.recent_jobs(limit=1)
         if not recent:
             raise click.ClickException("no jobs yet: run `producer enqueue` first")
         job = recent[0]
-    current = producer.tracker.status(job)
-    if current is None:
-        raise click.ClickException(f"no such job: {job}")
-    _show_status(producer, current, as_json, limit)
+    _show_status(producer, producer.tracker.require_status(job), as_json, limit)
 
 
 @main.command()
@@ -188,8 +170,8 @@ def status(job: str | None, as_json: bool, limit: int) -> None:
 @one_line_errors
 def prune(root: str, dry_run: bool, as_json: bool) -> None:
     """Remove from the index the images under ROOT whose files are gone."""
-    producer = Producer(load_settings())
-    report = prune_index(producer.store, root, dry_run=dry_run)
+    producer = _producer()
+    report = prune_index(producer.index, root, dry_run=dry_run)
     removed = [display_path(path) for path in report.removed]
     if as_json:
         print_json(
@@ -208,8 +190,7 @@ def prune(root: str, dry_run: bool, as_json: bool) -> None:
 @one_line_errors
 def dead_letters(as_json: bool, limit: int) -> None:
     """Show task messages the workers refused (malformed, undecodable, unknown), with reasons."""
-    producer = Producer(load_settings())
-    entries = producer.tracker.dead_letters(limit)
+    entries = _producer().tracker.dead_letters(limit)
     if as_json:
         print_json(entries)
     else:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
-from producer.scan import batched
-from ris.access import content_hash, file_state
-from ris.contract import BatchPayload
-from ris.identity import image_id
-from ris.jobs import JobTracker, new_job_id
-from ris.store import FileState
+from ris.files.changes import FileState, file_state, is_unchanged
+from ris.files.identity import image_id
+from ris.files.scan import batched
+from ris.jobs.contract import BatchPayload
+from ris.jobs.tracker import JobTracker, new_job_id
 
 log = logging.getLogger(__name__)
 
@@ -38,21 +36,6 @@ class EnqueueReport:
 
     def as_dict(self) -> dict[str, object]:
         return {"seen": self.seen, **asdict(self)}
-
-
-def _unchanged(path: str, indexed: FileState | None, compare_hash: bool) -> bool:
-    """True when the index holds this file as it is now (by size and mtime, or content hash)."""
-    if indexed is None:
-        return False
-    try:
-        stat = os.stat(path)
-        if stat.st_size != indexed.size:
-            return False
-        if compare_hash:
-            return bool(indexed.content_hash) and content_hash(path) == indexed.content_hash
-    except OSError:
-        return False
-    return stat.st_mtime_ns == indexed.mtime_ns
 
 
 class Enqueuer:
@@ -95,7 +78,7 @@ class Enqueuer:
         changed = [
             path
             for path, identifier in zip(window, ids, strict=True)
-            if not _unchanged(path, indexed.get(identifier), self.compare_hash)
+            if not is_unchanged(path, indexed.get(identifier), self.compare_hash)
         ]
         failed_before = self.tracker.known_failures(collection, changed)
         return [

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from producer.scan import batched
-from ris.identity import normalise_path
-from ris.store import VectorStore
+from ris.files.identity import normalise_path
+from ris.files.scan import batched
+from ris.index.base import VectorIndex
 
 
 @dataclass
@@ -17,18 +17,18 @@ class PruneReport:
     removed: list[str] = field(default_factory=list)
 
 
-def prune(store: VectorStore, root: str, dry_run: bool = False) -> PruneReport:
+def prune(index: VectorIndex, root: str, dry_run: bool = False) -> PruneReport:
     """Delete the rows under `root` whose file is gone (deleted, renamed, moved away)."""
     root = normalise_path(root)
     prefix = root if root.endswith(os.sep) else root + os.sep
     report = PruneReport(root=root)
     gone: list[int] = []
-    for identifier, path in store.iter_paths(prefix):
+    for identifier, path in index.iter_paths(prefix):
         report.checked += 1
         if not os.path.exists(path):
             gone.append(identifier)
             report.removed.append(path)
     if not dry_run:
         for chunk in batched(gone, 1000):
-            store.delete(chunk)
+            index.delete(chunk)
     return report

@@ -8,8 +8,8 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ris.jobs import JobStatus, JobTracker
-from ris_cli.common import stderr
+from ris.jobs.tracker import JobStatus, JobTracker
+from ris_cli.output import stderr
 
 
 def status_table(status: JobStatus) -> Table:
@@ -81,9 +81,7 @@ def follow_job(
     with Progress(*columns, console=stderr) as progress:
         task = progress.add_task("job", total=None, failed=0)
         while True:
-            status = tracker.status(job)
-            if status is None:
-                raise LookupError(job)
+            status = tracker.require_status(job)
             progress.update(
                 task,
                 total=status.seen,

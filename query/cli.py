@@ -1,4 +1,4 @@
-"""`query`: find the indexed images most similar to an image."""
+"""`query`: find the indexed images most similar to an image; measure retrieval quality."""
 
 from __future__ import annotations
 
@@ -6,16 +6,15 @@ import os
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from query.contact_sheet import contact_sheet
-from query.eval_sets import read_eval_set
-from query.evaluate import evaluate as run_evaluation
-from query.evaluate import evaluation_table
-from ris.search import ImageSearch, SearchResult
+from query.render import results_table
+from ris.index.milvus import open_index
+from ris.search.image_search import ImageSearch
 from ris.settings import load_settings
-from ris.store import open_store
-from ris_cli.common import configure_logging, one_line_errors, print_json, stdout, verbose_option
+from ris_cli.errors import one_line_errors
+from ris_cli.options import json_option, verbose_option
+from ris_cli.output import configure_logging, print_json, stderr, stdout
 
 
 @click.group()
@@ -26,7 +25,7 @@ def main() -> None:
 @main.command()
 @click.argument("image", type=click.Path(path_type=str))
 @click.option("-k", "--top-k", default=5, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list on stdout, nothing else.")
+@json_option
 @click.option(
     "--save",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -42,35 +41,15 @@ def search(image: str, top_k: int, as_json: bool, save: Path | None, verbose: bo
     if os.path.isdir(image):
         raise click.ClickException(f"{image}: is a directory, not an image")
     settings = load_settings()
-    store = open_store(settings)
-    store.require_collection()
-    results = ImageSearch.from_settings(settings, store)(image, top_k).results
+    index = open_index(settings)
+    index.require_collection()
+    results = ImageSearch.from_settings(settings, index)(image, top_k).results
     if save is not None:
         contact_sheet(os.path.abspath(image), results, save, settings.max_pixels)
     if as_json:
         print_json([result.as_dict() for result in results])
         return
     stdout.print(results_table(image, results))
-
-
-def results_table(image: str, results: list[SearchResult]) -> Table:
-    """Rank, score and path; and what verification found, when it checked any hit."""
-    checked = any(result.inliers is not None for result in results)
-    table = Table(title=f"{len(results)} most similar to {image}", title_justify="left")
-    table.add_column("rank", justify="right")
-    table.add_column("score", justify="right")
-    if checked:
-        table.add_column("local matches", justify="right")
-    table.add_column("path", overflow="fold")
-    for result in results:
-        row = [str(result.rank), f"{result.score:.4f}"]
-        if checked:
-            matches = "" if result.inliers is None else str(result.inliers)
-            row.append(
-                f"[bold green]{matches} verified[/bold green]" if result.verified else matches
-            )
-        table.add_row(*row, result.path)
-    return table
 
 
 @main.command("eval")
@@ -85,7 +64,7 @@ def results_table(image: str, results: list[SearchResult]) -> Table:
     help="Start a private Redis and Milvus Lite for this run instead of RIS_REDIS_URL and "
     "RIS_MILVUS_URI.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@json_option
 @verbose_option
 @one_line_errors
 def evaluate(
@@ -93,13 +72,27 @@ def evaluate(
 ) -> None:
     """Measure retrieval quality on a labelled DATASET, through the whole pipeline.
 
-    The gallery is indexed into a temporary collection by real worker processes, every query is
-    searched like `query search`, and the collection is dropped. Layouts: class folders
-    (leave-one-out), gallery/<class>/ with queries/<class>/, or copy detection (gallery/,
-    queries/ and truth.json mapping each query file to its original).
+    The gallery is indexed into a temporary collection by `producer enqueue` and real worker
+    processes, every query is searched like `query search`, and the collection is dropped.
+    Layouts: class folders (leave-one-out), gallery/<class>/ with queries/<class>/, or copy
+    detection (gallery/, queries/ and truth.json mapping each query file to its original).
     """
+    # Evaluation is tooling (local services, worker launchers): loaded only for this command.
+    from rich.progress import track
+
+    from query.render import evaluation_table
+    from ris.evaluation.eval_sets import read_eval_set
+    from ris.evaluation.run import evaluate as run_evaluation
+
     configure_logging(verbose)
-    report = run_evaluation(read_eval_set(dataset), load_settings(), top_k, workers, embedded)
+    report = run_evaluation(
+        read_eval_set(dataset),
+        load_settings(),
+        top_k,
+        workers,
+        embedded,
+        progress=lambda queries: track(queries, description="searching", console=stderr),
+    )
     if as_json:
         print_json(report.as_dict())
         return

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageOps
 
-from ris.imaging import open_image
-from ris.search import SearchResult
+from ris.embedding.imaging import open_image
+from ris.search.image_search import SearchResult
 
 TILE = 220
 CAPTION = 34

@@ -16,12 +16,13 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from PIL import ImageOps
 from starlette.concurrency import run_in_threadpool
 
+from ris.embedding.imaging import open_image
 from ris.errors import ImageDecodeError, RisError
-from ris.imaging import open_image
-from ris.jobs import JobTracker, connect_redis
-from ris.search import ImageSearch
+from ris.index.milvus import open_index
+from ris.jobs.connection import connect_redis
+from ris.jobs.tracker import JobTracker
+from ris.search.image_search import ImageSearch
 from ris.settings import Settings
-from ris.store import open_store
 
 THUMBNAIL_SIZES = (128, 256, 512)
 
@@ -31,24 +32,24 @@ class SearchService:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.store = open_store(settings)
+        self.index = open_index(settings)
         self.tracker = JobTracker(connect_redis(settings.redis_url))
         # One inference at a time: the model already uses every core for one query.
-        self.image_search = ImageSearch.from_settings(settings, self.store, threading.Lock())
+        self.image_search = ImageSearch.from_settings(settings, self.index, threading.Lock())
 
     def search(self, upload: bytes, top_k: int) -> dict[str, Any]:
         try:
-            search = self.image_search(upload, top_k)
+            response = self.image_search(upload, top_k)
         except ImageDecodeError as error:
             raise HTTPException(400, f"not a usable image: {error}") from None
         return {
             # Ids as strings: they are 63-bit, beyond what a JavaScript number holds exactly.
-            "results": [{**result.as_dict(), "id": str(result.id)} for result in search.results],
-            "timings_ms": search.timings_ms,
+            "results": [{**result.as_dict(), "id": str(result.id)} for result in response.results],
+            "timings_ms": response.timings_ms,
         }
 
     def indexed_path(self, image_id: int) -> str:
-        path = self.store.get_paths([image_id]).get(image_id)
+        path = self.index.get_paths([image_id]).get(image_id)
         if path is None:
             raise HTTPException(404, f"no indexed image with id {image_id}")
         return path
@@ -91,7 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         holder["service"] = SearchService(settings)
         yield
-        holder["service"].store.close()
+        holder["service"].index.close()
 
     app = FastAPI(title="Reverse image search", lifespan=lifespan)
 
@@ -126,13 +127,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/health")
     def health() -> JSONResponse:
-        checks = {"model": "image_search" in vars(service())}
+        # The model is loaded before the service answers at all; these can come and go.
+        checks: dict[str, bool] = {}
         try:
-            checks["redis"] = bool(service().tracker.redis.ping())
+            checks["redis"] = service().tracker.ping()
         except Exception:  # noqa: BLE001 - any failure means unhealthy
             checks["redis"] = False
         try:
-            service().store.exists()
+            service().index.exists()
             checks["milvus"] = True
         except Exception:  # noqa: BLE001
             checks["milvus"] = False
@@ -145,7 +147,7 @@ def create_app(settings: Settings) -> FastAPI:
         jobs = [tracker.status(job) for job in tracker.recent_jobs(10)]
         return {
             "collection": settings.collection,
-            "images": service().store.count(),
+            "images": service().index.count(),
             "jobs": [job.as_dict() for job in jobs if job is not None],
         }
 

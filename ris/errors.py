@@ -1,8 +1,22 @@
-"""Typed exceptions of the core; front ends turn them into one-line messages."""
+"""Typed exceptions of the core; front ends turn them into one-line messages.
+
+Errors from outside (pymilvus, redis, Celery's broker) are translated where they are caught
+into one of two kinds: a `TransientError` is an outage worth riding out (the work is retried or
+redelivered, never failed); any other `RisError` is permanent (the reason is recorded, the work
+is not tried again).
+"""
 
 
 class RisError(Exception):
     """Base class of every error the core raises on purpose."""
+
+
+class TransientError(RisError):
+    """An outage that may end by itself: retry later, lose nothing."""
+
+
+class ServiceUnavailableError(TransientError):
+    """Redis or Milvus cannot be reached."""
 
 
 class ImageDecodeError(RisError):
@@ -25,8 +39,16 @@ class CollectionMismatchError(RisError):
     """The collection holds vectors of another model (or dimension) than the one configured."""
 
 
-class ServiceUnavailableError(RisError):
-    """Redis or Milvus cannot be reached."""
+class IndexRequestError(RisError):
+    """The vector index refused a request for a reason that retrying cannot fix."""
+
+
+class JobStoreError(RisError):
+    """Redis refused a job-bookkeeping command for a reason that retrying cannot fix."""
+
+
+class JobNotFoundError(RisError):
+    """No job record under that id (never created, or expired)."""
 
 
 class InvalidPayloadError(RisError):

@@ -10,8 +10,8 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ris.embedding.models import DEFAULT_MODEL
 from ris.errors import SettingsError
-from ris.models import DEFAULT_MODEL
 
 
 def _default_cache_dir() -> Path:
@@ -91,12 +91,6 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(
         20 * 2**20, ge=1, description="Largest image `query serve` accepts in a search, in bytes."
-    )
-    benchmark_embed_seconds: float = Field(
-        0.0,
-        ge=0,
-        description="Benchmark only: workers replace decoding and the model with a fixed hold of "
-        "this many seconds per batch (like a GPU) and store made-up vectors; 0 = off.",
     )
     cache_dir: Path = Field(
         default_factory=_default_cache_dir,

@@ -1,1 +1,1 @@
-"""Pieces shared by the command-line front ends: settings, error handling, output."""
+"""Plumbing shared by every command line: options, the one error printer, output consoles."""

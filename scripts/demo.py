@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ris.local import LocalMilvusLite, LocalRedis, service_environment
-from ris.samples import sample_photos
-from ris.settings import Settings
+from ris.datasets.samples import sample_photos
+from ris.dev.services import LocalMilvusLite, LocalRedis, service_environment
+from ris.settings import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 STATE = REPO / ".ris" / "demo"
@@ -22,7 +22,7 @@ def run(command: list[str], env: dict[str, str]) -> None:
 
 
 def main() -> None:
-    settings = Settings()
+    settings = load_settings()
     print("fetching sample photos (cached after the first run) ...", flush=True)
     photos = sample_photos(settings.cache_dir)
     dataset = photos[0].parent.parent

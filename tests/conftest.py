@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 import redis
 
-from ris.convert import ensure_onnx_model
-from ris.local import LocalMilvusLite, LocalMilvusServer, LocalRedis, stop_workers
-from ris.local import launch_workers as local_workers
-from ris.models import DEFAULT_MODEL, get_model_spec
-from ris.pipeline import EmbeddingPipeline
-from ris.samples import imagenet_photos, sample_photos
+from ris.convert.export import ensure_onnx_model
+from ris.datasets.samples import imagenet_photos, sample_photos
+from ris.dev.services import LocalMilvusLite, LocalMilvusServer, LocalRedis
+from ris.dev.workers import launch_workers as local_workers
+from ris.dev.workers import stop_workers
+from ris.embedding.models import DEFAULT_MODEL, get_model_spec
+from ris.embedding.pipeline import EmbeddingPipeline
+from ris.index.milvus import MilvusIndex
 from ris.settings import Settings
-from ris.store import VectorStore
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -115,13 +116,13 @@ def imagenet(cache_dir: Path) -> list[Path]:
 
 
 @pytest.fixture
-def store(settings: Settings) -> Iterator[VectorStore]:
-    vector_store = VectorStore(
+def index(settings: Settings) -> Iterator[MilvusIndex]:
+    vector_index = MilvusIndex(
         settings.milvus_uri, settings.collection, dim=get_model_spec(settings.model).dim
     )
-    yield vector_store
-    vector_store.drop()
-    vector_store.close()
+    yield vector_index
+    vector_index.drop()
+    vector_index.close()
 
 
 def _without_root_file_access() -> list[str]:

@@ -7,7 +7,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init
 
-from ris.contract import celery_config
+from ris.jobs.contract import celery_config
 from workers import runtime
 
 app = Celery("workers", include=["workers.tasks"])

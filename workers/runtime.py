@@ -1,4 +1,4 @@
-"""Per-process heavy objects (model pipeline, Milvus client, Redis client), built once, on demand.
+"""Per-process heavy objects (model pipeline, index client, Redis client), built once, on demand.
 
 Built after fork, never inherited: gRPC channels and sockets do not survive it. A warm-up thread
 started with each pool process builds them ahead of the first task; the lock makes the first
@@ -13,18 +13,20 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from ris.hold import HoldPipeline
-from ris.jobs import JobTracker, connect_redis
-from ris.models import get_model_spec
-from ris.pipeline import EmbeddingPipeline, PathEmbedder
+from ris.embedding.pipeline import EmbeddingPipeline, PathEmbedder
+from ris.index.base import VectorIndex
+from ris.index.milvus import open_index
+from ris.jobs.connection import connect_redis
+from ris.jobs.tracker import JobTracker
 from ris.settings import Settings, load_settings
-from ris.store import VectorStore, open_store
 from workers.ingest import IngestPolicy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _lock = threading.RLock()
 _factories: list[Callable[[], object]] = []
+PipelineFactory = Callable[[Settings], PathEmbedder]
+_pipeline_factory: PipelineFactory = EmbeddingPipeline
 
 
 def _once_per_process(factory: Callable[[], T]) -> Callable[[], T]:
@@ -46,21 +48,12 @@ def settings() -> Settings:
 
 @_once_per_process
 def pipeline() -> PathEmbedder:
-    current = settings()
-    if current.benchmark_embed_seconds:
-        log.warning(
-            "BENCHMARK MODE (RIS_BENCHMARK_EMBED_SECONDS=%g): images are neither decoded nor "
-            "embedded; each batch sleeps instead and stores made-up vectors. Never use it for "
-            "a real collection.",
-            current.benchmark_embed_seconds,
-        )
-        return HoldPipeline(current.benchmark_embed_seconds, get_model_spec(current.model).dim)
-    return EmbeddingPipeline(current)
+    return _pipeline_factory(settings())
 
 
 @_once_per_process
-def store() -> VectorStore:
-    return open_store(settings(), retry_seconds=settings().outage_retry_seconds)
+def index() -> VectorIndex:
+    return open_index(settings(), retry_seconds=settings().outage_retry_seconds)
 
 
 @_once_per_process
@@ -78,6 +71,13 @@ def policy() -> IngestPolicy:
     )
 
 
+def use_pipeline(factory: PipelineFactory) -> None:
+    """Build each process's pipeline with `factory` instead of the model (benchmarks do)."""
+    global _pipeline_factory
+    _pipeline_factory = factory
+    reset()
+
+
 def reset() -> None:
     """Forget every cached object (after fork, or when tests change the settings)."""
     with _lock:
@@ -89,7 +89,7 @@ def warm_up() -> None:
     """Load the model and open the collection now, so the first batch does not wait for them."""
     try:
         pipeline()
-        store().ensure_collection()
+        index().ensure_collection()
     except Exception as error:  # noqa: BLE001 - the first task will meet and report it
         log.warning("warm-up failed: %s", error)
 

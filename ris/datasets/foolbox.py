@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ris.datasets.layout import building, write_class_folders, write_json
-from ris.samples import WHEELS, imagenet_label, imagenet_photos
+from ris.datasets.samples import WHEELS, imagenet_label, imagenet_photos
 
 VERSION = 1
 

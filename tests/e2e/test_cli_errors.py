@@ -11,8 +11,9 @@ from click.testing import CliRunner, Result
 
 from producer.cli import main as producer
 from query.cli import main as query
-from ris.local import free_port
-from ris.store import ImageRecord, VectorStore
+from ris.dev.services import free_port
+from ris.index.base import ImageRecord
+from ris.index.milvus import MilvusIndex
 
 pytestmark = pytest.mark.e2e
 
@@ -40,8 +41,8 @@ def test_search_with_a_missing_query_file(ris_env) -> None:
     _fails_with(query, ["search", "/no/such/cat.jpg"], "/no/such/cat.jpg: no such file")
 
 
-def test_search_with_a_non_image_query_file(ris_env, store: VectorStore, tmp_path: Path) -> None:
-    store.upsert([ImageRecord(1, "/a.jpg", np.ones(store.dim, np.float32), 1, 1)])
+def test_search_with_a_non_image_query_file(ris_env, index: MilvusIndex, tmp_path: Path) -> None:
+    index.upsert([ImageRecord(1, "/a.jpg", np.ones(index.dim, np.float32), 1, 1)])
     notes = tmp_path / "notes.png"
     notes.write_text("not a picture")
     _fails_with(query, ["search", str(notes)], f"{notes}: not an image (unrecognised format)")
@@ -86,9 +87,9 @@ def test_invalid_setting_is_named(ris_env, monkeypatch, tmp_path: Path) -> None:
 
 
 def test_json_output_stays_clean_while_the_model_is_converted(
-    ris_env, store: VectorStore, photos: list[Path], tmp_path: Path, monkeypatch
+    ris_env, index: MilvusIndex, photos: list[Path], tmp_path: Path, monkeypatch
 ) -> None:
-    store.upsert([ImageRecord(1, "/a.jpg", np.ones(store.dim, np.float32), 1, 1)])
+    index.upsert([ImageRecord(1, "/a.jpg", np.ones(index.dim, np.float32), 1, 1)])
     monkeypatch.setenv("RIS_CACHE_DIR", str(tmp_path / "empty-cache"))
     result = CliRunner().invoke(query, ["search", str(photos[0]), "--json"])
     assert result.exit_code == 0, result.output

@@ -18,12 +18,13 @@ import redis
 from celery import Celery
 from kombu import Connection
 
-from ris.contract import INGEST_TASK, celery_config
-from ris.jobs import JobStatus, JobTracker, connect_redis
-from ris.local import LocalMilvusServer, LocalRedis, LocalService
-from ris.models import DEFAULT_MODEL, get_model_spec
+from ris.dev.services import LocalMilvusServer, LocalRedis, LocalService
+from ris.embedding.models import DEFAULT_MODEL, get_model_spec
+from ris.index.milvus import MilvusIndex
+from ris.jobs.connection import connect_redis
+from ris.jobs.contract import INGEST_TASK, celery_config
+from ris.jobs.tracker import JobStatus, JobTracker
 from ris.settings import Settings
-from ris.store import VectorStore
 from tests.conftest import BIN, launch_workers, stop_workers
 
 pytestmark = pytest.mark.e2e
@@ -59,16 +60,16 @@ def latest_job(tracker: JobTracker) -> JobStatus | None:
     return tracker.status(jobs[0]) if jobs else None
 
 
-def assert_indexed_exactly_once(store: VectorStore, paths: list[str]) -> None:
-    store.flush()
-    indexed = [path for _, path in store.iter_paths("/")]
+def assert_indexed_exactly_once(index: MilvusIndex, paths: list[str]) -> None:
+    index.flush()
+    indexed = [path for _, path in index.iter_paths("/")]
     assert len(indexed) == len(set(indexed)), "a path is indexed twice"
     assert sorted(indexed) == paths
-    assert store.count() == len(paths)
+    assert index.count() == len(paths)
 
 
-def _store(env: dict[str, str]) -> VectorStore:
-    return VectorStore(env["RIS_MILVUS_URI"], env["RIS_COLLECTION"], dim=DIM)
+def _store(env: dict[str, str]) -> MilvusIndex:
+    return MilvusIndex(env["RIS_MILVUS_URI"], env["RIS_COLLECTION"], dim=DIM)
 
 
 def _log_count(log: Path, text: str) -> int:

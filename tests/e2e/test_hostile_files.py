@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from producer.cli import main as producer
-from ris.models import DEFAULT_MODEL, get_model_spec
-from ris.store import VectorStore
+from ris.embedding.models import DEFAULT_MODEL, get_model_spec
+from ris.index.milvus import MilvusIndex
 from tests.imagefiles import png_declaring_size, two_halves, write_image
 
 pytestmark = pytest.mark.e2e
@@ -108,10 +108,10 @@ def test_each_hostile_file_is_indexed_or_failed_with_its_reason(
     assert status["indexed"] + status["failed"] + status["skipped"] == status["seen"]
     assert all(worker.poll() is None for worker in workers), "a worker died"
 
-    store = VectorStore(
+    index = MilvusIndex(
         ris_env["RIS_MILVUS_URI"],
         ris_env["RIS_COLLECTION"],
         dim=get_model_spec(DEFAULT_MODEL).dim,
     )
-    assert store.count() == indexed
-    assert str(root / "name\nwith newline.jpg") in {p for _, p in store.iter_paths(str(root))}
+    assert index.count() == indexed
+    assert str(root / "name\nwith newline.jpg") in {p for _, p in index.iter_paths(str(root))}

@@ -16,12 +16,12 @@ from click.testing import CliRunner
 
 from producer.cli import main as producer
 from query.cli import main as query
-from ris.local import LocalMilvusLite, LocalRedis
-from ris.models import DEFAULT_MODEL, get_model_spec
-from ris.pipeline import EmbeddingPipeline
-from ris.search import ImageSearch
+from ris.dev.services import LocalMilvusLite, LocalRedis
+from ris.embedding.models import DEFAULT_MODEL, get_model_spec
+from ris.embedding.pipeline import EmbeddingPipeline
+from ris.index.milvus import MilvusIndex
+from ris.search.image_search import ImageSearch
 from ris.settings import Settings
-from ris.store import VectorStore
 from tests.conftest import launch_workers, stop_workers
 from tests.imagefiles import edited_copies, hard_copy
 
@@ -36,7 +36,7 @@ class IndexedDataset:
     corrupt: Path
     not_an_image: Path
     job: str
-    store: VectorStore
+    index: MilvusIndex
 
 
 def _invoke(command, args: list[str], env: dict[str, str]):
@@ -78,9 +78,9 @@ def indexed(
             producer, ["enqueue", str(root), "--wait", "--timeout", "300", "--json"], env
         )
         status = json.loads(result.stdout)
-        store = VectorStore(milvus_server.url, collection, dim=get_model_spec(DEFAULT_MODEL).dim)
-        yield IndexedDataset(env, root, copies, corrupt, not_an_image, status["job"], store)
-        store.drop()
+        index = MilvusIndex(milvus_server.url, collection, dim=get_model_spec(DEFAULT_MODEL).dim)
+        yield IndexedDataset(env, root, copies, corrupt, not_an_image, status["job"], index)
+        index.drop()
     finally:
         stop_workers(workers)
 
@@ -98,7 +98,7 @@ def test_every_image_is_indexed_and_every_bad_file_reported(indexed: IndexedData
         str(indexed.not_an_image): "not an image (unrecognised format)",
     }
     assert status["failures"][str(indexed.corrupt)].startswith("corrupt image")
-    assert indexed.store.count() == len(indexed.photos)
+    assert indexed.index.count() == len(indexed.photos)
 
 
 def test_query_search_finds_each_photo_itself_at_rank_one(indexed: IndexedDataset) -> None:
@@ -135,7 +135,7 @@ def test_edited_copies_find_their_original_at_rank_one(
 ) -> None:
     settings = Settings()
     pipeline = EmbeddingPipeline(settings, model_path=model_path)
-    search = ImageSearch(pipeline, indexed.store, settings.verify_top, settings.max_pixels)
+    search = ImageSearch(pipeline, indexed.index, settings.verify_top, settings.max_pixels)
     misses = []
     for photo in indexed.photos:
         for edit, copy in edited_copies(photo, tmp_path).items():
@@ -146,21 +146,21 @@ def test_edited_copies_find_their_original_at_rank_one(
 
 
 def test_enqueueing_again_adds_nothing(indexed: IndexedDataset) -> None:
-    before = indexed.store.count()
+    before = indexed.index.count()
     result = _invoke(producer, ["enqueue", str(indexed.root), "--wait", "--json"], indexed.env)
     status = json.loads(result.stdout)
     assert status["state"] == "done"
     assert status["enqueued"] == 0  # unchanged, indexed or known to fail: nothing is resent
     assert status["skipped"] == len(indexed.photos) + 2
-    assert indexed.store.count() == before
+    assert indexed.index.count() == before
 
 
 def test_forced_re_embedding_replaces_rows_without_duplicating(indexed: IndexedDataset) -> None:
-    before = indexed.store.count()
+    before = indexed.index.count()
     result = _invoke(
         producer, ["enqueue", str(indexed.root), "--force", "--wait", "--json"], indexed.env
     )
     status = json.loads(result.stdout)
     assert status["indexed"] == len(indexed.photos) and status["failed"] == 2
     assert status["skipped"] == 0
-    assert indexed.store.count() == before
+    assert indexed.index.count() == before

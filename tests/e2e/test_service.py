@@ -16,12 +16,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 from query.cli import main as query
-from ris.identity import image_id
-from ris.local import LocalMilvusLite, LocalQueryService
-from ris.models import DEFAULT_MODEL, get_model_spec
-from ris.pipeline import EmbeddingPipeline
+from ris.dev.services import LocalMilvusLite, LocalQueryService
+from ris.embedding.models import DEFAULT_MODEL, get_model_spec
+from ris.embedding.pipeline import EmbeddingPipeline
+from ris.files.identity import image_id
+from ris.index.milvus import MilvusIndex
 from ris.settings import Settings
-from ris.store import VectorStore
 from tests.imagefiles import png_declaring_size
 from workers.ingest import process_batch
 
@@ -54,10 +54,10 @@ def service(
 ) -> Iterator[Service]:
     indexed = photos[:12]
     collection = "service"
-    store = VectorStore(milvus_server.url, collection, dim=get_model_spec(DEFAULT_MODEL).dim)
-    store.drop()
-    process_batch([str(p) for p in indexed], EmbeddingPipeline(Settings(), model_path), store)
-    store.flush()
+    index = MilvusIndex(milvus_server.url, collection, dim=get_model_spec(DEFAULT_MODEL).dim)
+    index.drop()
+    process_batch([str(p) for p in indexed], EmbeddingPipeline(Settings(), model_path), index)
+    index.flush()
     env = {
         **os.environ,
         "RIS_REDIS_URL": redis_server.url,
@@ -68,7 +68,7 @@ def service(
     server = LocalQueryService(tmp_path_factory.mktemp("serve"), env).start(timeout=90)
     yield Service(server.url, indexed, env)
     server.stop()
-    store.drop()
+    index.drop()
 
 
 def test_search_returns_the_indexed_original_first(service: Service) -> None:
@@ -119,7 +119,7 @@ def test_concurrent_searches_are_all_answered_right(service: Service) -> None:
 
 def test_health_stats_and_page(service: Service) -> None:
     health = httpx.get(f"{service.url}/health").json()
-    assert health == {"healthy": True, "model": True, "redis": True, "milvus": True}
+    assert health == {"healthy": True, "redis": True, "milvus": True}
     stats = httpx.get(f"{service.url}/stats").json()
     assert stats["images"] == len(service.photos) and stats["collection"] == "service"
     page = httpx.get(service.url)

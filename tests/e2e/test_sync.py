@@ -12,9 +12,9 @@ from click.testing import CliRunner, Result
 
 from producer.cli import main as producer
 from query.cli import main as query
-from ris.local import LocalRedis
-from ris.models import DEFAULT_MODEL, get_model_spec
-from ris.store import VectorStore
+from ris.dev.services import LocalRedis
+from ris.embedding.models import DEFAULT_MODEL, get_model_spec
+from ris.index.milvus import MilvusIndex
 from tests.conftest import launch_workers, stop_workers
 
 pytestmark = pytest.mark.e2e
@@ -31,10 +31,10 @@ def _enqueue(root: Path) -> dict:
 
 
 def _indexed_paths(env: dict[str, str], root: Path) -> list[str]:
-    store = VectorStore(
+    index = MilvusIndex(
         env["RIS_MILVUS_URI"], env["RIS_COLLECTION"], dim=get_model_spec(DEFAULT_MODEL).dim
     )
-    return sorted(path for _, path in store.iter_paths(str(root)))
+    return sorted(path for _, path in index.iter_paths(str(root)))
 
 
 def _tree(root: Path) -> list[str]:

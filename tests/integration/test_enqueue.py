@@ -6,15 +6,17 @@ import time
 
 import numpy as np
 
+from producer.client import Producer
 from producer.enqueue import LOOKUP_BATCHES, Enqueuer
-from producer.scan import iter_image_paths
-from producer.wiring import Producer
-from ris.access import content_hash
-from ris.contract import FINALIZE_TASK, INGEST_TASK, BatchPayload
-from ris.identity import image_id
-from ris.jobs import JobTracker, connect_redis
+from ris.files.changes import content_hash
+from ris.files.identity import image_id
+from ris.files.scan import iter_image_paths
+from ris.index.base import ImageRecord
+from ris.index.milvus import MilvusIndex
+from ris.jobs.connection import connect_redis
+from ris.jobs.contract import FINALIZE_TASK, INGEST_TASK, BatchPayload
+from ris.jobs.tracker import JobTracker
 from ris.settings import Settings
-from ris.store import ImageRecord, VectorStore
 
 
 def _tree(root, count: int) -> list[str]:
@@ -58,7 +60,7 @@ def _enqueuer(tracker, recorder, lookup=None, queue_length=lambda: 0, compare_ha
     )
 
 
-def _index(store: VectorStore, paths: list[str], with_hash: bool = False) -> None:
+def _index(index: MilvusIndex, paths: list[str], with_hash: bool = False) -> None:
     records = []
     for path in paths:
         stat = os.stat(path)
@@ -72,7 +74,7 @@ def _index(store: VectorStore, paths: list[str], with_hash: bool = False) -> Non
                 content_hash(path) if with_hash else "",
             )
         )
-    store.upsert(records)
+    index.upsert(records)
 
 
 def test_every_image_is_sent_once_in_numbered_batches(redis_url, tmp_path) -> None:
@@ -90,12 +92,12 @@ def test_unchanged_indexed_files_are_skipped_changed_ones_resent(
     redis_url, milvus_server, collection, tmp_path
 ) -> None:
     paths = _tree(tmp_path, 6)
-    store = VectorStore(milvus_server.url, collection, dim=4)
-    _index(store, paths[:4])
+    index = MilvusIndex(milvus_server.url, collection, dim=4)
+    _index(index, paths[:4])
     with open(paths[0], "ab") as handle:  # modified since it was indexed
         handle.write(b"more")
     tracker, recorder = JobTracker(connect_redis(redis_url)), Recorder()
-    report = _enqueuer(tracker, recorder, lookup=store.get_file_states).run(
+    report = _enqueuer(tracker, recorder, lookup=index.get_file_states).run(
         iter_image_paths(str(tmp_path)), "t", "c"
     )
     assert recorder.paths == sorted([paths[0], paths[4], paths[5]])
@@ -106,15 +108,15 @@ def test_content_hash_mode_ignores_touch_and_sees_same_size_edits(
     redis_url, milvus_server, collection, tmp_path
 ) -> None:
     paths = _tree(tmp_path, 3)
-    store = VectorStore(milvus_server.url, collection, dim=4)
-    _index(store, paths, with_hash=True)
+    index = MilvusIndex(milvus_server.url, collection, dim=4)
+    _index(index, paths, with_hash=True)
     os.utime(paths[1], ns=(1, 1))  # touched: new mtime, same bytes
     with open(paths[2], "r+b") as handle:  # edited in place: same size, same mtime restored
         stat = os.stat(paths[2])
         handle.write(b"y")
     os.utime(paths[2], ns=(stat.st_atime_ns, stat.st_mtime_ns))
     tracker, recorder = JobTracker(connect_redis(redis_url)), Recorder()
-    _enqueuer(tracker, recorder, lookup=store.get_file_states, compare_hash=True).run(
+    _enqueuer(tracker, recorder, lookup=index.get_file_states, compare_hash=True).run(
         iter_image_paths(str(tmp_path)), "t", "c"
     )
     assert recorder.paths == [paths[2]]

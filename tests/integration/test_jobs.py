@@ -3,7 +3,8 @@
 import pytest
 
 from ris.errors import ServiceUnavailableError
-from ris.jobs import JobTracker, connect_redis, new_job_id
+from ris.jobs.connection import connect_redis
+from ris.jobs.tracker import JobTracker, new_job_id
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ris.convert import build_reference_model, ensure_onnx_model
-from ris.embedder import OnnxEmbedder, execution_providers
+from ris.convert.export import build_reference_model, ensure_onnx_model
+from ris.datasets.samples import imagenet_label
+from ris.embedding.imaging import load_image
+from ris.embedding.models import BACKBONES, DEFAULT_MODEL, MODELS, get_model_spec, onnx_model_path
+from ris.embedding.session import OnnxEmbedder, execution_providers
 from ris.errors import DeviceUnavailableError
-from ris.imaging import load_image
-from ris.models import BACKBONES, DEFAULT_MODEL, MODELS, get_model_spec, onnx_model_path
-from ris.samples import imagenet_label
 
 SPEC = get_model_spec(DEFAULT_MODEL)
 
@@ -82,7 +82,7 @@ def test_a_worker_loads_the_cached_model_without_importing_pytorch(
     env = {**os.environ, "RIS_CACHE_DIR": str(cache_dir)}
     subprocess.run([sys.executable, "-c", code], env=env, check=True)
     checked = subprocess.run(
-        [sys.executable, "-m", "ris.convert", "--check"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "ris_cli.convert", "--check"], env=env, capture_output=True, text=True
     )
     assert (checked.returncode, checked.stdout.strip()) == (0, str(model_path))
 
@@ -94,7 +94,7 @@ def test_the_converted_file_is_readable_by_other_users(tmp_path: Path) -> None:
 
 def test_check_without_a_converted_model_fails_in_one_line(tmp_path: Path) -> None:
     checked = subprocess.run(
-        [sys.executable, "-m", "ris.convert", "--check"],
+        [sys.executable, "-m", "ris_cli.convert", "--check"],
         env={**os.environ, "RIS_CACHE_DIR": str(tmp_path)},
         capture_output=True,
         text=True,

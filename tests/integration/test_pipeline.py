@@ -4,10 +4,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ris.embedder import OnnxEmbedder
-from ris.imaging import load_image
-from ris.models import DEFAULT_MODEL, get_model_spec
-from ris.pipeline import EmbeddingPipeline
+from ris.embedding.imaging import load_image
+from ris.embedding.models import DEFAULT_MODEL, get_model_spec
+from ris.embedding.pipeline import EmbeddingPipeline
+from ris.embedding.session import OnnxEmbedder
 
 DIM = get_model_spec(DEFAULT_MODEL).dim
 

@@ -5,11 +5,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ris.identity import image_id
-from ris.pipeline import EmbeddingPipeline
-from ris.search import ImageSearch
-from ris.store import ImageRecord, VectorStore
-from ris.verify import MIN_INLIERS, inliers, local_features
+from ris.embedding.pipeline import EmbeddingPipeline
+from ris.files.identity import image_id
+from ris.index.base import ImageRecord
+from ris.index.milvus import MilvusIndex
+from ris.search.image_search import ImageSearch
+from ris.search.verify import MIN_INLIERS, inliers, local_features
 from tests.imagefiles import hard_copy
 
 MAX_PIXELS = 10**8
@@ -47,19 +48,19 @@ def test_an_image_without_texture_has_no_features_and_matches_nothing(
 
 
 def test_verification_puts_the_original_of_a_crop_first(
-    pipeline: EmbeddingPipeline, store: VectorStore, photos: list[Path], tmp_path: Path
+    pipeline: EmbeddingPipeline, index: MilvusIndex, photos: list[Path], tmp_path: Path
 ) -> None:
     """Other photos sit nearer the copy's vector than its original does; verification finds it."""
     copy = hard_copy(photos[0], tmp_path)
     near = pipeline([str(copy)]).vectors[0]
     placed = [(photos[1], 0.8), (photos[2], 0.75), (photos[3], 0.7), (photos[0], 0.6)]
-    store.upsert([_record(str(path), _at(near, score)) for path, score in placed])
-    store.flush()
+    index.upsert([_record(str(path), _at(near, score)) for path, score in placed])
+    index.flush()
 
-    unverified = ImageSearch(pipeline, store, verify_top=0, max_pixels=MAX_PIXELS)
+    unverified = ImageSearch(pipeline, index, verify_top=0, max_pixels=MAX_PIXELS)
     assert [r.path for r in unverified(str(copy), 3).results] == [str(p) for p, _ in placed[:3]]
 
-    search = ImageSearch(pipeline, store, verify_top=10, max_pixels=MAX_PIXELS)(str(copy), 3)
+    search = ImageSearch(pipeline, index, verify_top=10, max_pixels=MAX_PIXELS)(str(copy), 3)
     first = search.results[0]
     assert first.path == str(photos[0]) and first.rank == 1
     assert first.verified and first.inliers is not None and first.inliers >= MIN_INLIERS
@@ -69,14 +70,14 @@ def test_verification_puts_the_original_of_a_crop_first(
 
 
 def test_a_hit_whose_file_is_gone_keeps_its_place(
-    pipeline: EmbeddingPipeline, store: VectorStore, photos: list[Path], tmp_path: Path
+    pipeline: EmbeddingPipeline, index: MilvusIndex, photos: list[Path], tmp_path: Path
 ) -> None:
     copy = hard_copy(photos[0], tmp_path)
     near = pipeline([str(copy)]).vectors[0]
     gone = str(tmp_path / "moved-away.jpg")
-    store.upsert([_record(gone, _at(near, 0.8)), _record(str(photos[1]), _at(near, 0.7))])
-    store.flush()
-    results = ImageSearch(pipeline, store, verify_top=5, max_pixels=MAX_PIXELS)(str(copy), 2)
+    index.upsert([_record(gone, _at(near, 0.8)), _record(str(photos[1]), _at(near, 0.7))])
+    index.flush()
+    results = ImageSearch(pipeline, index, verify_top=5, max_pixels=MAX_PIXELS)(str(copy), 2)
     assert [(r.path, r.inliers is None) for r in results.results] == [
         (gone, True),
         (str(photos[1]), False),
@@ -84,11 +85,11 @@ def test_a_hit_whose_file_is_gone_keeps_its_place(
 
 
 def test_the_query_s_own_picture_needs_no_verification(
-    pipeline: EmbeddingPipeline, store: VectorStore, photos: list[Path]
+    pipeline: EmbeddingPipeline, index: MilvusIndex, photos: list[Path]
 ) -> None:
     vector = pipeline([str(photos[0])]).vectors[0]
-    store.upsert([_record(str(photos[0]), vector), _record(str(photos[1]), _at(vector, 0.5))])
-    store.flush()
-    search = ImageSearch(pipeline, store, verify_top=10, max_pixels=MAX_PIXELS)(str(photos[0]), 2)
+    index.upsert([_record(str(photos[0]), vector), _record(str(photos[1]), _at(vector, 0.5))])
+    index.flush()
+    search = ImageSearch(pipeline, index, verify_top=10, max_pixels=MAX_PIXELS)(str(photos[0]), 2)
     assert [r.inliers for r in search.results] == [None, None]
     assert search.results[0].path == str(photos[0]) and search.results[0].score > 0.99

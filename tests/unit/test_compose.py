@@ -25,7 +25,7 @@ REQUIRED = (*SECRETS, "MINIO_ROOT_USER")
 # Baked into the image with the converted model, or the image's own (cpu or cuda).
 # Baked into the image with the converted model, or chosen per service; the benchmark-only
 # setting never belongs in a deployment.
-NOT_PASSED = {"RIS_CACHE_DIR", "RIS_MODEL", "RIS_DEVICE", "RIS_BENCHMARK_EMBED_SECONDS"}
+NOT_PASSED = {"RIS_CACHE_DIR", "RIS_MODEL", "RIS_DEVICE"}
 
 
 def _services() -> dict[str, dict[str, Any]]:

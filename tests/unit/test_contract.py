@@ -2,8 +2,8 @@
 
 import pytest
 
-from ris.contract import MAX_PATHS_PER_TASK, BatchPayload, celery_config
 from ris.errors import InvalidPayloadError
+from ris.jobs.contract import MAX_PATHS_PER_TASK, BatchPayload, celery_config
 from ris.settings import Settings
 
 

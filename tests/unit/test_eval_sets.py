@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from query.eval_sets import EvalSetError, read_eval_set
+from ris.evaluation.eval_sets import EvalSetError, read_eval_set
 
 
 def touch(root: Path, *names: str) -> None:

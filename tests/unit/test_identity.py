@@ -2,7 +2,7 @@
 
 import os
 
-from ris.identity import has_image_extension, image_id, normalise_path
+from ris.files.identity import has_image_extension, image_id, normalise_path
 
 
 def test_same_path_same_id_across_spellings(tmp_path) -> None:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ris.embedding.imaging import load_image, remove_frame
 from ris.errors import ImageDecodeError
-from ris.imaging import load_image, remove_frame
 from tests.imagefiles import png_declaring_size, two_halves, write_image
 
 SIZE = 32

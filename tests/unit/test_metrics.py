@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ris.metrics import (
+from ris.evaluation.metrics import (
     MetricMeans,
     average_precision_at_k,
     class_retrieval_metrics,

@@ -3,7 +3,7 @@
 import inspect
 import os
 
-from producer.scan import batched, iter_image_paths
+from ris.files.scan import batched, iter_image_paths
 
 
 def _touch(path) -> None:

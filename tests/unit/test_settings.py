@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from ris.models import DEFAULT_MODEL
+from ris.embedding.models import DEFAULT_MODEL
 from ris.settings import Settings, setting_env_names
 
 REPO = Path(__file__).resolve().parents[2]

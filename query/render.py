@@ -1,0 +1,54 @@
+"""How the query CLI shows results: the ranked hits of a search, an evaluation's figures."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+
+from ris.search.image_search import SearchResult
+
+if TYPE_CHECKING:
+    # Evaluation is tooling: `query search` never imports it.
+    from ris.evaluation.run import EvalReport
+
+
+def results_table(image: str, results: list[SearchResult]) -> Table:
+    """Rank, score and path; and what verification found, when it checked any hit."""
+    checked = any(result.inliers is not None for result in results)
+    table = Table(title=f"{len(results)} most similar to {image}", title_justify="left")
+    table.add_column("rank", justify="right")
+    table.add_column("score", justify="right")
+    if checked:
+        table.add_column("local matches", justify="right")
+    table.add_column("path", overflow="fold")
+    for result in results:
+        row = [str(result.rank), f"{result.score:.4f}"]
+        if checked:
+            matches = "" if result.inliers is None else str(result.inliers)
+            row.append(
+                f"[bold green]{matches} verified[/bold green]" if result.verified else matches
+            )
+        table.add_row(*row, result.path)
+    return table
+
+
+def evaluation_table(report: EvalReport) -> Table:
+    """The report as a two-column table: what was measured, and the figure."""
+    table = Table(title=f"{report.dataset} ({report.layout})", title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("model", report.model),
+        ("spatial verification", f"top {report.verify_top}" if report.verify_top else "off"),
+        ("gallery images (indexed / failed)", f"{report.indexed} / {report.failed}"),
+        ("queries (failed to read)", f"{report.queries} ({report.failed_queries})"),
+        *[(name, f"{value:.4f}") for name, value in report.metrics.items()],
+        ("ingestion, images/s", f"{report.ingest_images_per_s:.1f}"),
+        ("queries/s (embed + search + verify)", f"{report.queries_per_s:.1f}"),
+    ]
+    if report.unanswerable:
+        rows.insert(3, ("queries left out (no right answer)", str(report.unanswerable)))
+    for name, value in rows:
+        table.add_row(name, value)
+    return table

@@ -1,0 +1,1 @@
+"""Tooling. One-time conversion of the shipped PyTorch weights to ONNX (the `convert` extra)."""

@@ -1,0 +1,1 @@
+"""Tooling. Local Redis, Milvus, query service and worker processes for demos, tests, benches."""

@@ -1,0 +1,1 @@
+"""Runtime. Embedding: model recipes, decoding, the inference session, the batch pipeline."""

@@ -1,0 +1,145 @@
+"""The towhee embedding pipeline: decode -> embed -> L2-normalise, one call per batch of paths."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, Protocol, TypeVar
+
+import numpy as np
+
+from ris.embedding.imaging import ImageSource, load_image
+from ris.embedding.models import get_model_spec, model_file
+from ris.embedding.session import OnnxEmbedder, l2_normalise
+from ris.errors import ImageDecodeError
+from ris.settings import Settings
+
+with warnings.catch_warnings():
+    # towhee 1.1.3 imports the deprecated pkg_resources; the warning is noise for users.
+    warnings.simplefilter("ignore", UserWarning)
+    import towhee
+    from towhee import ops, pipe
+
+Decoding = list[tuple[ImageSource, "Future[np.ndarray | str]"]]
+
+
+S = TypeVar("S", str, bytes)
+
+
+@dataclass
+class EmbeddedBatch(Generic[S]):
+    """The vectors of the images that decoded, and the reason for each one that did not."""
+
+    paths: list[S]
+    vectors: np.ndarray
+    failures: dict[S, str] = field(default_factory=dict)
+
+
+class PathEmbedder(Protocol):
+    """What a worker needs: image paths in, vectors of those that decoded and failures out."""
+
+    dim: int
+
+    def __call__(self, sources: Sequence[str]) -> EmbeddedBatch[str]: ...
+
+
+@towhee.register(name="ris/decode_images")
+class DecodeImages:
+    """Starts decoding a batch on a thread pool and returns at once, one future per file.
+
+    The model consumes the futures in order, so later images decode while earlier ones are
+    embedded. A bad file resolves to its failure reason, never to an exception.
+    """
+
+    def __init__(self, size: int, max_pixels: int, threads: int, frame_removal: bool = False):
+        self.size = size
+        self.max_pixels = max_pixels
+        self.frame_removal = frame_removal
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decode")
+
+    def _load(self, source: ImageSource) -> np.ndarray | str:
+        try:
+            return load_image(source, self.size, self.max_pixels, self.frame_removal)
+        except ImageDecodeError as error:
+            return str(error)
+
+    def __call__(self, sources: list[ImageSource]) -> Decoding:
+        return [(source, self.pool.submit(self._load, source)) for source in sources]
+
+
+@towhee.register(name="ris/embed_images")
+class EmbedImages:
+    """Runs the model on each chunk of decoded images as soon as that chunk is ready."""
+
+    def __init__(self, model_path: str, threads: int, model_batch_size: int, device: str):
+        self.embedder = OnnxEmbedder(model_path, threads, model_batch_size, device)
+        self.chunk = model_batch_size
+
+    def __call__(
+        self, decoding: Decoding
+    ) -> tuple[list[ImageSource], np.ndarray, dict[ImageSource, str]]:
+        kept: list[ImageSource] = []
+        features: list[np.ndarray] = []
+        failures: dict[ImageSource, str] = {}
+        for start in range(0, len(decoding), self.chunk):
+            images = []
+            for path, future in decoding[start : start + self.chunk]:
+                result = future.result()
+                if isinstance(result, str):
+                    failures[path] = result
+                else:
+                    images.append(result)
+                    kept.append(path)
+            if images:
+                features.append(self.embedder(np.stack(images)))
+        stacked = np.concatenate(features) if features else np.zeros((0, 0), np.float32)
+        return kept, stacked, failures
+
+
+@towhee.register(name="ris/l2_normalise")
+def normalise_vectors(vectors: np.ndarray) -> np.ndarray:
+    return l2_normalise(vectors).astype(np.float32, copy=False)
+
+
+class EmbeddingPipeline:
+    """Paths (or an upload's bytes) in, normalised vectors out; built once per process."""
+
+    def __init__(self, settings: Settings, model_path: Path | None = None):
+        spec = get_model_spec(settings.model)
+        self.dim = spec.dim
+        self.model_name = spec.name
+        model = model_path or model_file(spec, settings.cache_dir)
+        self._pipe = (
+            pipe.input("paths")
+            .map(
+                "paths",
+                "decoding",
+                ops.ris.decode_images(
+                    size=spec.input_size,
+                    max_pixels=settings.max_pixels,
+                    threads=settings.decode_threads,
+                    frame_removal=spec.frame_removal,
+                ),
+            )
+            .map(
+                "decoding",
+                ("kept", "features", "failures"),
+                ops.ris.embed_images(
+                    model_path=str(model),
+                    threads=settings.resolved_inference_threads,
+                    model_batch_size=settings.model_batch_size,
+                    device=settings.device,
+                ),
+            )
+            .map("features", "vectors", ops.ris.l2_normalise())
+            .output("kept", "vectors", "failures")
+        )
+
+    def __call__(self, sources: Sequence[S]) -> EmbeddedBatch[S]:
+        kept, vectors, failures = self._pipe(list(sources)).get()
+        if not kept:
+            vectors = np.zeros((0, self.dim), dtype=np.float32)
+        return EmbeddedBatch(paths=kept, vectors=vectors, failures=failures)

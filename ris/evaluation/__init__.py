@@ -1,0 +1,1 @@
+"""Tooling. Retrieval quality: metrics, labelled evaluation sets, whole-pipeline evaluation."""

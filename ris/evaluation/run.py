@@ -1,0 +1,177 @@
+"""Whole-pipeline evaluation: `producer enqueue` and real workers index a labelled set into a
+temporary collection, every query is searched like `query search`, and the results are scored."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ris.dev.services import LocalMilvusLite, LocalRedis
+from ris.dev.workers import launch_workers, stop_workers
+from ris.embedding.models import get_model_spec, model_file
+from ris.errors import ImageDecodeError, RisError
+from ris.evaluation.eval_sets import EvalQuery, EvalSet
+from ris.evaluation.metrics import MetricMeans, class_retrieval_metrics, copy_detection_metrics
+from ris.index.base import VectorIndex
+from ris.index.milvus import open_index
+from ris.jobs.connection import connect_redis
+from ris.jobs.tracker import JobTracker
+from ris.search.image_search import ImageSearch
+from ris.settings import Settings, settings_environment
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[Iterable[EvalQuery]], Iterable[EvalQuery]]
+
+
+class EvaluationError(RisError):
+    """The gallery could not be indexed."""
+
+
+@dataclass
+class EvalReport:
+    """What one evaluation measured; `metrics` holds the means over the answerable queries."""
+
+    dataset: str
+    layout: str
+    model: str
+    # Nearest hits each search verified by local features (RIS_VERIFY_TOP); 0 = vectors only.
+    verify_top: int
+    top_k: int
+    gallery: int
+    indexed: int
+    failed: int
+    queries: int
+    failed_queries: int
+    unanswerable: int
+    ingest_images_per_s: float
+    queries_per_s: float
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@contextmanager
+def embedded_services(settings: Settings, state_dir: Path) -> Iterator[Settings]:
+    """A private Redis and Milvus Lite server for one run; `settings` pointed at them."""
+    with LocalRedis(state_dir) as redis, LocalMilvusLite(state_dir) as milvus:
+        yield settings.model_copy(update={"redis_url": redis.url, "milvus_uri": milvus.url})
+
+
+def _enqueue_and_wait(root: Path, environment: dict[str, str]) -> dict[str, Any]:
+    """Run `producer enqueue ROOT --wait` as a user would; the finished job's status."""
+    producer = Path(sys.executable).parent / "producer"
+    command = [str(producer), "enqueue", str(root), "--force", "--wait", "--json"]
+    finished = subprocess.run(command, env=environment, stdout=subprocess.PIPE, text=True)
+    if finished.returncode != 0:
+        raise EvaluationError(f"indexing the gallery failed: producer exited {finished.returncode}")
+    status: dict[str, Any] = json.loads(finished.stdout)
+    return status
+
+
+def _ingest(
+    eval_set: EvalSet, settings: Settings, workers: int, log_dir: Path
+) -> tuple[int, int, float]:
+    """Index the gallery with real worker processes; (indexed, failed, images per second)."""
+    # Converted here, once, so the workers start with it and the timing is ingestion alone.
+    model_file(get_model_spec(settings.model), settings.cache_dir)
+    environment = {**os.environ, **settings_environment(settings)}
+    processes = launch_workers(environment, workers, log_dir, "eval")
+    try:
+        status = _enqueue_and_wait(eval_set.gallery_root, environment)
+    finally:
+        stop_workers(processes)
+    # From the job's creation to its last batch flushed, as the job record timed it.
+    seconds = status["finished_at"] - status["created_at"]
+    return status["indexed"], status["failed"], len(eval_set.gallery) / seconds
+
+
+def _ranked_paths(query: EvalQuery, paths: list[str], leave_one_out: bool, k: int) -> list[str]:
+    if leave_one_out:
+        paths = [path for path in paths if path != query.path]
+    return paths[:k]
+
+
+def _score(
+    eval_set: EvalSet, settings: Settings, index: VectorIndex, top_k: int, progress: Progress
+) -> tuple[dict[str, float], int, float]:
+    """Search every query like `query search`; (mean metrics, failed queries, queries/s)."""
+    search = ImageSearch.from_settings(settings, index)
+    means = MetricMeans()
+    # Leave-one-out finds the query itself first: ask for one more.
+    limit = top_k + 1 if eval_set.leave_one_out else top_k
+    started = time.perf_counter()
+    failed = 0
+    for query in progress(eval_set.queries):
+        try:
+            hits = search(query.path, limit).results
+        except ImageDecodeError as error:
+            # A query that cannot be read is a miss on every metric, and is reported.
+            log.warning("query failed: %s", error)
+            failed += 1
+            hits = []
+        ranked = _ranked_paths(query, [hit.path for hit in hits], eval_set.leave_one_out, top_k)
+        if eval_set.kind == "copy":
+            (original,) = query.relevant
+            means.add(**copy_detection_metrics(ranked, original, top_k))
+        else:
+            means.add(**class_retrieval_metrics(ranked, query.relevant, top_k))
+    seconds = time.perf_counter() - started
+    return means.means(), failed, len(eval_set.queries) / seconds
+
+
+def _clean_up(settings: Settings, index: VectorIndex) -> None:
+    index.drop()
+    index.close()
+    JobTracker(connect_redis(settings.redis_url)).delete_queue(settings.queue)
+
+
+def evaluate(
+    eval_set: EvalSet,
+    settings: Settings,
+    top_k: int,
+    workers: int,
+    embedded: bool,
+    progress: Progress = lambda queries: queries,
+) -> EvalReport:
+    """Ingest the gallery into a temporary collection, search every query, drop the collection."""
+    run_id = secrets.token_hex(4)
+    with ExitStack() as stack:
+        state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ris-eval-")))
+        if embedded:
+            settings = stack.enter_context(embedded_services(settings, state_dir))
+        settings = settings.model_copy(
+            update={"collection": f"eval_{run_id}", "queue": f"ris-eval-{run_id}"}
+        )
+        index = open_index(settings)
+        stack.callback(_clean_up, settings, index)
+        indexed, failed, ingest_rate = _ingest(eval_set, settings, workers, state_dir)
+        metrics, failed_queries, query_rate = _score(eval_set, settings, index, top_k, progress)
+    return EvalReport(
+        dataset=str(eval_set.root),
+        layout=eval_set.layout,
+        model=settings.model,
+        verify_top=settings.verify_top,
+        top_k=top_k,
+        gallery=len(eval_set.gallery),
+        indexed=indexed,
+        failed=failed,
+        queries=len(eval_set.queries),
+        failed_queries=failed_queries,
+        unanswerable=eval_set.unanswerable,
+        ingest_images_per_s=ingest_rate,
+        queries_per_s=query_rate,
+        metrics=metrics,
+    )

@@ -1,0 +1,1 @@
+"""Runtime. Image files: ids and names, which files may be read, change detection, scanning."""

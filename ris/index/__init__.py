@@ -1,0 +1,1 @@
+"""Runtime. The vector index: the interface the rest of the product uses, and Milvus."""

@@ -1,0 +1,76 @@
+"""The vector index interface: the records it takes and returns, and what every index can do.
+
+Workers, the producer, prune and search are typed against `VectorIndex`; `ris.index.milvus`
+implements it. An implementation raises only the project's errors: `ServiceUnavailableError`
+for an outage it could not ride out, another `RisError` for a request that cannot succeed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from ris.files.changes import FileState
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One indexed image: its id, path, unit vector and the file state it was embedded from."""
+
+    id: int
+    path: str
+    vector: np.ndarray
+    size: int
+    mtime_ns: int
+    content_hash: str = ""
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One nearest neighbour of a query vector: inner product of unit vectors as `score`."""
+
+    id: int
+    path: str
+    score: float
+
+
+class VectorIndex(Protocol):
+    """One collection of image vectors, keyed by image id."""
+
+    collection: str
+    dim: int
+
+    def ensure_collection(self) -> None:
+        """Create the collection if missing and make it searchable (writers call this)."""
+
+    def require_collection(self) -> None:
+        """Raise CollectionMissingError unless the collection exists (readers call this)."""
+
+    def exists(self) -> bool: ...
+
+    def upsert(self, records: Sequence[ImageRecord]) -> int:
+        """Insert or replace rows by id; returns how many were written."""
+
+    def flush(self) -> None:
+        """Make everything written so far durable and quick to search."""
+
+    def search(self, vector: np.ndarray, top_k: int) -> list[SearchHit]: ...
+
+    def get_file_states(self, ids: list[int]) -> dict[int, FileState]:
+        """What the index holds of each of `ids` that it has; {} when there is no collection."""
+
+    def get_paths(self, ids: list[int]) -> dict[int, str]: ...
+
+    def iter_paths(self, prefix: str = "") -> Iterator[tuple[int, str]]:
+        """(id, path) of every row whose path starts with `prefix`."""
+
+    def count(self) -> int: ...
+
+    def delete(self, ids: list[int]) -> None: ...
+
+    def drop(self) -> None: ...
+
+    def close(self) -> None: ...

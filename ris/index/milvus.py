@@ -1,0 +1,426 @@
+"""The vector index on Milvus: one collection of image vectors; the URI picks Lite or a server.
+
+pymilvus errors stop here: an outage it could not ride out becomes ServiceUnavailableError,
+any other refusal IndexRequestError (or CollectionMissingError), with Milvus' message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+from pymilvus import DataType, MilvusClient, MilvusException
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential,
+)
+
+from ris.embedding.models import get_model_spec
+from ris.errors import (
+    CollectionMismatchError,
+    CollectionMissingError,
+    IndexRequestError,
+    RisError,
+    ServiceUnavailableError,
+)
+from ris.files.changes import FileState
+from ris.index.base import ImageRecord, SearchHit
+from ris.settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+PATH_MAX_LENGTH = 4096
+HASH_LENGTH = 32
+# Keep each upsert message far below gRPC's 64 MB limit whatever the dimension.
+UPSERT_MAX_BYTES = 16 * 1024 * 1024
+SEARCH_OUTPUT_FIELDS = ["path"]
+# Bookkeeping reads (change detection, counts, prune) must see every write before them;
+# searches keep the collection's default (Bounded), which a real Milvus serves faster.
+READ_YOUR_WRITES = "Strong"
+MAX_ID = 2**63 - 1
+# Collection property naming the model whose vectors the collection holds.
+MODEL_PROPERTY = "ris.model"
+# Milvus caps the rows one query returns (offset + limit <= 16384).
+QUERY_WINDOW = 16384
+STATE_FIELDS = ["id", "size", "mtime_ns", "content_hash"]
+ROW_FIELDS = ("id", "vector", "path", "size", "mtime_ns", "content_hash")
+# The vector index every collection gets (docs/SCALING.md sizes memory from it).
+HNSW_PARAMS = {"M": 16, "efConstruction": 200}
+GRPC_OPTIONS = {
+    # Subchannels of its own: gRPC's process-wide pool carried one connection's reconnect
+    # back-off over to every new client of the same server, which then failed at once.
+    "grpc.use_local_subchannel_pool": 1,
+    # No keepalive pings on idle connections: Milvus Lite's server answers pymilvus's 10 s
+    # pings with GOAWAY "too_many_pings", which dropped the connection.
+    "grpc.keepalive_permit_without_calls": 0,
+}
+_TRANSIENT_MARKERS = (
+    "fail connecting",
+    "unavailable",
+    "deadline exceeded",
+    "connection refused",
+    "socket closed",
+    "released",
+    "not loaded",
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """A Milvus outage or restart, worth retrying (a bad request is not)."""
+    if not isinstance(error, MilvusException):
+        return False
+    text = f"{error.message}".lower()
+    return any(marker in text for marker in _TRANSIENT_MARKERS)
+
+
+def _collection_gone(error: MilvusException) -> bool:
+    """Milvus says the collection does not exist (dropped since this client prepared it)."""
+    text = f"{error.message}".lower()
+    return "collection" in text and any(
+        marker in text for marker in ("not exist", "not found", "can't find", "cannot find")
+    )
+
+
+def translate(error: MilvusException, uri: str) -> RisError:
+    """The project's error for a pymilvus one: transient (an outage) or permanent."""
+    if is_transient(error):
+        return ServiceUnavailableError(f"Milvus at {uri} unavailable: {error.message}")
+    return IndexRequestError(f"Milvus: {error.message}")
+
+
+def _filter_literal(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class MilvusIndex:
+    """Create-on-first-use collection with an inner-product index over normalised vectors.
+
+    Every call rides out a Milvus outage of up to `retry_seconds` (0 fails at once, for CLIs).
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        collection: str,
+        dim: int,
+        token: str = "",
+        timeout: float = 30.0,
+        retry_seconds: float = 0.0,
+        model: str = "",
+    ):
+        self.uri = uri
+        self.collection = collection
+        self.dim = dim
+        self.model = model
+        self.timeout = timeout
+        self.retry_seconds = retry_seconds
+        try:
+            # A connection of its own: pymilvus shares one per URI across a process by default,
+            # and a shared one left broken by an outage failed every later client at once.
+            self.client = MilvusClient(
+                uri=uri, token=token, timeout=timeout, dedicated=True, grpc_options=GRPC_OPTIONS
+            )
+        except MilvusException as error:
+            message = f"cannot reach Milvus at {uri}: {error.message}"
+            raise ServiceUnavailableError(message) from None
+        self._ready = False
+
+    def _call(self, operation: Callable[[], T]) -> T:
+        """Run `operation`, retrying outages for `retry_seconds`; raise only project errors."""
+        retrying = Retrying(
+            stop=stop_after_delay(self.retry_seconds),
+            wait=wait_exponential(multiplier=0.5, max=10),
+            retry=retry_if_exception(is_transient),
+            before_sleep=self._before_retry,
+            reraise=True,
+        )
+        try:
+            return retrying(operation)
+        except MilvusException as error:
+            raise translate(error, self.uri) from None
+
+    def _before_retry(self, state: RetryCallState) -> None:
+        # A restarted server has released the collection: load it again on the next attempt.
+        self._ready = False
+        error = state.outcome.exception() if state.outcome else None
+        log.warning("Milvus at %s unavailable (%s); retrying", self.uri, error)
+
+    def exists(self) -> bool:
+        # Once prepared in this process the collection is known to exist: no RPC per batch.
+        if self._ready:
+            return True
+        return bool(self._call(lambda: self.client.has_collection(self.collection)))
+
+    def _create(self) -> None:
+        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
+        schema.add_field("path", DataType.VARCHAR, max_length=PATH_MAX_LENGTH)
+        schema.add_field("size", DataType.INT64)
+        schema.add_field("mtime_ns", DataType.INT64)
+        schema.add_field("content_hash", DataType.VARCHAR, max_length=HASH_LENGTH)
+        index = self.client.prepare_index_params()
+        index.add_index(
+            field_name="vector",
+            index_type="HNSW",
+            metric_type="IP",
+            params=HNSW_PARAMS,
+        )
+        try:
+            self.client.create_collection(
+                self.collection,
+                schema=schema,
+                index_params=index,
+                timeout=self.timeout,
+                properties={MODEL_PROPERTY: self.model} if self.model else None,
+            )
+            log.info("created collection %s (dim %d)", self.collection, self.dim)
+        except MilvusException:
+            # Another worker created it between our check and our create.
+            if not self.client.has_collection(self.collection):
+                raise
+
+    def _prepare(self) -> None:
+        if not self.client.has_collection(self.collection):
+            self._create()
+        self._check_compatible()
+        self.client.load_collection(self.collection, timeout=self.timeout)
+        self._ready = True
+
+    def ensure_collection(self) -> None:
+        """Create the collection and its index if missing; load it so it can be searched."""
+        if not self._ready:
+            self._call(self._prepare)
+
+    def _check_compatible(self) -> None:
+        """Refuse a collection holding another model's vectors: their scores mean nothing."""
+        description = self.client.describe_collection(self.collection)
+        holder = description.get("properties", {}).get(MODEL_PROPERTY, "")
+        if self.model and holder and holder != self.model:
+            raise CollectionMismatchError(
+                f"collection {self.collection!r} holds vectors of model {holder}, not "
+                f"{self.model}; each model needs its own collection (set RIS_COLLECTION)"
+            )
+        fields = description.get("fields", [])
+        missing = set(ROW_FIELDS) - {field.get("name") for field in fields}
+        if missing:
+            raise CollectionMismatchError(
+                f"collection {self.collection!r} was not made by this product (it has no "
+                f"{', '.join(sorted(missing))} field); use another RIS_COLLECTION"
+            )
+        for field in fields:
+            if field.get("name") == "vector":
+                existing = int(field.get("params", {}).get("dim", self.dim))
+                if existing != self.dim:
+                    raise CollectionMismatchError(
+                        f"collection {self.collection!r} holds {existing}-d vectors, "
+                        f"this model makes {self.dim}-d ones; use another RIS_COLLECTION"
+                    )
+
+    def _loaded(self, operation: Callable[[], T], recreate: bool = False) -> T:
+        """Run `operation` on the loaded collection, retrying outages (and reloading after).
+
+        A collection dropped since this client prepared it is created again once when
+        `recreate` (writers: a fresh worker would create it too); readers are told it is gone.
+        """
+
+        def attempt() -> T:
+            if not self._ready:
+                self._prepare()
+            return operation()
+
+        def attempt_once_more_if_gone() -> T:
+            try:
+                return attempt()
+            except MilvusException as error:
+                if not _collection_gone(error):
+                    raise
+                self._ready = False
+                if not recreate:
+                    raise CollectionMissingError(self._missing_message()) from None
+                log.warning("collection %s was dropped; creating it again", self.collection)
+                return attempt()
+
+        return self._call(attempt_once_more_if_gone)
+
+    def _missing_message(self) -> str:
+        return (
+            f"collection {self.collection!r} does not exist at {self.uri}; "
+            "ingest images first with `producer enqueue`"
+        )
+
+    def require_collection(self) -> None:
+        """For readers: fail clearly when nothing has been ingested into this collection yet."""
+        if not self.exists():
+            raise CollectionMissingError(self._missing_message())
+        self.ensure_collection()
+
+    def upsert(self, records: Sequence[ImageRecord]) -> int:
+        """Insert or replace rows by id, in messages small enough for gRPC. Returns rows written."""
+        rows_per_message = max(1, UPSERT_MAX_BYTES // (self.dim * 4 + PATH_MAX_LENGTH))
+        for start in range(0, len(records), rows_per_message):
+            rows = [
+                {
+                    "id": record.id,
+                    "vector": record.vector.tolist(),
+                    "path": record.path,
+                    "size": record.size,
+                    "mtime_ns": record.mtime_ns,
+                    "content_hash": record.content_hash,
+                }
+                for record in records[start : start + rows_per_message]
+            ]
+            self._upsert_rows(rows)
+        return len(records)
+
+    def _upsert_rows(self, rows: list[dict[str, Any]]) -> None:
+        self._loaded(
+            lambda: self.client.upsert(self.collection, rows, timeout=self.timeout), recreate=True
+        )
+
+    def flush(self) -> None:
+        """Seal what was written so searches over it are fast (Milvus Lite scans unflushed rows)."""
+        self._loaded(lambda: self.client.flush(self.collection, timeout=max(self.timeout, 120.0)))
+
+    def search(self, vector: np.ndarray, top_k: int) -> list[SearchHit]:
+        self.require_collection()
+        results = self._loaded(
+            lambda: self.client.search(
+                self.collection,
+                data=[vector.astype(np.float32).tolist()],
+                anns_field="vector",
+                limit=top_k,
+                output_fields=SEARCH_OUTPUT_FIELDS,
+                search_params={"metric_type": "IP", "params": {"ef": max(64, top_k)}},
+                timeout=self.timeout,
+            )
+        )
+        return [
+            SearchHit(id=int(hit["id"]), path=hit["entity"]["path"], score=float(hit["distance"]))
+            for hit in results[0]
+        ]
+
+    def get_file_states(self, ids: list[int]) -> dict[int, FileState]:
+        """What the index holds for the rows among `ids`; {} when the collection doesn't exist."""
+        if not ids or not self.exists():
+            return {}
+        rows: list[dict[str, Any]] = self._loaded(
+            lambda: self.client.get(
+                self.collection,
+                ids=ids,
+                output_fields=STATE_FIELDS,
+                timeout=self.timeout,
+                # Bounded: a Strong read waits for every in-flight write of every worker, which
+                # stalled the producer on a busy server. A file indexed a moment ago and read
+                # stale is merely sent again, and its upsert by id changes nothing.
+                consistency_level="Bounded",
+            )
+        )
+        return {
+            int(row["id"]): FileState(int(row["size"]), int(row["mtime_ns"]), row["content_hash"])
+            for row in rows
+        }
+
+    def get_paths(self, ids: list[int]) -> dict[int, str]:
+        """The indexed path of each of `ids` that is in the collection."""
+        if not ids:
+            return {}
+        rows: list[dict[str, Any]] = self._loaded(
+            lambda: self.client.get(
+                self.collection, ids=ids, output_fields=["id", "path"], timeout=self.timeout
+            )
+        )
+        return {int(row["id"]): row["path"] for row in rows}
+
+    def iter_paths(self, prefix: str = "", page_size: int = 4096) -> Iterator[tuple[int, str]]:
+        """(id, path) of every row whose path starts with `prefix`, a page at a time.
+
+        Pages are id ranges (ids are uniform hashes, so a range of 2**63 / (rows / page_size)
+        holds about `page_size` rows); a range that fills the query window is split in two.
+        Neither Milvus Lite's unordered `limit` nor pymilvus's query_iterator (which misses
+        fresh rows on a real Milvus 2.3) can be trusted to page without gaps.
+        """
+        if not self.exists():
+            return
+        condition = f"path like {_filter_literal(prefix.replace('%', '') + '%')}"
+        pages = max(1, -(-self.count() // page_size))
+        step = -(-MAX_ID // pages)
+        for low in range(0, MAX_ID + 1, step):
+            yield from self._id_range(condition, prefix, low, min(low + step - 1, MAX_ID))
+
+    def _id_range(
+        self, condition: str, prefix: str, low: int, high: int, window: int | None = None
+    ) -> Iterator[tuple[int, str]]:
+        window = window or QUERY_WINDOW
+        expression = f"{condition} and id >= {low} and id <= {high}"
+        rows = self._query_rows(expression, window)
+        if len(rows) >= window and high > low:
+            middle = (low + high) // 2
+            yield from self._id_range(condition, prefix, low, middle, window)
+            yield from self._id_range(condition, prefix, middle + 1, high, window)
+            return
+        for row in sorted(rows, key=lambda row: int(row["id"])):
+            # LIKE may treat `_` as a wildcard: keep only true prefix matches.
+            if row["path"].startswith(prefix):
+                yield int(row["id"]), row["path"]
+
+    def _query_rows(self, expression: str, limit: int) -> list[dict[str, Any]]:
+        return self._loaded(
+            lambda: self.client.query(
+                self.collection,
+                filter=expression,
+                output_fields=["id", "path"],
+                limit=limit,
+                timeout=self.timeout,
+                # Cheap on a real Milvus, unlike Strong: this client's own writes are seen;
+                # rows other clients wrote a moment ago may not be, which pruning can afford.
+                consistency_level="Session",
+            )
+        )
+
+    def count(self) -> int:
+        if not self.exists():
+            return 0
+        result = self._loaded(
+            lambda: self.client.query(
+                self.collection,
+                filter="",
+                output_fields=["count(*)"],
+                timeout=self.timeout,
+                consistency_level=READ_YOUR_WRITES,
+            )
+        )
+        return int(result[0]["count(*)"])
+
+    def delete(self, ids: list[int]) -> None:
+        if ids:
+            self._loaded(lambda: self.client.delete(self.collection, ids=ids, timeout=self.timeout))
+
+    def drop(self) -> None:
+        def drop_if_there() -> None:
+            if self.client.has_collection(self.collection):
+                self.client.drop_collection(self.collection)
+
+        self._call(drop_if_there)
+        self._ready = False
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def open_index(settings: Settings, retry_seconds: float = 0.0) -> MilvusIndex:
+    """The index of the configured collection, for the configured model's vectors."""
+    return MilvusIndex(
+        settings.milvus_uri,
+        settings.collection,
+        dim=get_model_spec(settings.model).dim,
+        token=settings.milvus_token,
+        retry_seconds=retry_seconds,
+        model=settings.model,
+    )

@@ -1,0 +1,1 @@
+"""Runtime. Jobs: the task contract, job records and failure reasons in Redis."""

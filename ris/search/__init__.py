@@ -1,0 +1,1 @@
+"""Runtime. Search by image: vector search, then spatial verification of the nearest hits."""

@@ -1,0 +1,137 @@
+"""Searching by image: embed the query, ask the index, verify the nearest hits geometrically."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, cast
+
+from ris.embedding.imaging import ImageSource
+from ris.embedding.pipeline import EmbeddedBatch, EmbeddingPipeline
+from ris.errors import ImageDecodeError
+from ris.files.identity import normalise_path
+from ris.index.base import SearchHit, VectorIndex
+from ris.search.verify import MIN_INLIERS, LocalFeatures, inliers, local_features
+from ris.settings import Settings
+
+# A top hit this similar is the query's own picture (re-encoded, resized): verifying it would
+# only confirm it. No wrong top hit on the development sets came within 0.05 of it.
+SAME_PICTURE_SCORE = 0.9
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One ranked hit: the indexed image, its similarity, and what verification found."""
+
+    rank: int
+    id: int
+    path: str
+    score: float
+    # Local features matching the query under one geometry; None when the hit was not checked.
+    inliers: int | None = None
+    # Verified as a copy (a crop, resize or edit) of the query's picture by those features.
+    verified: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SearchResponse:
+    """The ranked results of one search, and how long each step took."""
+
+    results: list[SearchResult]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class ImageSearch:
+    """Query images in, ranked indexed images out.
+
+    After the vector search, spatial verification checks the `verify_top` nearest hits in
+    order against the query's local features; the first that matches under one geometry (a
+    crop, resize or rotation of the query's picture) moves to rank 1. A hit whose file cannot
+    be read stays where it is.
+    """
+
+    def __init__(
+        self,
+        pipeline: EmbeddingPipeline,
+        index: VectorIndex,
+        verify_top: int,
+        max_pixels: int,
+        embed_lock: contextlib.AbstractContextManager[Any] | None = None,
+    ):
+        self.pipeline = pipeline
+        self.index = index
+        self.verify_top = verify_top
+        self.max_pixels = max_pixels
+        self.embed_lock = embed_lock or contextlib.nullcontext()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        index: VectorIndex,
+        embed_lock: contextlib.AbstractContextManager[Any] | None = None,
+    ) -> ImageSearch:
+        pipeline = EmbeddingPipeline(settings)
+        return cls(pipeline, index, settings.verify_top, settings.max_pixels, embed_lock)
+
+    def __call__(self, source: ImageSource, top_k: int) -> SearchResponse:
+        """The `top_k` indexed images most similar to `source` (a path or an upload's bytes)."""
+        started = time.perf_counter()
+        query = normalise_path(source) if isinstance(source, str) else source
+        with self.embed_lock:
+            embedded: EmbeddedBatch[Any] = self.pipeline(cast(list[Any], [query]))
+        if embedded.failures:
+            reason = embedded.failures[query]
+            raise ImageDecodeError(f"{source}: {reason}" if isinstance(source, str) else reason)
+        embedded_at = time.perf_counter()
+        hits = self.index.search(embedded.vectors[0], max(top_k, self.verify_top))
+        searched_at = time.perf_counter()
+        checked = self._verify(query, hits)
+        verified = {i for i, count in checked.items() if count >= MIN_INLIERS}
+        order = sorted(range(len(hits)), key=lambda i: (i not in verified, i))
+        done = time.perf_counter()
+        results = [
+            SearchResult(
+                rank,
+                hits[i].id,
+                hits[i].path,
+                hits[i].score,
+                checked.get(i),
+                i in verified,
+            )
+            for rank, i in enumerate(order[:top_k], start=1)
+        ]
+        return SearchResponse(
+            results,
+            {
+                "embed": round((embedded_at - started) * 1000, 2),
+                "search": round((searched_at - embedded_at) * 1000, 2),
+                "verify": round((done - searched_at) * 1000, 2),
+                "total": round((done - started) * 1000, 2),
+            },
+        )
+
+    def _verify(self, query: ImageSource, hits: list[SearchHit]) -> dict[int, int]:
+        """Inliers of the hits checked, by position, stopping at the first verified one."""
+        if not hits or self.verify_top == 0 or hits[0].score >= SAME_PICTURE_SCORE:
+            return {}
+        query_features = local_features(query, self.max_pixels)
+        checked: dict[int, int] = {}
+        for position, hit in enumerate(hits[: self.verify_top]):
+            hit_features = self._features(hit.path)
+            if hit_features is None:
+                continue
+            checked[position] = inliers(query_features, hit_features)
+            if checked[position] >= MIN_INLIERS:
+                break
+        return checked
+
+    def _features(self, path: str) -> LocalFeatures | None:
+        try:
+            return local_features(path, self.max_pixels)
+        except ImageDecodeError:
+            return None

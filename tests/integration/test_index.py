@@ -1,0 +1,228 @@
+"""The Milvus index on a real Milvus Lite server: create on first use, upsert by id, search."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from ris.dev.services import LocalMilvusLite
+from ris.errors import (
+    CollectionMismatchError,
+    CollectionMissingError,
+    IndexRequestError,
+    ServiceUnavailableError,
+)
+from ris.files.changes import FileState
+from ris.index.base import ImageRecord
+from ris.index.milvus import MilvusIndex
+
+DIM = 8
+
+
+def _records(count: int, offset: int = 0) -> list[ImageRecord]:
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(count, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return [
+        ImageRecord(id=n + 1 + offset, path=f"/p/{n}.jpg", vector=v, size=n, mtime_ns=10 * n)
+        for n, v in enumerate(vectors)
+    ]
+
+
+@pytest.fixture
+def small_index(any_milvus, collection):
+    """An index on a Milvus Lite server, then on the real Milvus server: the same code on both."""
+    index = MilvusIndex(any_milvus, collection, dim=DIM)
+    yield index
+    index.drop()
+    index.close()
+
+
+def test_collection_is_created_on_first_upsert(small_index: MilvusIndex) -> None:
+    assert not small_index.exists()
+    assert small_index.upsert(_records(5)) == 5
+    assert small_index.exists() and small_index.count() == 5
+
+
+def test_upserting_the_same_ids_twice_does_not_duplicate(small_index: MilvusIndex) -> None:
+    small_index.upsert(_records(20))
+    small_index.upsert(_records(20))
+    small_index.flush()
+    assert small_index.count() == 20
+
+
+def test_search_finds_the_vector_itself_first(small_index: MilvusIndex) -> None:
+    records = _records(30)
+    small_index.upsert(records)
+    small_index.flush()
+    hits = small_index.search(records[7].vector, top_k=3)
+    assert hits[0].id == records[7].id and hits[0].path == "/p/7.jpg"
+    assert hits[0].score == pytest.approx(1.0, abs=1e-4)
+    assert hits[0].score >= hits[1].score >= hits[2].score
+
+
+def test_file_states_of_indexed_ids(small_index: MilvusIndex) -> None:
+    assert small_index.get_file_states([1, 2]) == {}
+    small_index.upsert(_records(3))
+    expected = {1: FileState(0, 0, ""), 3: FileState(2, 20, "")}
+    # Bounded staleness (cheap for the producer): fresh rows show up within moments.
+    deadline = time.monotonic() + 15
+    while small_index.get_file_states([1, 3, 99]) != expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert small_index.get_file_states([1, 3, 99]) == expected
+
+
+def test_reading_a_missing_collection_is_a_clear_error(small_index: MilvusIndex) -> None:
+    with pytest.raises(CollectionMissingError, match="does not exist.*producer enqueue"):
+        small_index.search(np.ones(DIM, np.float32), top_k=1)
+
+
+def test_a_collection_of_another_dimension_is_refused(small_index: MilvusIndex) -> None:
+    small_index.upsert(_records(1))
+    with pytest.raises(CollectionMismatchError, match="8-d vectors.*16-d"):
+        MilvusIndex(small_index.uri, small_index.collection, dim=16).ensure_collection()
+
+
+def test_a_collection_of_another_model_is_refused(any_milvus: str, collection: str) -> None:
+    """Two models of one dimension still make incomparable vectors: never mix them."""
+    first = MilvusIndex(any_milvus, collection, dim=DIM, model="model-a")
+    first.upsert(_records(2))
+    same = MilvusIndex(any_milvus, collection, dim=DIM, model="model-a")
+    assert same.count() == 2
+    other = MilvusIndex(any_milvus, collection, dim=DIM, model="model-b")
+    with pytest.raises(
+        CollectionMismatchError, match="holds vectors of model model-a, not model-b"
+    ):
+        other.upsert(_records(1))
+    assert same.count() == 2
+    first.drop()
+
+
+def test_large_upserts_are_split_below_the_message_limit(any_milvus, collection) -> None:
+    index = MilvusIndex(any_milvus, collection, dim=1280)
+    rng = np.random.default_rng(1)
+    records = [
+        ImageRecord(
+            id=n + 1, path="/x" * 100, vector=rng.random(1280, np.float32), size=1, mtime_ns=1
+        )
+        for n in range(3000)
+    ]
+    assert index.upsert(records) == 3000
+    assert index.count() == 3000
+    index.drop()
+
+
+def test_embedded_lite_file_uri_works_too(tmp_path) -> None:
+    index = MilvusIndex(str(tmp_path / "local.db"), "lite_file", dim=DIM)
+    index.upsert(_records(4))
+    index.flush()
+    assert index.count() == 4
+    assert index.search(_records(4)[2].vector, top_k=1)[0].id == 3
+    index.close()
+
+
+def test_paths_under_a_prefix_are_streamed_and_deleted(small_index: MilvusIndex) -> None:
+    records = [
+        ImageRecord(n + 1, path, np.ones(DIM, np.float32), 1, 1)
+        for n, path in enumerate(["/data/a_1.jpg", "/data/a/2.jpg", "/data/ab.jpg", "/other/x.jpg"])
+    ]
+    small_index.upsert(records)
+    under = sorted(path for _, path in small_index.iter_paths("/data/a", page_size=2))
+    assert under == ["/data/a/2.jpg", "/data/a_1.jpg", "/data/ab.jpg"]
+    assert sorted(p for _, p in small_index.iter_paths("/data/a/")) == ["/data/a/2.jpg"]
+    small_index.delete([2])
+    assert sorted(p for _, p in small_index.iter_paths("/data/")) == [
+        "/data/a_1.jpg",
+        "/data/ab.jpg",
+    ]
+
+
+def test_upserts_ride_out_a_milvus_restart(tmp_path) -> None:
+    server = LocalMilvusLite(tmp_path).start()
+    index = MilvusIndex(server.url, "restart", dim=DIM, retry_seconds=60)
+    index.upsert(_records(3))
+    server.stop()
+    again = LocalMilvusLite(tmp_path, port=server.port)
+    restart = threading.Timer(3.0, again.start)
+    restart.start()
+    try:
+        started = time.monotonic()
+        index.upsert(_records(3, offset=10))
+        assert time.monotonic() - started >= 2.0
+        index.flush()
+        assert index.count() == 6
+    finally:
+        restart.join()
+        again.stop()
+
+
+def test_without_retries_an_outage_fails_at_once_as_transient(tmp_path) -> None:
+    server = LocalMilvusLite(tmp_path).start()
+    index = MilvusIndex(server.url, "down", dim=DIM)
+    index.upsert(_records(1))
+    server.stop()
+    with pytest.raises(ServiceUnavailableError, match="Fail connecting"):
+        index.upsert(_records(1))
+
+
+def test_paging_through_many_rows_misses_none(small_index: MilvusIndex) -> None:
+    rng = np.random.default_rng(5)
+    ids = {int(value) for value in rng.integers(1, 2**62, 1500)}
+    small_index.upsert(
+        [ImageRecord(i, f"/many/{i}.jpg", np.ones(DIM, np.float32), 1, 1) for i in ids]
+    )
+    seen = [identifier for identifier, _ in small_index.iter_paths("/many/", page_size=64)]
+    assert sorted(seen) == sorted(ids)
+
+
+def test_a_crowded_id_range_is_split_until_it_fits(small_index: MilvusIndex) -> None:
+    small_index.upsert(
+        [ImageRecord(i, f"/dense/{i}.jpg", np.ones(DIM, np.float32), 1, 1) for i in range(1, 301)]
+    )
+    rows = list(small_index._id_range('path like "/dense/%"', "/dense/", 0, 1023, window=50))
+    assert [identifier for identifier, _ in rows] == list(range(1, 301))
+
+
+def test_a_collection_dropped_behind_a_writers_back_is_created_again(
+    small_index: MilvusIndex, any_milvus: str, collection: str
+) -> None:
+    small_index.upsert(_records(3))
+    other = MilvusIndex(any_milvus, collection, dim=DIM)
+    other.drop()
+    other.close()
+    assert small_index.upsert(_records(2, offset=10)) == 2
+    assert small_index.count() == 2
+
+
+def test_a_reader_is_told_the_collection_is_gone(
+    small_index: MilvusIndex, any_milvus: str, collection: str
+) -> None:
+    small_index.upsert(_records(3))
+    other = MilvusIndex(any_milvus, collection, dim=DIM)
+    other.drop()
+    other.close()
+    with pytest.raises(CollectionMissingError, match="does not exist"):
+        small_index.search(_records(1)[0].vector, 3)
+
+
+def test_a_collection_another_program_made_is_refused_naming_what_it_lacks(
+    any_milvus: str, collection: str
+) -> None:
+    foreign = MilvusIndex(any_milvus, collection, dim=DIM)
+    foreign.client.create_collection(collection, dimension=DIM)
+    try:
+        with pytest.raises(CollectionMismatchError, match="content_hash, mtime_ns, path, size"):
+            foreign.upsert(_records(1))
+    finally:
+        foreign.drop()
+        foreign.close()
+
+
+def test_a_request_milvus_refuses_is_a_permanent_error_not_an_outage(
+    small_index: MilvusIndex,
+) -> None:
+    small_index.upsert(_records(3))
+    wrong = ImageRecord(99, "/p/wrong.jpg", np.ones(DIM + 3, np.float32), 1, 1)
+    with pytest.raises(IndexRequestError, match="^Milvus: "):
+        small_index.upsert([wrong])
