@@ -1,4 +1,4 @@
-"""`make bench-descriptors`: descriptor variants on the development sets, exact search in memory.
+"""Descriptor variants on the development sets, by exact search in memory (`make bench-quality`).
 
 Each variant changes one thing against the plain baseline (decoding, input, normalisation,
 pooling, backbone, post-processing). Images go through the real decoder and each backbone's

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,15 +14,11 @@ import redis
 from ris.convert.export import ensure_onnx_model
 from ris.datasets.samples import imagenet_photos, sample_photos
 from ris.dev.services import LocalMilvusLite, LocalMilvusServer, LocalRedis
-from ris.dev.workers import launch_workers as local_workers
-from ris.dev.workers import stop_workers
 from ris.embedding.models import DEFAULT_MODEL, get_model_spec
 from ris.embedding.pipeline import EmbeddingPipeline
 from ris.index.milvus import MilvusIndex
 from ris.settings import Settings
-
-REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+from tests.helpers import launch_workers, stop_workers
 
 
 @pytest.fixture(scope="session")
@@ -123,23 +118,6 @@ def index(settings: Settings) -> Iterator[MilvusIndex]:
     yield vector_index
     vector_index.drop()
     vector_index.close()
-
-
-def _without_root_file_access() -> list[str]:
-    """A command prefix that drops root's power to read any file, so permissions apply."""
-    if os.geteuid() != 0:
-        return []
-    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
-
-
-def launch_workers(
-    env: dict[str, str], count: int, log_dir: Path, name: str = "test"
-) -> list[subprocess.Popen[bytes]]:
-    """Real worker processes, started from the repository and, as root, without the capability
-    to bypass file permissions, like a worker run as a service user."""
-    return local_workers(
-        env, count, log_dir, name, command_prefix=_without_root_file_access(), cwd=REPO
-    )
 
 
 @pytest.fixture

@@ -239,9 +239,11 @@ class MilvusIndex:
             try:
                 return attempt()
             except MilvusException as error:
+                # Whatever went wrong, check the collection afresh next time: it may have
+                # been replaced, and that check names the problem better than the failed call.
+                self._ready = False
                 if not _collection_gone(error):
                     raise
-                self._ready = False
                 if not recreate:
                     raise CollectionMissingError(self._missing_message()) from None
                 log.warning("collection %s was dropped; creating it again", self.collection)

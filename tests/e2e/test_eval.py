@@ -44,7 +44,9 @@ def test_class_retrieval_leave_one_out(
     # 16 of 17 queries can find their three siblings; the unreadable one scores zero.
     assert metrics["precision@1"] == pytest.approx(16 / 17)
     assert metrics["map@5"] >= 0.85
-    assert metrics["tutorial_map@5"] >= metrics["map@5"]
+    # Every readable query finds all its indexed siblings; the first class's queries count the
+    # unreadable file among their four right answers, so they find three of four.
+    assert metrics["recall@5"] == pytest.approx((4 * 3 / 4 + 12) / 17)
     assert report["ingest_images_per_s"] > 0 and report["queries_per_s"] > 0
     # The temporary collection is gone.
     client = MilvusClient(uri=ris_env["RIS_MILVUS_URI"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -25,7 +24,7 @@ from ris.jobs.connection import connect_redis
 from ris.jobs.contract import INGEST_TASK, celery_config
 from ris.jobs.tracker import JobStatus, JobTracker
 from ris.settings import Settings
-from tests.conftest import BIN, launch_workers, stop_workers
+from tests.helpers import BIN, copy_photos, launch_workers, stop_workers
 
 pytestmark = pytest.mark.e2e
 DIM = get_model_spec(DEFAULT_MODEL).dim
@@ -37,16 +36,6 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"gave up waiting for {what} after {timeout:.0f} s")
         time.sleep(0.05)
-
-
-def make_dataset(root: Path, photos: list[Path], copies: int) -> list[str]:
-    paths = []
-    for copy in range(copies):
-        for photo in photos:
-            target = root / f"set{copy}" / photo.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            paths.append(str(shutil.copy(photo, target)))
-    return sorted(paths)
 
 
 def run_producer(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
@@ -113,7 +102,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(
         "RIS_BATCH_SIZE": "12",
         "RIS_MODEL_BATCH_SIZE": "1",
     }
-    paths = make_dataset(tmp_path / "data", photos, copies=3)
+    paths = copy_photos(photos, tmp_path / "data", copies=3)
     victim, survivor = launch_workers(env, 2, tmp_path, "kill")
     try:
         enqueue = run_producer(env, "enqueue", str(tmp_path / "data"), "--json")
@@ -140,7 +129,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(
 
 
 def test_a_redis_restart_mid_job_loses_nothing(ris_env, photos, tmp_path: Path) -> None:
-    paths = make_dataset(tmp_path / "data", photos, copies=3)
+    paths = copy_photos(photos, tmp_path / "data", copies=3)
     with LocalRedis(tmp_path / "redis", append_only=True) as broker:
         env = {
             **ris_env,
@@ -180,7 +169,7 @@ def _job_id(client: redis.Redis) -> str:
 def test_an_interrupted_producer_run_again_completes_without_duplicates(
     ris_env, photos, tmp_path: Path
 ) -> None:
-    paths = make_dataset(tmp_path / "data", photos, copies=2)
+    paths = copy_photos(photos, tmp_path / "data", copies=2)
     # A queue bound of one batch holds the producer mid-scan until Ctrl-C arrives.
     env = {**ris_env, "RIS_MAX_QUEUE_LENGTH": "1", "RIS_BATCH_SIZE": "8"}
     first = run_producer(env, "enqueue", str(tmp_path / "data"))
@@ -213,14 +202,17 @@ def test_an_interrupted_producer_run_again_completes_without_duplicates(
 
 def test_sigterm_lets_a_worker_finish_its_batch(ris_env, photos, tmp_path: Path) -> None:
     env = {**ris_env, "RIS_BATCH_SIZE": "64", "RIS_MODEL_BATCH_SIZE": "1"}
-    paths = make_dataset(tmp_path / "data", photos, copies=1)
+    paths = copy_photos(photos, tmp_path / "data", copies=1)
     (worker,) = launch_workers(env, 1, tmp_path, "term")
-    enqueue = run_producer(env, "enqueue", str(tmp_path / "data"))
-    assert enqueue.wait(60) == 0
-    log = tmp_path / "term-worker-0.log"
-    wait_for(lambda: _log_count(log, "received") >= 1, 60, "the batch to start")
-    worker.send_signal(signal.SIGTERM)
-    assert worker.wait(120) == 0
+    try:
+        enqueue = run_producer(env, "enqueue", str(tmp_path / "data"))
+        assert enqueue.wait(60) == 0
+        log = tmp_path / "term-worker-0.log"
+        wait_for(lambda: _log_count(log, "received") >= 1, 60, "the batch to start")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(120) == 0
+    finally:
+        stop_workers([worker])
     assert _log_count(log, "succeeded") == 1
     status = latest_job(JobTracker(connect_redis(env["RIS_REDIS_URL"])))
     assert status is not None and status.done and status.indexed == len(paths)
@@ -275,7 +267,7 @@ def test_malformed_messages_become_dead_letters_not_endless_retries(
 def test_a_milvus_outage_mid_job_is_ridden_out_with_nothing_failed(
     ris_env, photos, tmp_path: Path, cache_dir: Path
 ) -> None:
-    paths = make_dataset(tmp_path / "data", photos, copies=3)
+    paths = copy_photos(photos, tmp_path / "data", copies=3)
     milvus = LocalMilvusServer(tmp_path / "milvus", cache_dir / "milvus").start()
     env = {
         **ris_env,

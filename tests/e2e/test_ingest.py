@@ -22,7 +22,7 @@ from ris.embedding.pipeline import EmbeddingPipeline
 from ris.index.milvus import MilvusIndex
 from ris.search.image_search import ImageSearch
 from ris.settings import Settings
-from tests.conftest import launch_workers, stop_workers
+from tests.helpers import launch_workers, stop_workers
 from tests.imagefiles import edited_copies, hard_copy
 
 pytestmark = pytest.mark.e2e

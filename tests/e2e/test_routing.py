@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from producer.cli import main as producer
-from tests.e2e.test_sync import _run
+from tests.helpers import invoke
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +33,7 @@ def test_a_job_sent_to_a_queue_is_ingested_by_the_workers_on_that_queue(
 
     def routed(*command: str) -> dict:
         options = ("--queue", "gpu-test", "--wait", "--timeout", "120", "--json")
-        return json.loads(_run(producer, *command, *options).stdout)
+        return json.loads(invoke(producer, *command, *options).stdout)
 
     status = routed("enqueue", str(root))
     assert (status["state"], status["indexed"], status["failed"]) == ("done", 6, 1)
@@ -45,7 +45,7 @@ def test_a_job_sent_to_a_queue_is_ingested_by_the_workers_on_that_queue(
     assert broker.llen("ris") == broker.llen("gpu-test") == 0
 
     # Without --queue a job goes to RIS_QUEUE (default "ris"), which that worker never touches.
-    sent = json.loads(_run(producer, "enqueue", str(root), "--force", "--json").stdout)
+    sent = json.loads(invoke(producer, "enqueue", str(root), "--force", "--json").stdout)
     assert sent["batches"] == 2
     time.sleep(2)
     assert (broker.llen("ris"), broker.llen("gpu-test")) == (2, 0)

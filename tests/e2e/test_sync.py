@@ -8,26 +8,20 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from producer.cli import main as producer
 from query.cli import main as query
 from ris.dev.services import LocalRedis
 from ris.embedding.models import DEFAULT_MODEL, get_model_spec
 from ris.index.milvus import MilvusIndex
-from tests.conftest import launch_workers, stop_workers
+from tests.helpers import invoke, launch_workers, stop_workers
 
 pytestmark = pytest.mark.e2e
 
 
-def _run(command, *args: str) -> Result:
-    result = CliRunner().invoke(command, list(args))
-    assert result.exit_code == 0, result.output
-    return result
-
-
 def _enqueue(root: Path) -> dict:
-    return json.loads(_run(producer, "enqueue", str(root), "--wait", "--json").stdout)
+    return json.loads(invoke(producer, "enqueue", str(root), "--wait", "--json").stdout)
 
 
 def _indexed_paths(env: dict[str, str], root: Path) -> list[str]:
@@ -59,18 +53,18 @@ def test_the_index_follows_adds_edits_renames_and_deletes(
 
     status = _enqueue(root)
     assert (status["indexed"], status["skipped"]) == (3, 3)  # added, edited, renamed
-    pruned = json.loads(_run(producer, "prune", str(root), "--json").stdout)
+    pruned = json.loads(invoke(producer, "prune", str(root), "--json").stdout)
     assert sorted(pruned["removed"]) == sorted(
         [str(root / photos[1].name), str(root / photos[2].name)]
     )
     assert _indexed_paths(ris_env, root) == _tree(root)
-    hits = json.loads(_run(query, "search", str(photos[7]), "--json", "-k", "1").stdout)
+    hits = json.loads(invoke(query, "search", str(photos[7]), "--json", "-k", "1").stdout)
     assert hits[0]["path"] == str(edited) and hits[0]["score"] > 0.99
     assert str(added) in _indexed_paths(ris_env, root)
 
     again = _enqueue(root)
     assert (again["enqueued"], again["skipped"]) == (0, 6)
-    assert json.loads(_run(producer, "prune", str(root), "--json").stdout)["removed"] == []
+    assert json.loads(invoke(producer, "prune", str(root), "--json").stdout)["removed"] == []
 
 
 def test_failures_are_listed_and_retried_after_a_fix(
@@ -85,11 +79,11 @@ def test_failures_are_listed_and_retried_after_a_fix(
     status = _enqueue(root)
     assert status["failures"] == {str(broken): "not an image (unrecognised format)"}
 
-    table = _run(producer, "status", status["job"]).stdout
+    table = invoke(producer, "status", status["job"]).stdout
     assert "broken.jpg" in table and "not an image" in table
 
     shutil.copy(photos[1], broken)
-    retried = json.loads(_run(producer, "retry", status["job"], "--wait", "--json").stdout)
+    retried = json.loads(invoke(producer, "retry", status["job"], "--wait", "--json").stdout)
     assert (retried["indexed"], retried["failed"], retried["seen"]) == (1, 0, 1)
     assert _indexed_paths(ris_env, root) == _tree(root)
 

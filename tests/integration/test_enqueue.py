@@ -1,4 +1,8 @@
-"""The producer's enqueue loop on real Redis and Milvus: batching, skipping, backpressure, stop."""
+"""The producer's enqueue loop: batching, skipping, backpressure, stop.
+
+Job records live in a real Redis and change detection asks a real Milvus Lite server; the broker
+is a recorder, so that each test can read the batches themselves. The last test sends through
+Celery to the real Redis broker."""
 
 import json
 import os

@@ -184,13 +184,17 @@ def test_a_crowded_id_range_is_split_until_it_fits(small_index: MilvusIndex) -> 
     assert [identifier for identifier, _ in rows] == list(range(1, 301))
 
 
+def _dropped_by_another_client(uri: str, collection: str) -> None:
+    other = MilvusIndex(uri, collection, dim=DIM)
+    other.drop()
+    other.close()
+
+
 def test_a_collection_dropped_behind_a_writers_back_is_created_again(
     small_index: MilvusIndex, any_milvus: str, collection: str
 ) -> None:
     small_index.upsert(_records(3))
-    other = MilvusIndex(any_milvus, collection, dim=DIM)
-    other.drop()
-    other.close()
+    _dropped_by_another_client(any_milvus, collection)
     assert small_index.upsert(_records(2, offset=10)) == 2
     assert small_index.count() == 2
 
@@ -199,9 +203,7 @@ def test_a_reader_is_told_the_collection_is_gone(
     small_index: MilvusIndex, any_milvus: str, collection: str
 ) -> None:
     small_index.upsert(_records(3))
-    other = MilvusIndex(any_milvus, collection, dim=DIM)
-    other.drop()
-    other.close()
+    _dropped_by_another_client(any_milvus, collection)
     with pytest.raises(CollectionMissingError, match="does not exist"):
         small_index.search(_records(1)[0].vector, 3)
 

@@ -71,18 +71,15 @@ def test_conversion_is_cached_by_recipe(model_path: Path, cache_dir: Path) -> No
     assert model_path.stat().st_mtime_ns == modified
 
 
-def test_a_worker_loads_the_cached_model_without_importing_pytorch(
-    model_path: Path, cache_dir: Path
-) -> None:
-    """What a runtime image relies on: the model baked in at build time, no torch installed."""
-    code = (
-        "import sys; from ris.pipeline import EmbeddingPipeline; from ris.settings import Settings;"
-        "EmbeddingPipeline(Settings()); sys.exit('torch' in sys.modules)"
-    )
+def test_check_finds_the_cached_model_without_converting(model_path: Path, cache_dir: Path) -> None:
+    """What a runtime image relies on: the model baked in at build time (test_boundaries shows
+    a worker then never imports torch)."""
     env = {**os.environ, "RIS_CACHE_DIR": str(cache_dir)}
-    subprocess.run([sys.executable, "-c", code], env=env, check=True)
     checked = subprocess.run(
-        [sys.executable, "-m", "ris_cli.convert", "--check"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "ris_cli.convert", "--check"],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert (checked.returncode, checked.stdout.strip()) == (0, str(model_path))
 
@@ -116,7 +113,7 @@ def test_cuda_that_cannot_start_is_an_error_not_a_cpu_fallback(
 ) -> None:
     """As onnxruntime-gpu does on a host without a visible GPU: CUDA listed, session on CPU."""
     monkeypatch.setattr(
-        "ris.embedder.ort.get_available_providers",
+        "ris.embedding.session.ort.get_available_providers",
         lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
     )
     with pytest.raises(DeviceUnavailableError, match="could not start CUDAExecutionProvider"):

@@ -1,0 +1,55 @@
+"""Helpers several test modules share: real worker processes, CLI runs, copies of photos."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from click import Command
+from click.testing import CliRunner, Result
+
+from ris.dev.workers import launch_workers as launch_local_workers
+from ris.dev.workers import stop_workers
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+__all__ = ["BIN", "REPO", "copy_photos", "invoke", "launch_workers", "stop_workers"]
+
+
+def _without_root_file_access() -> list[str]:
+    """A command prefix that drops root's power to read any file, so permissions apply."""
+    if os.geteuid() != 0:
+        return []
+    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+
+
+def launch_workers(
+    env: dict[str, str], count: int, log_dir: Path, name: str = "test"
+) -> list[subprocess.Popen[bytes]]:
+    """Real worker processes, started from the repository and, as root, without the capability
+    to bypass file permissions, like a worker run as a service user."""
+    return launch_local_workers(
+        env, count, log_dir, name, command_prefix=_without_root_file_access(), cwd=REPO
+    )
+
+
+def invoke(command: Command, *args: str) -> Result:
+    """Run a CLI command in-process; it must succeed."""
+    result = CliRunner().invoke(command, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def copy_photos(photos: list[Path], root: Path, copies: int = 1) -> list[str]:
+    """`copies` folders of the photos under `root` (set0/, set1/, ...); the sorted paths."""
+    paths = []
+    for copy in range(copies):
+        for photo in photos:
+            target = root / f"set{copy}" / photo.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            paths.append(str(shutil.copy(photo, target)))
+    return sorted(paths)
