@@ -34,7 +34,7 @@ from ris.embedding.session import l2_normalise
 from ris.evaluation.eval_sets import EvalSet, read_eval_set
 from ris.evaluation.metrics import MetricMeans, class_retrieval_metrics, copy_detection_metrics
 from ris.files.identity import has_image_extension
-from ris.settings import Settings
+from ris.settings import load_settings
 
 console = Console(highlight=False, width=130)
 SETS = ("tuxpaint", "copydetect-mild", "copydetect-hard")
@@ -337,7 +337,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", type=Path, help="merge the figures into this JSON file")
     arguments = parser.parse_args()
-    rows = run(VARIANTS, Settings().cache_dir)
+    rows = run(VARIANTS, load_settings().cache_dir)
     console.print(table(rows))
     if arguments.json:
         merge_json(arguments.json, {"descriptor_variants": [vars(row) for row in rows]})

@@ -20,7 +20,7 @@ from ris.datasets import dataset_path
 from ris.embedding.models import DEFAULT_MODEL, MODELS
 from ris.evaluation.eval_sets import read_eval_set
 from ris.evaluation.run import evaluate
-from ris.settings import Settings
+from ris.settings import Settings, load_settings
 
 console = Console(highlight=False, width=160)
 # The set each column comes from, and the metric it shows.
@@ -97,7 +97,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="merge the figures into this JSON file")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     arguments = parser.parse_args()
-    results = measure(arguments.models, Settings())
+    results = measure(arguments.models, load_settings())
     console.print(table(results))
     if arguments.json:
         merge_json(arguments.json, {"quality": results})

@@ -36,7 +36,7 @@ from ris.embedding.pipeline import EmbeddingPipeline
 from ris.files.identity import image_id
 from ris.index.base import ImageRecord
 from ris.index.milvus import MilvusIndex
-from ris.settings import Settings
+from ris.settings import Settings, load_settings
 
 BIN = Path(sys.executable).parent
 console = Console(highlight=False, width=110)
@@ -200,7 +200,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", type=Path, help="merge the figures into this JSON file")
     arguments = parser.parse_args()
-    settings = Settings()
+    settings = load_settings()
     corpus = [str(path) for path in build_corpus(settings.cache_dir, 2000)]
     console.print(
         f"[bold]Query benchmark[/bold]: {VECTORS} vectors, {SEQUENTIAL} sequential "

@@ -23,12 +23,11 @@ from ris.embedding.models import get_model_spec
 from ris.index.milvus import MilvusIndex
 from ris.jobs.connection import connect_redis
 from ris.jobs.tracker import JobTracker
-from ris.settings import Settings
+from ris.settings import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 COLLECTION = QUEUE = "scaling"
-DIM = get_model_spec(Settings().model).dim
 CPUS = os.cpu_count() or 1
 BATCH_SIZE = 64
 JOB_TIMEOUT = 600.0
@@ -110,7 +109,9 @@ class Rig:
     def __init__(self, work: Path, redis: LocalRedis, milvus: LocalMilvusServer):
         self.work, self.redis, self.milvus = work, redis, milvus
         self.tracker = JobTracker(connect_redis(redis.url))
-        self.index = MilvusIndex(milvus.url, COLLECTION, dim=DIM)
+        self.index = MilvusIndex(
+            milvus.url, COLLECTION, dim=get_model_spec(load_settings().model).dim
+        )
         self.index.ensure_collection()
         self.runs = 0
         self.queue_sample = QueueSample()

@@ -15,7 +15,7 @@ from bench.jobwatch import job_record_bytes
 from bench.measure import merge_json
 from bench.rig import BATCH_SIZE, Fleet, Rig, Run
 from ris.dev.services import LocalMilvusServer, LocalRedis
-from ris.settings import Settings
+from ris.settings import load_settings
 
 console = Console(highlight=False, width=110)
 # A GPU-like hold per batch. 16 workers then ask for 16 / 2 s = 8 tasks/s (512 rows/s), a small
@@ -199,7 +199,7 @@ def main() -> None:
     if arguments.workers[0] != 1:
         parser.error("--workers must start at 1 (efficiency is relative to one worker)")
 
-    settings = Settings()
+    settings = load_settings()
     console.print("[bold]Scaling benchmark[/bold]: real Redis, real Milvus standalone")
     with tempfile.TemporaryDirectory(prefix="ris-scaling-") as scratch:
         work = Path(scratch)
