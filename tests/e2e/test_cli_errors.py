@@ -10,10 +10,15 @@ import pytest
 from click.testing import CliRunner, Result
 
 from producer.cli import main as producer
+from producer.render import follow_job
 from query.cli import main as query
 from ris.dev.services import free_port
+from ris.errors import JobNotFoundError
 from ris.index.base import ImageRecord
 from ris.index.milvus import MilvusIndex
+from ris.jobs.connection import connect_redis
+from ris.jobs.tracker import JobTracker
+from ris_cli.datasets import main as datasets
 
 pytestmark = pytest.mark.e2e
 
@@ -95,3 +100,21 @@ def test_json_output_stays_clean_while_the_model_is_converted(
     assert result.exit_code == 0, result.output
     assert [hit["id"] for hit in json.loads(result.stdout)] == [1]
     assert list((tmp_path / "empty-cache" / "models").glob("*.onnx"))
+
+
+def test_a_contact_sheet_that_cannot_be_written(
+    ris_env, index: MilvusIndex, photos: list[Path], tmp_path: Path
+) -> None:
+    index.upsert([ImageRecord(1, str(photos[0]), np.ones(index.dim, np.float32), 1, 1)])
+    target = tmp_path / "missing-folder" / "sheet.png"
+    _fails_with(query, ["search", str(photos[0]), "--save", str(target)], f"{target}: ")
+
+
+def test_a_job_record_gone_while_followed_is_a_one_line_error(redis_url: str) -> None:
+    with pytest.raises(JobNotFoundError, match="no such job: 0123456789ab"):
+        follow_job(JobTracker(connect_redis(redis_url)), "0123456789ab", timeout=5)
+
+
+def test_an_unknown_dataset_is_a_usage_error() -> None:
+    result = CliRunner().invoke(datasets, ["no-such-set"])
+    assert result.exit_code == 2 and "'no-such-set' is not one of" in result.output

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
-from pymilvus import DataType, MilvusClient
+from pymilvus import DataType
 
 from ris.embedding.models import DEFAULT_MODEL, get_model_spec
 from ris.index.milvus import MilvusIndex
@@ -33,16 +34,19 @@ def producer(env: dict[str, str], *args: str, timeout: float = 300) -> dict:
 def replace_with_foreign_collection(uri: str, name: str) -> None:
     """Drop the collection and make one of the same name that another program might have:
     the same vector field, none of this product's file fields, no dynamic field."""
-    client = MilvusClient(uri=uri)
+    # The product's own client settings: a plain client's keepalive pings make Milvus Lite's
+    # server drop the connection ("too_many_pings").
+    index = MilvusIndex(uri, name, dim=DIM)
+    client = index.client
     client.drop_collection(name)
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
     schema.add_field("id", DataType.INT64, is_primary=True)
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=DIM)
     schema.add_field("note", DataType.VARCHAR, max_length=64)
-    index = client.prepare_index_params()
-    index.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
-    client.create_collection(name, schema=schema, index_params=index)
-    client.close()
+    vector_index = client.prepare_index_params()
+    vector_index.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
+    client.create_collection(name, schema=schema, index_params=vector_index)
+    index.close()
 
 
 def test_a_collection_dropped_between_two_jobs_is_created_again_by_the_running_worker(
@@ -96,7 +100,7 @@ def test_a_permanent_index_failure_mid_job_ends_the_job_with_reasons(
         assert "giving the batch back" not in log
         assert all(worker.poll() is None for worker in workers)
         # The files were not at fault: once the collection is fixed, a re-run sends them again.
-        MilvusClient(uri=env["RIS_MILVUS_URI"]).drop_collection(env["RIS_COLLECTION"])
+        MilvusIndex(env["RIS_MILVUS_URI"], env["RIS_COLLECTION"], dim=DIM).drop()
         again = producer(env, "enqueue", str(tmp_path / "data"))
         assert again["enqueued"] == len(paths)
     finally:
@@ -105,8 +109,6 @@ def test_a_permanent_index_failure_mid_job_ends_the_job_with_reasons(
 
 
 def wait_until_rows(index: MilvusIndex, rows: int, timeout: float = 120) -> None:
-    import time
-
     deadline = time.monotonic() + timeout
     while index.count() < rows:
         assert time.monotonic() < deadline, f"fewer than {rows} rows after {timeout:.0f} s"
