@@ -6,15 +6,21 @@ import os
 from pathlib import Path
 
 import click
+from rich.progress import Progress
 
 from query.contact_sheet import contact_sheet
-from query.render import results_table
+from query.render import outcomes_json, results_table, write_results_csv
+from ris.errors import ImageDecodeError
+from ris.files.identity import display_path
+from ris.files.scan import iter_image_paths
+from ris.index.base import RowFilter
 from ris.index.milvus import open_index
-from ris.search.image_search import ImageSearch
+from ris.search.filters import row_filter
+from ris.search.image_search import ImageSearch, SearchResponse
 from ris.settings import load_settings
 from ris_cli.errors import one_line_errors
 from ris_cli.options import json_option, verbose_option
-from ris_cli.output import configure_logging, print_json, stderr, stdout
+from ris_cli.output import configure_logging, print_json, progress_columns, stderr, stdout
 
 
 @click.group()
@@ -22,10 +28,58 @@ def main() -> None:
     """Search the image index. Settings come from RIS_* variables."""
 
 
+def _query_images(arguments: tuple[str, ...]) -> list[str]:
+    """Files as given and the images inside folders, in a stable order."""
+    images: list[str] = []
+    for argument in arguments:
+        if not os.path.exists(argument):
+            raise click.ClickException(f"{argument}: no such file")
+        images.extend(iter_image_paths(argument) if os.path.isdir(argument) else [argument])
+    if not images:
+        raise click.ClickException(f"no image files in {', '.join(arguments)}")
+    return images
+
+
+def _search_all(
+    search: ImageSearch,
+    images: list[str],
+    top_k: int,
+    where: RowFilter,
+    min_score: float | None,
+) -> list[SearchResponse | ImageDecodeError]:
+    """Every image searched in batches, with a progress bar when there are several."""
+    outcomes: list[SearchResponse | ImageDecodeError] = []
+    with Progress(*progress_columns("searching"), console=stderr, disable=len(images) == 1) as bar:
+        task = bar.add_task("search", total=len(images))
+        for batch in search.search_in_batches(images, top_k, where or None, min_score):
+            outcomes += batch
+            bar.advance(task, len(batch))
+    return outcomes
+
+
 @main.command()
-@click.argument("image", type=click.Path(path_type=str))
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("-k", "--top-k", default=5, show_default=True, type=click.IntRange(1, 1000))
+@click.option(
+    "--under",
+    multiple=True,
+    metavar="FOLDER",
+    help="Only images under this folder (or URL prefix); repeat for several.",
+)
+@click.option("--modified-since", metavar="DATE", help="Only files modified at or after DATE.")
+@click.option("--modified-before", metavar="DATE", help="Only files modified before DATE.")
+@click.option(
+    "--min-score",
+    type=click.FloatRange(-1.0, 1.0),
+    help="Drop hits less similar than this (a hit verified as a copy is kept).",
+)
 @json_option
+@click.option(
+    "--csv",
+    "csv_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write every result as a row of a CSV file (query, rank, id, path, score, ...).",
+)
 @click.option(
     "--save",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -33,23 +87,50 @@ def main() -> None:
 )
 @verbose_option
 @one_line_errors
-def search(image: str, top_k: int, as_json: bool, save: Path | None, verbose: bool) -> None:
-    """Print the TOP_K indexed images most similar to IMAGE: rank, similarity score, path."""
+def search(
+    images: tuple[str, ...],
+    top_k: int,
+    under: tuple[str, ...],
+    modified_since: str | None,
+    modified_before: str | None,
+    min_score: float | None,
+    as_json: bool,
+    csv_file: Path | None,
+    save: Path | None,
+    verbose: bool,
+) -> None:
+    """Print the TOP_K indexed images most similar to each of IMAGES (files, or folders of
+    images): rank, similarity score, path. DATE is YYYY-MM-DD or YYYY-MM-DDTHH:MM, local time.
+
+    Several queries are embedded and searched in batches.
+    """
     configure_logging(verbose)
-    if not os.path.exists(image):
-        raise click.ClickException(f"{image}: no such file")
-    if os.path.isdir(image):
-        raise click.ClickException(f"{image}: is a directory, not an image")
+    queries = _query_images(images)
+    if save is not None and len(queries) != 1:
+        raise click.UsageError("--save draws the results of one query image; give only one")
+    where = row_filter(under, modified_since, modified_before)
     settings = load_settings()
     index = open_index(settings)
     index.require_collection()
-    results = ImageSearch.from_settings(settings, index)(image, top_k).results
-    if save is not None:
-        contact_sheet(os.path.abspath(image), results, save, settings.max_pixels)
+    image_search = ImageSearch.from_settings(settings, index)
+    outcomes = _search_all(image_search, queries, top_k, where, min_score)
+    if len(queries) == 1 and isinstance(outcomes[0], ImageDecodeError):
+        raise outcomes[0]
+    if save is not None and isinstance(outcomes[0], SearchResponse):
+        contact_sheet(os.path.abspath(queries[0]), outcomes[0].results, save, settings.max_pixels)
+    if csv_file is not None:
+        write_results_csv(csv_file, queries, outcomes)
     if as_json:
-        print_json([result.as_dict() for result in results])
-        return
-    stdout.print(results_table(image, results))
+        print_json(outcomes_json(queries, outcomes))
+    else:
+        for query, outcome in zip(queries, outcomes, strict=True):
+            if isinstance(outcome, SearchResponse):
+                stdout.print(results_table(display_path(query), outcome.results))
+    failed = [str(outcome) for outcome in outcomes if isinstance(outcome, ImageDecodeError)]
+    for reason in failed:
+        stderr.print(f"query failed: {reason}", markup=False)
+    if failed:
+        raise SystemExit(1)
 
 
 @main.command("eval")

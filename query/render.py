@@ -2,15 +2,59 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import csv
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from ris.search.image_search import SearchResult
+from query.schemas import CliAnswer, CliHit, Timings
+from ris.errors import ImageDecodeError
+from ris.files.identity import display_path
+from ris.search.image_search import SearchResponse, SearchResult
 
 if TYPE_CHECKING:
     # Evaluation is tooling: `query search` never imports it.
     from ris.evaluation.run import EvalReport
+
+
+CSV_COLUMNS = ("query", "rank", "id", "path", "score", "inliers", "verified", "error")
+
+
+def outcomes_json(
+    queries: list[str], outcomes: list[SearchResponse | ImageDecodeError]
+) -> list[dict[str, Any]]:
+    """One CliAnswer per query: its results and timings, or the reason it could not be read."""
+    answers = []
+    for query, outcome in zip(queries, outcomes, strict=True):
+        if isinstance(outcome, SearchResponse):
+            answer = CliAnswer(
+                query=display_path(query),
+                results=[
+                    CliHit(**{**result.as_dict(), "path": display_path(result.path)})
+                    for result in outcome.results
+                ],
+                timings_ms=Timings(**outcome.timings_ms),
+            )
+        else:
+            answer = CliAnswer(query=display_path(query), error=str(outcome))
+        # Only the fields that apply: results and timings, or the error.
+        answers.append({k: v for k, v in answer.model_dump().items() if v is not None})
+    return answers
+
+
+def write_results_csv(
+    destination: Path, queries: list[str], outcomes: list[SearchResponse | ImageDecodeError]
+) -> None:
+    """Every result as one row; a query that could not be read as one row with its error."""
+    with open(destination, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for item in outcomes_json(queries, outcomes):
+            if "error" in item:
+                writer.writerow({"query": item["query"], "error": item["error"]})
+            for result in item.get("results", []):
+                writer.writerow({"query": item["query"], **result})
 
 
 def results_table(image: str, results: list[SearchResult]) -> Table:

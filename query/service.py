@@ -16,11 +16,14 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from PIL import ImageOps
 from starlette.concurrency import run_in_threadpool
 
+from query.schemas import HttpHit, HttpSearchResponse, Timings
 from ris.embedding.imaging import open_image
 from ris.errors import ImageDecodeError, RisError
+from ris.index.base import RowFilter
 from ris.index.milvus import open_index
 from ris.jobs.connection import connect_redis
 from ris.jobs.tracker import JobTracker
+from ris.search.filters import row_filter
 from ris.search.image_search import ImageSearch
 from ris.settings import Settings
 
@@ -37,16 +40,20 @@ class SearchService:
         # One inference at a time: the model already uses every core for one query.
         self.image_search = ImageSearch.from_settings(settings, self.index, threading.Lock())
 
-    def search(self, upload: bytes, top_k: int) -> dict[str, Any]:
+    def search(
+        self, upload: bytes, top_k: int, where: RowFilter, min_score: float | None
+    ) -> HttpSearchResponse:
         try:
-            response = self.image_search(upload, top_k)
+            response = self.image_search(upload, top_k, where or None, min_score)
         except ImageDecodeError as error:
             raise HTTPException(400, f"not a usable image: {error}") from None
-        return {
+        return HttpSearchResponse(
             # Ids as strings: they are 63-bit, beyond what a JavaScript number holds exactly.
-            "results": [{**result.as_dict(), "id": str(result.id)} for result in response.results],
-            "timings_ms": response.timings_ms,
-        }
+            results=[
+                HttpHit(**{**result.as_dict(), "id": str(result.id)}) for result in response.results
+            ],
+            timings_ms=Timings(**response.timings_ms),
+        )
 
     def indexed_path(self, image_id: int) -> str:
         path = self.index.get_paths([image_id]).get(image_id)
@@ -111,9 +118,25 @@ def create_app(settings: Settings) -> FastAPI:
     async def search(
         image: Annotated[UploadFile, File(description="the query image")],
         top_k: Annotated[int, Form(ge=1, le=100)] = 12,
-    ) -> dict[str, Any]:
+        under: Annotated[
+            list[str] | None, Form(description="only images under these folders or prefixes")
+        ] = None,
+        modified_since: Annotated[
+            str | None, Form(description="only files modified at or after this date")
+        ] = None,
+        modified_before: Annotated[
+            str | None, Form(description="only files modified before this date")
+        ] = None,
+        min_score: Annotated[float | None, Form(ge=-1.0, le=1.0)] = None,
+    ) -> HttpSearchResponse:
+        # Browsers send empty form fields for controls left blank: they mean "no filter".
+        where = row_filter(
+            [prefix for prefix in under or [] if prefix.strip()],
+            modified_since or None,
+            modified_before or None,
+        )
         data = await _read_limited(image, settings.max_upload_bytes)
-        return await run_in_threadpool(service().search, data, top_k)
+        return await run_in_threadpool(service().search, data, top_k, where, min_score)
 
     @app.get("/images/{image_id}")
     def original(image_id: int) -> FileResponse:

@@ -8,6 +8,13 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False)
@@ -24,3 +31,8 @@ def configure_logging(verbose: bool) -> None:
     )
     # pymilvus logs a harmless gRPC error on every Milvus Lite insert; keep it out of CLI output.
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL if not verbose else logging.INFO)
+
+
+def progress_columns(label: str) -> tuple[ProgressColumn, ...]:
+    """A labelled bar with done/total and elapsed time, for long work on stderr."""
+    return (TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

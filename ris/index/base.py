@@ -37,6 +37,25 @@ class SearchHit:
     score: float
 
 
+@dataclass(frozen=True)
+class RowFilter:
+    """Which rows a search may return; every condition given must hold. The index applies it
+    before ranking, so a search returns its k nearest among the rows that pass."""
+
+    # The row's path starts with one of these (folders end with a separator).
+    prefixes: tuple[str, ...] = ()
+    # The file's modification time was at or after `modified_since_ns`, before `modified_before_ns`.
+    modified_since_ns: int | None = None
+    modified_before_ns: int | None = None
+
+    def __bool__(self) -> bool:
+        return (
+            bool(self.prefixes)
+            or self.modified_since_ns is not None
+            or (self.modified_before_ns is not None)
+        )
+
+
 class VectorIndex(Protocol):
     """One collection of image vectors, keyed by image id."""
 
@@ -57,7 +76,10 @@ class VectorIndex(Protocol):
     def flush(self) -> None:
         """Make everything written so far durable and quick to search."""
 
-    def search(self, vector: np.ndarray, top_k: int) -> list[SearchHit]: ...
+    def search(
+        self, vectors: np.ndarray, top_k: int, where: RowFilter | None = None
+    ) -> list[list[SearchHit]]:
+        """The `top_k` nearest rows that pass `where`, for each of the (n, dim) `vectors`."""
 
     def get_file_states(self, ids: list[int]) -> dict[int, FileState]:
         """What the index holds of each of `ids` that it has; {} when there is no collection."""

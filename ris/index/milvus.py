@@ -29,7 +29,7 @@ from ris.errors import (
     ServiceUnavailableError,
 )
 from ris.files.changes import FileState
-from ris.index.base import ImageRecord, SearchHit
+from ris.index.base import ImageRecord, RowFilter, SearchHit
 from ris.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,25 @@ def translate(error: MilvusException, uri: str) -> RisError:
 
 def _filter_literal(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _prefix_condition(prefix: str) -> str:
+    """Paths starting with `prefix`, as a range of strings: exact, where LIKE would read `_`
+    and `%` in a path as wildcards."""
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return f"(path >= {_filter_literal(prefix)} and path < {_filter_literal(upper)})"
+
+
+def filter_expression(where: RowFilter) -> str:
+    """The Milvus boolean expression for `where`."""
+    conditions = []
+    if where.prefixes:
+        conditions.append("(" + " or ".join(map(_prefix_condition, where.prefixes)) + ")")
+    if where.modified_since_ns is not None:
+        conditions.append(f"mtime_ns >= {int(where.modified_since_ns)}")
+    if where.modified_before_ns is not None:
+        conditions.append(f"mtime_ns < {int(where.modified_before_ns)}")
+    return " and ".join(conditions)
 
 
 class MilvusIndex:
@@ -290,22 +309,38 @@ class MilvusIndex:
         """Seal what was written so searches over it are fast (Milvus Lite scans unflushed rows)."""
         self._loaded(lambda: self.client.flush(self.collection, timeout=max(self.timeout, 120.0)))
 
-    def search(self, vector: np.ndarray, top_k: int) -> list[SearchHit]:
+    def search(
+        self, vectors: np.ndarray, top_k: int, where: RowFilter | None = None
+    ) -> list[list[SearchHit]]:
+        """The `top_k` nearest rows passing `where` for each query vector, in one request.
+
+        The filter is a Milvus expression evaluated before the HNSW search, so each query gets
+        its k nearest among the rows that pass, not fewer.
+        """
         self.require_collection()
+        data = [vector.tolist() for vector in np.asarray(vectors, dtype=np.float32)]
+        if not data:
+            return []
         results = self._loaded(
             lambda: self.client.search(
                 self.collection,
-                data=[vector.astype(np.float32).tolist()],
+                data=data,
                 anns_field="vector",
                 limit=top_k,
+                filter=filter_expression(where) if where else "",
                 output_fields=SEARCH_OUTPUT_FIELDS,
                 search_params={"metric_type": "IP", "params": {"ef": max(64, top_k)}},
                 timeout=self.timeout,
             )
         )
         return [
-            SearchHit(id=int(hit["id"]), path=hit["entity"]["path"], score=float(hit["distance"]))
-            for hit in results[0]
+            [
+                SearchHit(
+                    id=int(hit["id"]), path=hit["entity"]["path"], score=float(hit["distance"])
+                )
+                for hit in hits
+            ]
+            for hits in results
         ]
 
     def get_file_states(self, ids: list[int]) -> dict[int, FileState]:

@@ -98,7 +98,7 @@ def test_json_output_stays_clean_while_the_model_is_converted(
     monkeypatch.setenv("RIS_CACHE_DIR", str(tmp_path / "empty-cache"))
     result = CliRunner().invoke(query, ["search", str(photos[0]), "--json"])
     assert result.exit_code == 0, result.output
-    assert [hit["id"] for hit in json.loads(result.stdout)] == [1]
+    assert [hit["id"] for hit in json.loads(result.stdout)[0]["results"]] == [1]
     assert list((tmp_path / "empty-cache" / "models").glob("*.onnx"))
 
 

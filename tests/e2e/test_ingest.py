@@ -104,7 +104,14 @@ def test_every_image_is_indexed_and_every_bad_file_reported(indexed: IndexedData
 def test_query_search_finds_each_photo_itself_at_rank_one(indexed: IndexedDataset) -> None:
     for photo in indexed.photos:
         result = _invoke(query, ["search", str(photo), "--top-k", "3", "--json"], indexed.env)
-        hits = json.loads(result.stdout)
+        (answer,) = json.loads(result.stdout)
+        assert answer["query"] == str(photo) and set(answer["timings_ms"]) == {
+            "embed",
+            "search",
+            "verify",
+            "total",
+        }
+        hits = answer["results"]
         assert [set(hit) for hit in hits] == [
             {"rank", "id", "path", "score", "inliers", "verified"}
         ] * 3
@@ -124,7 +131,7 @@ def test_query_search_shows_the_verified_original_of_a_crop(
 ) -> None:
     copy = hard_copy(indexed.photos[0], tmp_path)
     result = _invoke(query, ["search", str(copy), "-k", "3", "--json"], indexed.env)
-    first = json.loads(result.stdout)[0]
+    first = json.loads(result.stdout)[0]["results"][0]
     assert first["path"] == str(indexed.photos[0]) and first["verified"]
     table = _invoke(query, ["search", str(copy), "-k", "3"], indexed.env).stdout
     assert "local matches" in table and "verified" in table

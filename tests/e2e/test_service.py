@@ -181,6 +181,14 @@ def test_the_page_shows_results_for_an_uploaded_image(service: Service, tmp_path
         )
         first = page.inner_text("#grid .hit .path")
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+        # A filter control searches again: at a minimum score of 0.99 only the photo itself.
+        page.fill("#minScore", "0.99")
+        page.dispatch_event("#minScore", "change")
+        page.wait_for_function(
+            "() => document.querySelectorAll('#grid .hit').length === 1", timeout=60_000
+        )
+        only = page.inner_text("#grid .hit .path")
+        page.screenshot(path=str(tmp_path / "filtered.png"), full_page=True)
         browser.close()
-    assert first == str(query)
+    assert first == str(query) and only == str(query)
     assert (tmp_path / "page.png").stat().st_size > 10_000

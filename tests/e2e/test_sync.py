@@ -58,7 +58,8 @@ def test_the_index_follows_adds_edits_renames_and_deletes(
         [str(root / photos[1].name), str(root / photos[2].name)]
     )
     assert _indexed_paths(ris_env, root) == _tree(root)
-    hits = json.loads(invoke(query, "search", str(photos[7]), "--json", "-k", "1").stdout)
+    (answer,) = json.loads(invoke(query, "search", str(photos[7]), "--json", "-k", "1").stdout)
+    hits = answer["results"]
     assert hits[0]["path"] == str(edited) and hits[0]["score"] > 0.99
     assert str(added) in _indexed_paths(ris_env, root)
 

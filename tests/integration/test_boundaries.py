@@ -78,3 +78,13 @@ def test_the_producer_enqueueing_loads_no_tooling_and_no_model_runtime(
     modules = modules_loaded(code, ris_env, tmp_path)
     assert "celery" in modules and "producer.enqueue" in modules
     assert offending(modules, TOOLING + MODEL_RUNTIME + ("query", "workers")) == []
+
+
+def test_the_python_api_searching_loads_neither_celery_nor_click(
+    worker_run: tuple[Path, set[str]], ris_env: dict[str, str], tmp_path: Path
+) -> None:
+    indexed_photo, _ = worker_run
+    code = f"from ris_api import Client\nClient().search({str(indexed_photo)!r}, top_k=1)\n"
+    modules = modules_loaded(code, ris_env, tmp_path)
+    assert "ris.search.image_search" in modules
+    assert offending(modules, TOOLING + ("celery", "click", "producer", "workers", "query")) == []

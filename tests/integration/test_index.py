@@ -14,7 +14,7 @@ from ris.errors import (
     ServiceUnavailableError,
 )
 from ris.files.changes import FileState
-from ris.index.base import ImageRecord
+from ris.index.base import ImageRecord, RowFilter
 from ris.index.milvus import MilvusIndex
 
 DIM = 8
@@ -56,7 +56,7 @@ def test_search_finds_the_vector_itself_first(small_index: MilvusIndex) -> None:
     records = _records(30)
     small_index.upsert(records)
     small_index.flush()
-    hits = small_index.search(records[7].vector, top_k=3)
+    (hits,) = small_index.search(records[7].vector[None], top_k=3)
     assert hits[0].id == records[7].id and hits[0].path == "/p/7.jpg"
     assert hits[0].score == pytest.approx(1.0, abs=1e-4)
     assert hits[0].score >= hits[1].score >= hits[2].score
@@ -75,7 +75,7 @@ def test_file_states_of_indexed_ids(small_index: MilvusIndex) -> None:
 
 def test_reading_a_missing_collection_is_a_clear_error(small_index: MilvusIndex) -> None:
     with pytest.raises(CollectionMissingError, match="does not exist.*producer enqueue"):
-        small_index.search(np.ones(DIM, np.float32), top_k=1)
+        small_index.search(np.ones((1, DIM), np.float32), top_k=1)
 
 
 def test_a_collection_of_another_dimension_is_refused(small_index: MilvusIndex) -> None:
@@ -118,7 +118,7 @@ def test_embedded_lite_file_uri_works_too(tmp_path) -> None:
     index.upsert(_records(4))
     index.flush()
     assert index.count() == 4
-    assert index.search(_records(4)[2].vector, top_k=1)[0].id == 3
+    assert index.search(_records(4)[2].vector[None], top_k=1)[0][0].id == 3
     index.close()
 
 
@@ -205,7 +205,7 @@ def test_a_reader_is_told_the_collection_is_gone(
     small_index.upsert(_records(3))
     _dropped_by_another_client(any_milvus, collection)
     with pytest.raises(CollectionMissingError, match="does not exist"):
-        small_index.search(_records(1)[0].vector, 3)
+        small_index.search(_records(1)[0].vector[None], 3)
 
 
 def test_a_collection_another_program_made_is_refused_naming_what_it_lacks(
@@ -228,3 +228,39 @@ def test_a_request_milvus_refuses_is_a_permanent_error_not_an_outage(
     wrong = ImageRecord(99, "/p/wrong.jpg", np.ones(DIM + 3, np.float32), 1, 1)
     with pytest.raises(IndexRequestError, match="^Milvus: "):
         small_index.upsert([wrong])
+
+
+def test_one_request_searches_many_vectors(small_index: MilvusIndex) -> None:
+    records = _records(20)
+    small_index.upsert(records)
+    small_index.flush()
+    queries = np.stack([records[3].vector, records[11].vector, records[17].vector])
+    assert [hits[0].id for hits in small_index.search(queries, top_k=2)] == [4, 12, 18]
+
+
+def _filtered_paths(index: MilvusIndex, where: RowFilter) -> set[str]:
+    (hits,) = index.search(np.ones((1, DIM), np.float32), top_k=100, where=where)
+    return {hit.path for hit in hits}
+
+
+def test_path_prefixes_match_exactly_even_with_wildcard_characters(
+    small_index: MilvusIndex,
+) -> None:
+    paths = ["/a_b/1.jpg", "/aXb/2.jpg", "/a%b/3.jpg", "/a_b2/4.jpg", "/a/5.jpg", '/q"u\\o/6.jpg']
+    small_index.upsert(
+        [ImageRecord(n + 1, path, _records(1)[0].vector, 1, n) for n, path in enumerate(paths)]
+    )
+    small_index.flush()
+    assert _filtered_paths(small_index, RowFilter(prefixes=("/a_b/",))) == {"/a_b/1.jpg"}
+    assert _filtered_paths(small_index, RowFilter(prefixes=("/a%b/", "/a/"))) == {
+        "/a%b/3.jpg",
+        "/a/5.jpg",
+    }
+    assert _filtered_paths(small_index, RowFilter(prefixes=('/q"u\\o/',))) == {'/q"u\\o/6.jpg'}
+    assert _filtered_paths(small_index, RowFilter(modified_since_ns=2, modified_before_ns=4)) == {
+        "/a%b/3.jpg",
+        "/a_b2/4.jpg",
+    }
+    assert _filtered_paths(
+        small_index, RowFilter(prefixes=("/a_b/", "/a_b2/"), modified_since_ns=1)
+    ) == {"/a_b2/4.jpg"}

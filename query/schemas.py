@@ -1,0 +1,57 @@
+"""The JSON shapes of `query search --json` and of `POST /search`, in one place.
+
+FastAPI shows the HTTP ones on the service's OpenAPI page (`/docs`); the CLI's output is checked
+against these models by the tests. Ids are strings over HTTP (63-bit integers are beyond what a
+JavaScript number holds exactly) and integers on the command line.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Timings(_Strict):
+    """Milliseconds per step of one search (a batch's embedding and search shared evenly)."""
+
+    embed: float
+    search: float
+    verify: float
+    total: float
+
+
+class _Hit(_Strict):
+    rank: int = Field(ge=1)
+    path: str
+    score: float = Field(description="inner product of unit vectors: 1 is the same picture")
+    inliers: int | None = Field(
+        description="local features agreeing under one geometry; null when not checked"
+    )
+    verified: bool = Field(description="verified as a crop, resize or edit of the query")
+
+
+class CliHit(_Hit):
+    id: int
+
+
+class HttpHit(_Hit):
+    id: str
+
+
+class CliAnswer(_Strict):
+    """One query of `query search --json`: its results, or why it could not be read."""
+
+    query: str
+    results: list[CliHit] | None = None
+    timings_ms: Timings | None = None
+    error: str | None = None
+
+
+class HttpSearchResponse(_Strict):
+    """What `POST /search` returns."""
+
+    results: list[HttpHit]
+    timings_ms: Timings
