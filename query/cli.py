@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -183,11 +184,58 @@ def evaluate(
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--no-auth",
+    is_flag=True,
+    help="Answer anyone who reaches the port, without RIS_API_TOKENS, even off loopback.",
+)
 @one_line_errors
-def serve(host: str, port: int) -> None:
-    """Serve the search API and the web page, with the model loaded once and kept warm."""
+def serve(host: str, port: int, no_auth: bool) -> None:
+    """Serve the search API and the web page, with the model loaded once and kept warm.
+
+    With RIS_API_TOKENS set, searches, images and stats need a bearer token (see `query token`).
+    """
     import uvicorn
 
+    from query.auth import parse_grants
     from query.service import create_app
 
-    uvicorn.run(create_app(load_settings()), host=host, port=port, log_level="info")
+    settings = load_settings()
+    if not parse_grants(settings.api_tokens) and not no_auth and not _loopback(host):
+        raise click.ClickException(
+            f"RIS_API_TOKENS is empty: anyone reaching {host}:{port} could search the collection "
+            "and download every indexed image. Set tokens (`query token`) or pass --no-auth."
+        )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+@main.command()
+@click.option(
+    "--collection",
+    "collections",
+    multiple=True,
+    metavar="NAME",
+    help="A collection the token may search (repeatable); default: RIS_COLLECTION.",
+)
+@click.option("--all-collections", is_flag=True, help="The token may search every collection.")
+@json_option
+@one_line_errors
+def token(collections: tuple[str, ...], all_collections: bool, as_json: bool) -> None:
+    """Make an access token for `query serve`: the token to give to a client (shown only now)
+    and the entry to add to RIS_API_TOKENS (its hash and collections; `;` between entries)."""
+    from query.auth import ALL_COLLECTIONS, new_token
+
+    scope = [ALL_COLLECTIONS] if all_collections else list(collections)
+    secret, grant = new_token(scope or [load_settings().collection])
+    if as_json:
+        print_json({"token": secret, "entry": grant.entry()})
+        return
+    stdout.print(f"token (give it to the client; it is not kept anywhere): {secret}", markup=False)
+    stdout.print(f"RIS_API_TOKENS entry: {grant.entry()}", markup=False)

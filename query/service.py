@@ -6,16 +6,18 @@ import functools
 import io
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Annotated, Any
 
-from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from PIL import ImageOps
 from starlette.concurrency import run_in_threadpool
 
+from query.auth import Access, TokenGrant, check, parse_grants
 from query.schemas import HttpHit, HttpSearchResponse, Timings
 from ris.embedding.imaging import open_image
 from ris.errors import ImageDecodeError, RisError
@@ -91,9 +93,36 @@ async def _read_limited(upload: UploadFile, limit: int) -> bytes:
     return data
 
 
+# Module-level: FastAPI resolves the guard's annotations in this module's namespace.
+BEARER = HTTPBearer(auto_error=False, description="a token made by `query token`")
+
+
+def bearer_guard(grants: list[TokenGrant], collection: str) -> Callable[..., None]:
+    """A dependency that lets a request through only with a token granted `collection`
+    (401 without a known token, 403 with one for other collections); open without grants."""
+
+    def guard(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+    ) -> None:
+        if not grants:
+            return
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if credentials is None:
+            raise HTTPException(401, "a bearer token is required", headers=challenge)
+        access = check(grants, credentials.credentials, collection)
+        if access is Access.UNKNOWN_TOKEN:
+            raise HTTPException(401, "unknown token", headers=challenge)
+        if access is Access.OTHER_COLLECTION:
+            raise HTTPException(403, f"this token may not search collection {collection!r}")
+
+    return guard
+
+
 def create_app(settings: Settings) -> FastAPI:
-    """The HTTP API and the web page, over the collection the settings name."""
+    """The HTTP API and the web page, over the collection the settings name. With
+    RIS_API_TOKENS, everything but the page and /health needs a token for that collection."""
     holder: dict[str, SearchService] = {}
+    authorized = [Depends(bearer_guard(parse_grants(settings.api_tokens), settings.collection))]
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -114,7 +143,7 @@ def create_app(settings: Settings) -> FastAPI:
     def page() -> str:
         return resources.files("query").joinpath("static/index.html").read_text()
 
-    @app.post("/search")
+    @app.post("/search", dependencies=authorized)
     async def search(
         image: Annotated[UploadFile, File(description="the query image")],
         top_k: Annotated[int, Form(ge=1, le=100)] = 12,
@@ -138,11 +167,11 @@ def create_app(settings: Settings) -> FastAPI:
         data = await _read_limited(image, settings.max_upload_bytes)
         return await run_in_threadpool(service().search, data, top_k, where, min_score)
 
-    @app.get("/images/{image_id}")
+    @app.get("/images/{image_id}", dependencies=authorized)
     def original(image_id: int) -> FileResponse:
         return FileResponse(service().indexed_path(image_id))
 
-    @app.get("/images/{image_id}/thumbnail")
+    @app.get("/images/{image_id}/thumbnail", dependencies=authorized)
     def thumbnail(image_id: int, size: Annotated[int, Query()] = 256) -> Response:
         if size not in THUMBNAIL_SIZES:
             raise HTTPException(400, f"size must be one of {THUMBNAIL_SIZES}")
@@ -164,7 +193,7 @@ def create_app(settings: Settings) -> FastAPI:
         healthy = all(checks.values())
         return JSONResponse({"healthy": healthy, **checks}, status_code=200 if healthy else 503)
 
-    @app.get("/stats")
+    @app.get("/stats", dependencies=authorized)
     def stats() -> dict[str, Any]:
         tracker = service().tracker
         jobs = [tracker.status(job) for job in tracker.recent_jobs(10)]

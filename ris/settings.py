@@ -89,6 +89,12 @@ class Settings(BaseSettings):
         description="Nearest hits a search checks by spatial verification (local features), "
         "to put a crop's or an edited copy's original first; 0 turns it off.",
     )
+    api_tokens: str = Field(
+        "",
+        description="Who may use `query serve`: `HASH:COLLECTION[,COLLECTION]` entries separated "
+        "by `;` (`*`: every collection), as `query token` prints them; only hashes are kept. "
+        "Empty: no tokens, and `query serve` then listens on loopback only (or `--no-auth`).",
+    )
     max_upload_bytes: int = Field(
         20 * 2**20, ge=1, description="Largest image `query serve` accepts in a search, in bytes."
     )

@@ -6,8 +6,12 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import pytest
 from click import Command
 from click.testing import CliRunner, Result
 
@@ -17,7 +21,15 @@ from ris.dev.workers import stop_workers
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
-__all__ = ["BIN", "REPO", "copy_photos", "invoke", "launch_workers", "stop_workers"]
+__all__ = [
+    "BIN",
+    "REPO",
+    "copy_photos",
+    "headless_chromium",
+    "invoke",
+    "launch_workers",
+    "stop_workers",
+]
 
 
 def _without_root_file_access() -> list[str]:
@@ -53,3 +65,32 @@ def copy_photos(photos: list[Path], root: Path, copies: int = 1) -> list[str]:
             target.parent.mkdir(parents=True, exist_ok=True)
             paths.append(str(shutil.copy(photo, target)))
     return sorted(paths)
+
+
+@contextmanager
+def headless_chromium() -> Iterator[Any]:
+    """Debian's chromium driven by Playwright; the test is skipped without it, unless
+    RIS_REQUIRE_BROWSER is set (as .ci/run does), when it fails."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("RIS_REQUIRE_BROWSER"):
+            pytest.fail("RIS_REQUIRE_BROWSER is set but Debian's chromium is not installed")
+        pytest.skip("no chromium here (apt-get install chromium); .ci/run installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=found,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()

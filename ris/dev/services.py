@@ -204,9 +204,17 @@ class LocalMilvusServer(LocalService):
         "data_node_port",
     )
 
-    def __init__(self, data_dir: Path, binary_dir: Path, port: int | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        binary_dir: Path,
+        port: int | None = None,
+        authorization: bool = False,
+    ):
         super().__init__(data_dir, port)
         self.binary_dir = Path(binary_dir)
+        # With authorization, clients sign in (the root user's password is `Milvus`).
+        self.authorization = authorization
         self.ports = {key: free_port() for key in self._PORT_KEYS[1:]}
         self.ports["proxy_port"] = self.port
         self.metrics_port, self.etcd_client_port, self.etcd_peer_port = (
@@ -219,6 +227,7 @@ class LocalMilvusServer(LocalService):
         from milvus import MilvusServerConfig, _initialize_data_files
 
         config = MilvusServerConfig(data_dir=str(self.data_dir), **self.ports)
+        config.set("authorization_enabled", self.authorization)
         config.resolve()  # writes data_dir/configs/milvus.yaml
         if not (self.binary_dir / "bin" / "milvus").exists():
             _initialize_data_files(str(self.binary_dir))  # unpacks the binary, once

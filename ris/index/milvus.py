@@ -87,6 +87,11 @@ def _collection_gone(error: MilvusException) -> bool:
     )
 
 
+def _credentials_refused(error: MilvusException) -> bool:
+    text = f"{error.message}".lower()
+    return any(marker in text for marker in ("auth", "password", "credential", "unauthenticated"))
+
+
 def translate(error: MilvusException, uri: str) -> RisError:
     """The project's error for a pymilvus one: transient (an outage) or permanent."""
     if is_transient(error):
@@ -146,7 +151,13 @@ class MilvusIndex:
                 uri=uri, token=token, timeout=timeout, dedicated=True, grpc_options=GRPC_OPTIONS
             )
         except MilvusException as error:
-            message = f"cannot reach Milvus at {uri}: {error.message}"
+            if _credentials_refused(error):
+                raise IndexRequestError(
+                    f"Milvus at {uri} refused the credentials (RIS_MILVUS_TOKEN): {error.message}"
+                ) from None
+            # pymilvus reports a refused sign-in as a failed connection: say it may be either.
+            suspect = " or it refused the credentials (RIS_MILVUS_TOKEN)" if token else ""
+            message = f"cannot reach Milvus at {uri}{suspect}: {error.message}"
             raise ServiceUnavailableError(message) from None
         self._ready = False
 

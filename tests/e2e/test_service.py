@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from ris.embedding.pipeline import EmbeddingPipeline
 from ris.files.identity import image_id
 from ris.index.milvus import MilvusIndex
 from ris.settings import Settings
+from tests.helpers import headless_chromium
 from tests.imagefiles import png_declaring_size
 from workers.ingest import process_batch
 
@@ -141,33 +141,10 @@ def test_contact_sheet_has_the_query_and_every_result(
         assert image.size == (6 * 220, 220 + 34)  # query + 5 results in one row of tiles
 
 
-def _chromium() -> str | None:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None and os.environ.get("RIS_REQUIRE_BROWSER"):
-        pytest.fail("RIS_REQUIRE_BROWSER is set but Debian's chromium is not installed")
-    return found
-
-
 def test_the_page_shows_results_for_an_uploaded_image(service: Service, tmp_path: Path) -> None:
     """Real headless Chromium: choose a file, wait for the grid, look at it."""
-    chromium = _chromium()
-    if chromium is None:
-        pytest.skip("no chromium here (apt-get install chromium); .ci/run installs it")
-    from playwright.sync_api import sync_playwright
-
     query = service.photos[3]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+    with headless_chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(service.url)
         page.set_input_files("#file", str(query))
@@ -189,6 +166,5 @@ def test_the_page_shows_results_for_an_uploaded_image(service: Service, tmp_path
         )
         only = page.inner_text("#grid .hit .path")
         page.screenshot(path=str(tmp_path / "filtered.png"), full_page=True)
-        browser.close()
     assert first == str(query) and only == str(query)
     assert (tmp_path / "page.png").stat().st_size > 10_000

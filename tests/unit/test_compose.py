@@ -19,12 +19,18 @@ COMPOSE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 IMAGES = "/data/images"
 LONG_RUNNING = {"redis", "etcd", "minio", "milvus", "worker-cpu", "worker-gpu", "query", "flower"}
+# One-shot: runs to completion before the product's services start.
+ONE_SHOT = "milvus-access"
 READ_IMAGES = ("producer", "worker-cpu", "worker-gpu", "query")
-SECRETS = ("REDIS_PASSWORD", "MINIO_ROOT_PASSWORD", "FLOWER_BASIC_AUTH")
-REQUIRED = (*SECRETS, "MINIO_ROOT_USER")
+SECRETS = (
+    "REDIS_PASSWORD",
+    "MINIO_ROOT_PASSWORD",
+    "FLOWER_BASIC_AUTH",
+    "MILVUS_ROOT_PASSWORD",
+    "RIS_MILVUS_TOKEN",
+)
+REQUIRED = (*SECRETS, "MINIO_ROOT_USER", "RIS_API_TOKENS")
 # Baked into the image with the converted model, or the image's own (cpu or cuda).
-# Baked into the image with the converted model, or chosen per service; the benchmark-only
-# setting never belongs in a deployment.
 NOT_PASSED = {"RIS_CACHE_DIR", "RIS_MODEL", "RIS_DEVICE"}
 
 
@@ -89,7 +95,10 @@ def test_a_missing_secret_or_image_folder_stops_compose_naming_it(
 def test_services_and_profiles() -> None:
     profiles = {name: service.get("profiles", []) for name, service in _services().items()}
     assert profiles == {
-        **{name: [] for name in ("redis", "etcd", "minio", "milvus", "worker-cpu", "query")},
+        **{
+            name: []
+            for name in ("redis", "etcd", "minio", "milvus", ONE_SHOT, "worker-cpu", "query")
+        },
         "worker-gpu": ["gpu"],
         "flower": ["monitoring"],
         "producer": ["tools"],
@@ -105,10 +114,14 @@ def test_every_long_running_service_has_a_healthcheck() -> None:
 def test_services_wait_for_their_dependencies_to_be_healthy() -> None:
     services = _services()
     for name, service in services.items():
-        for dependency in service.get("depends_on", {}).values():
-            assert dependency == {"condition": "service_healthy"}, name
+        for dependency, condition in service.get("depends_on", {}).items():
+            expected = (
+                "service_completed_successfully" if dependency == ONE_SHOT else ("service_healthy")
+            )
+            assert condition == {"condition": expected}, name
     for name in READ_IMAGES:
-        assert set(services[name]["depends_on"]) == {"redis", "milvus"}, name
+        assert set(services[name]["depends_on"]) == {"redis", "milvus", ONE_SHOT}, name
+    assert set(services[ONE_SHOT]["depends_on"]) == {"milvus"}
     assert set(services["milvus"]["depends_on"]) == {"etcd", "minio"}
 
 
@@ -182,7 +195,7 @@ def test_no_secret_is_written_in_the_file() -> None:
     for name in REQUIRED:
         assert f"${{{name}:?" in text
     for key, value in _environment_items():
-        if re.search("PASSWORD|SECRET|AUTH|TOKEN|ACCESS_KEY", key):
+        if re.search("PASSWORD|SECRET|_AUTH$|BASIC_AUTH|TOKEN|ACCESS_KEY", key):
             assert re.fullmatch(r"\$\{[A-Z_]+:[?-][^}]*\}", value), (key, value)
     assert "${REDIS_PASSWORD:?" in _services()["redis"]["command"][-1]
     assert _services()["query"]["environment"]["RIS_REDIS_URL"].startswith(
@@ -195,3 +208,14 @@ def test_every_setting_reaches_the_containers_and_is_in_the_env_example() -> Non
     assert passed == set(setting_env_names()) - NOT_PASSED
     fixed = {"RIS_REDIS_URL", "RIS_MILVUS_URI", "RIS_ALLOWED_ROOTS"}
     assert passed - fixed <= set(_env_example())
+
+
+def test_milvus_runs_with_authorization_and_the_product_signs_in_as_its_own_user() -> None:
+    services = _services()
+    assert services["milvus"]["environment"]["COMMON_SECURITY_AUTHORIZATIONENABLED"] == "true"
+    assert services[ONE_SHOT]["command"] == ["python", "-m", "ris_cli.milvus_access"]
+    assert services[ONE_SHOT]["restart"] == "no"
+    for name in (*READ_IMAGES, "worker-gpu"):
+        token = services[name]["environment"]["RIS_MILVUS_TOKEN"]
+        assert token.startswith("${RIS_MILVUS_TOKEN:?"), name
+    assert services["query"]["environment"]["RIS_API_TOKENS"].startswith("${RIS_API_TOKENS:?")
