@@ -292,6 +292,13 @@ def main() -> None:
         merge_json(arguments.json, figures)
 
 
+def _table(title: str, columns: tuple[str, ...]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, justify="right")
+    return table
+
+
 def report(figures: dict[str, Any]) -> None:
     table = Table(title="warm `query serve`, POST /search (ms)", title_justify="left")
     for column in (
@@ -306,12 +313,14 @@ def report(figures: dict[str, Any]) -> None:
         "QPS, 4 clients",
     ):
         table.add_column(column, justify="right")
-    crops = Table(
-        title=f"cropped queries (middle 40%, JPEG 50; {CROPS} searches that verify)",
-        title_justify="left",
+    crops = _table(
+        f"cropped queries (middle 40%, JPEG 50; {CROPS} searches that verify)",
+        ("backend", "median ms", "p99 ms", "verify ms", "same photo first"),
     )
-    for column in ("backend", "median ms", "p99 ms", "verify ms", "same photo first"):
-        crops.add_column(column, justify="right")
+    filtered = _table(
+        "filtered searches (one folder of ten, last half-year: about 5% of the rows)",
+        ("backend", "median ms", "p99 ms", "search ms", "search vs plain", "median vs plain"),
+    )
     for name, key in (("real Milvus", "query_milvus"), ("Milvus Lite", "query_lite")):
         f = figures[key]
         table.add_row(
@@ -332,21 +341,6 @@ def report(figures: dict[str, Any]) -> None:
             f"{f['crop_verify_ms']:.1f}",
             f"{100 * f['crop_original_first']:.0f}%",
         )
-    filtered = Table(
-        title="filtered searches (one folder of ten, last half-year: about 5% of the rows)",
-        title_justify="left",
-    )
-    for column in (
-        "backend",
-        "median ms",
-        "p99 ms",
-        "search ms",
-        "search vs unfiltered",
-        "median vs unfiltered",
-    ):
-        filtered.add_column(column, justify="right")
-    for name, key in (("real Milvus", "query_milvus"), ("Milvus Lite", "query_lite")):
-        f = figures[key]
         filtered.add_row(
             name,
             f"{f['filtered_median_ms']:.1f}",

@@ -57,14 +57,29 @@ def test_a_worker_embedding_and_upserting_loads_no_tooling(
     assert offending(modules, TOOLING + ("producer", "query")) == []
 
 
-def test_query_search_loads_neither_tooling_nor_celery_nor_the_producer(
-    worker_run: tuple[Path, set[str]], ris_env: dict[str, str], tmp_path: Path
+SEARCHERS = {
+    # `query search` from the command line: no Celery, no producer.
+    "query search": (
+        "from query.cli import main\nmain(['search', {photo!r}, '--json'])\n",
+        TOOLING + ("celery", "producer", "workers"),
+    ),
+    # The Python API searching: not even click.
+    "ris_api": (
+        "from ris_api import Client\nClient().search({photo!r}, top_k=1)\n",
+        TOOLING + ("celery", "click", "producer", "workers", "query"),
+    ),
+}
+
+
+@pytest.mark.parametrize("searcher", SEARCHERS)
+def test_searching_loads_no_tooling_no_celery_and_no_producer(
+    searcher: str, worker_run: tuple[Path, set[str]], ris_env: dict[str, str], tmp_path: Path
 ) -> None:
     indexed_photo, _ = worker_run
-    code = f"from query.cli import main\nmain(['search', {str(indexed_photo)!r}, '--json'])\n"
-    modules = modules_loaded(code, ris_env, tmp_path)
+    code, forbidden = SEARCHERS[searcher]
+    modules = modules_loaded(code.format(photo=str(indexed_photo)), ris_env, tmp_path)
     assert "ris.search.image_search" in modules
-    assert offending(modules, TOOLING + ("celery", "producer", "workers")) == []
+    assert offending(modules, forbidden) == []
 
 
 def test_the_producer_enqueueing_loads_no_tooling_and_no_model_runtime(
@@ -78,13 +93,3 @@ def test_the_producer_enqueueing_loads_no_tooling_and_no_model_runtime(
     modules = modules_loaded(code, ris_env, tmp_path)
     assert "celery" in modules and "producer.enqueue" in modules
     assert offending(modules, TOOLING + MODEL_RUNTIME + ("query", "workers")) == []
-
-
-def test_the_python_api_searching_loads_neither_celery_nor_click(
-    worker_run: tuple[Path, set[str]], ris_env: dict[str, str], tmp_path: Path
-) -> None:
-    indexed_photo, _ = worker_run
-    code = f"from ris_api import Client\nClient().search({str(indexed_photo)!r}, top_k=1)\n"
-    modules = modules_loaded(code, ris_env, tmp_path)
-    assert "ris.search.image_search" in modules
-    assert offending(modules, TOOLING + ("celery", "click", "producer", "workers", "query")) == []
