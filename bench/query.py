@@ -216,18 +216,28 @@ def measure_filtered(url: str, queries: list[bytes]) -> dict[str, float]:
 
 def measure_batched(settings: Settings, milvus: LocalService, paths: list[str]) -> dict[str, float]:
     """Queries per second of 1,000 query files in one process: one `ImageSearch` call each,
-    against `search_in_batches` (one inference batch and one Milvus request per 32)."""
+    against `search_in_batches` (one inference batch and one Milvus request per 32, the index
+    searching one batch while the next is embedded). Two passes of each, alternated; the best
+    of each counts, as other processes on 2 cores slow whichever pass they meet."""
     index = MilvusIndex(milvus.url, "bench_query", dim=get_model_spec(settings.model).dim)
     search = ImageSearch.from_settings(settings, index)
     search(paths[0], 10)  # warm-up
-    started = time.perf_counter()
-    for path in paths:
-        search(path, 10)
-    single = len(paths) / (time.perf_counter() - started)
-    started = time.perf_counter()
-    answered = sum(len(batch) for batch in search.search_in_batches(paths, 10))
-    batched = answered / (time.perf_counter() - started)
+
+    def one_at_a_time() -> float:
+        started = time.perf_counter()
+        for path in paths:
+            search(path, 10)
+        return len(paths) / (time.perf_counter() - started)
+
+    def in_batches() -> float:
+        started = time.perf_counter()
+        answered = sum(len(batch) for batch in search.search_in_batches(paths, 10))
+        return answered / (time.perf_counter() - started)
+
+    passes = [(one_at_a_time(), in_batches()) for _ in range(2)]
     index.close()
+    single = max(rates[0] for rates in passes)
+    batched = max(rates[1] for rates in passes)
     return {
         "single_queries_per_s": single,
         "batched_queries_per_s": batched,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
@@ -47,6 +48,24 @@ class SearchResponse:
 
     results: list[SearchResult]
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Embedded:
+    """One batch of queries as given, as searched (paths normalised), and their vectors."""
+
+    sources: list[ImageSource]
+    queries: list[ImageSource]
+    batch: EmbeddedBatch[Any]
+    seconds: float
+
+
+@dataclass
+class _Searched:
+    """The index's nearest hits for each decoded query of a batch."""
+
+    hits: list[list[SearchHit]]
+    seconds: float
 
 
 class ImageSearch:
@@ -105,32 +124,14 @@ class ImageSearch:
     ) -> list[SearchResponse | ImageDecodeError]:
         """One outcome per source, in order: its response, or why it could not be read.
 
-        The queries are embedded as one batch and searched as one index request; each is then
-        verified on its own. Hits scoring below `min_score` are dropped unless verified.
+        Queries are embedded QUERY_BATCH at a time and each batch is one index request; each
+        query is then verified on its own. Hits below `min_score` are dropped unless verified.
         """
-        started = time.perf_counter()
-        queries = [normalise_path(s) if isinstance(s, str) else s for s in sources]
-        with self.embed_lock:
-            embedded: EmbeddedBatch[Any] = self.pipeline(cast(list[Any], queries))
-        embedded_at = time.perf_counter()
-        all_hits = self.index.search(embedded.vectors, max(top_k, self.verify_top), where)
-        searched_at = time.perf_counter()
-        # The batch's embedding and search time, shared evenly by its queries.
-        shared = {
-            "embed": (embedded_at - started) * 1000 / max(1, len(queries)),
-            "search": (searched_at - embedded_at) * 1000 / max(1, len(all_hits)),
-        }
-        hits_of_decoded = iter(all_hits)
-        outcomes: list[SearchResponse | ImageDecodeError] = []
-        for source, query in zip(sources, queries, strict=True):
-            if query in embedded.failures:
-                reason = embedded.failures[query]
-                outcomes.append(
-                    ImageDecodeError(f"{source}: {reason}" if isinstance(source, str) else reason)
-                )
-            else:
-                outcomes.append(self._rank(query, next(hits_of_decoded), top_k, min_score, shared))
-        return outcomes
+        return [
+            outcome
+            for batch in self.search_in_batches(sources, top_k, where, min_score)
+            for outcome in batch
+        ]
 
     def search_in_batches(
         self,
@@ -139,9 +140,56 @@ class ImageSearch:
         where: RowFilter | None = None,
         min_score: float | None = None,
     ) -> Iterator[list[SearchResponse | ImageDecodeError]]:
-        """`search_many` over QUERY_BATCH sources at a time; the outcomes of each batch in turn."""
-        for start in range(0, len(sources), QUERY_BATCH):
-            yield self.search_many(sources[start : start + QUERY_BATCH], top_k, where, min_score)
+        """The outcomes of QUERY_BATCH sources at a time, in order. While the index searches one
+        batch, the next one is decoded and embedded and the one before it verified."""
+        with ThreadPoolExecutor(1, thread_name_prefix="index-search") as searching:
+            pending: tuple[_Embedded, Future[_Searched]] | None = None
+            for start in range(0, len(sources), QUERY_BATCH):
+                embedded = self._embed(sources[start : start + QUERY_BATCH])
+                searched = searching.submit(self._search, embedded, top_k, where)
+                if pending is not None:
+                    yield self._outcomes(*pending, top_k, min_score)
+                pending = (embedded, searched)
+            if pending is not None:
+                yield self._outcomes(*pending, top_k, min_score)
+
+    def _embed(self, sources: Sequence[ImageSource]) -> _Embedded:
+        started = time.perf_counter()
+        queries = [normalise_path(s) if isinstance(s, str) else s for s in sources]
+        with self.embed_lock:
+            batch: EmbeddedBatch[Any] = self.pipeline(cast(list[Any], queries))
+        return _Embedded(list(sources), queries, batch, time.perf_counter() - started)
+
+    def _search(self, embedded: _Embedded, top_k: int, where: RowFilter | None) -> _Searched:
+        started = time.perf_counter()
+        hits = self.index.search(embedded.batch.vectors, max(top_k, self.verify_top), where)
+        return _Searched(hits, time.perf_counter() - started)
+
+    def _outcomes(
+        self,
+        embedded: _Embedded,
+        searched: Future[_Searched],
+        top_k: int,
+        min_score: float | None,
+    ) -> list[SearchResponse | ImageDecodeError]:
+        found = searched.result()
+        # The batch's embedding and search time, shared evenly by its queries.
+        shared = {
+            "embed": embedded.seconds * 1000 / max(1, len(embedded.queries)),
+            "search": found.seconds * 1000 / max(1, len(found.hits)),
+        }
+        hits_of_decoded = iter(found.hits)
+        failures = embedded.batch.failures
+        outcomes: list[SearchResponse | ImageDecodeError] = []
+        for source, query in zip(embedded.sources, embedded.queries, strict=True):
+            if query in failures:
+                reason = failures[query]
+                outcomes.append(
+                    ImageDecodeError(f"{source}: {reason}" if isinstance(source, str) else reason)
+                )
+            else:
+                outcomes.append(self._rank(query, next(hits_of_decoded), top_k, min_score, shared))
+        return outcomes
 
     def _rank(
         self,
