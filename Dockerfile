@@ -27,6 +27,7 @@ COPY producer producer
 COPY workers workers
 COPY query query
 COPY ris_cli ris_cli
+COPY ris_api ris_api
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install ".[convert]" \
     && pip wheel --no-deps --wheel-dir /wheels . \

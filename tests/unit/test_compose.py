@@ -219,3 +219,18 @@ def test_milvus_runs_with_authorization_and_the_product_signs_in_as_its_own_user
         token = services[name]["environment"]["RIS_MILVUS_TOKEN"]
         assert token.startswith("${RIS_MILVUS_TOKEN:?"), name
     assert services["query"]["environment"]["RIS_API_TOKENS"].startswith("${RIS_API_TOKENS:?")
+
+
+def test_the_image_build_copies_every_package_of_the_project() -> None:
+    """A package missing from the Dockerfile or .dockerignore would be missing from the image."""
+    packages = sorted(
+        path.name
+        for path in REPO.iterdir()
+        if (path / "__init__.py").exists() and path.name not in {"tests", "bench"}
+    )
+    dockerfile = (REPO / "Dockerfile").read_text()
+    ignore = (REPO / ".dockerignore").read_text().splitlines()
+    for package in packages:
+        assert f"COPY {package} {package}" in dockerfile, package
+        assert f"!{package}/" in ignore, package
+    assert {"ris", "ris_api", "ris_cli", "producer", "workers", "query"} <= set(packages)
