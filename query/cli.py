@@ -10,7 +10,7 @@ import click
 from rich.progress import Progress
 
 from query.contact_sheet import contact_sheet
-from query.render import outcomes_json, results_table, write_results_csv
+from query.render import audit_table, outcomes_json, results_table, write_results_csv
 from ris.errors import ImageDecodeError
 from ris.files.identity import display_path
 from ris.files.scan import iter_image_paths
@@ -132,6 +132,36 @@ def search(
         stderr.print(f"query failed: {reason}", markup=False)
     if failed:
         raise SystemExit(1)
+
+
+@main.command()
+@click.option(
+    "--sample",
+    default=200,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Indexed rows to check, drawn at random.",
+)
+@json_option
+@verbose_option
+@one_line_errors
+def audit(sample: int, as_json: bool, verbose: bool) -> None:
+    """Check that indexed images can be found: a sample of rows searched by their stored vector
+    and by their file (each should come back first), and the index's top 10 against exact
+    search over every row. Rows that do not come back first are named."""
+    from ris.search.audit import audit as run_audit
+
+    configure_logging(verbose)
+    settings = load_settings()
+    index = open_index(settings)
+    index.require_collection()
+    image_search = ImageSearch.from_settings(settings, index)
+    with stderr.status("auditing") as status:
+        report = run_audit(index, image_search, sample, on_progress=status.update)
+    if as_json:
+        print_json(report.as_dict())
+        return
+    stdout.print(audit_table(report, settings.collection))
 
 
 @main.command("eval")

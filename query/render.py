@@ -16,6 +16,7 @@ from ris.search.image_search import SearchResponse, SearchResult
 if TYPE_CHECKING:
     # Evaluation is tooling: `query search` never imports it.
     from ris.evaluation.run import EvalReport
+    from ris.search.audit import AuditReport
 
 
 CSV_COLUMNS = ("query", "rank", "id", "path", "score", "inliers", "verified", "error")
@@ -95,4 +96,25 @@ def evaluation_table(report: EvalReport) -> Table:
         rows.insert(3, ("queries left out (no right answer)", str(report.unanswerable)))
     for name, value in rows:
         table.add_row(name, value)
+    return table
+
+
+def audit_table(report: AuditReport, collection: str) -> Table:
+    """The audit's figures, then every sampled row that did not come back first."""
+    table = Table(title=f"findability of {collection}", title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for name, value in (
+        ("rows in the collection", f"{report.rows}"),
+        ("rows sampled", f"{report.sampled}"),
+        ("found first by their stored vector", f"{report.self_rank1:.4f}"),
+        ("found first by their file", f"{report.self_rank1_by_file:.4f}"),
+        ("top 10 against exact search (recall@10)", f"{report.recall_at_10:.4f}"),
+        ("files that could not be read", f"{report.files_unreadable}"),
+    ):
+        table.add_row(name, value)
+    for row in report.unfound:
+        by_vector = "absent" if row.rank_by_vector is None else f"rank {row.rank_by_vector}"
+        by_file = "absent" if row.rank_by_file is None else f"rank {row.rank_by_file}"
+        table.add_row(f"not found first: {display_path(row.path)}", f"{by_vector} / {by_file}")
     return table

@@ -387,7 +387,41 @@ class MilvusIndex:
         return {int(row["id"]): row["path"] for row in rows}
 
     def iter_paths(self, prefix: str = "", page_size: int = 4096) -> Iterator[tuple[int, str]]:
-        """(id, path) of every row whose path starts with `prefix`, a page at a time.
+        """(id, path) of every row whose path starts with `prefix`, a page at a time."""
+        condition = f"path like {_filter_literal(prefix.replace('%', '') + '%')}"
+        for rows in self._pages(condition, ["id", "path"], page_size, QUERY_WINDOW):
+            for row in rows:
+                # LIKE may treat `_` as a wildcard: keep only true prefix matches.
+                if row["path"].startswith(prefix):
+                    yield int(row["id"]), row["path"]
+
+    def iter_vectors(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) of every row, a page at a time, each page a message far below gRPC's
+        limit (16 MB of vectors)."""
+        window = max(2, min(QUERY_WINDOW, UPSERT_MAX_BYTES // (self.dim * 4)))
+        for rows in self._pages("", ["id", "vector"], window // 2, window):
+            if rows:
+                ids = np.array([int(row["id"]) for row in rows], dtype=np.int64)
+                yield ids, np.array([row["vector"] for row in rows], dtype=np.float32)
+
+    def get_vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
+        """The stored vector of each of `ids` that is in the collection."""
+        window = max(1, min(QUERY_WINDOW, UPSERT_MAX_BYTES // (self.dim * 4)))
+        found: dict[int, np.ndarray] = {}
+        for start in range(0, len(ids), window):
+            chunk = ids[start : start + window]
+            rows: list[dict[str, Any]] = self._loaded(
+                lambda chunk=chunk: self.client.get(  # type: ignore[misc]
+                    self.collection, ids=chunk, output_fields=["id", "vector"], timeout=self.timeout
+                )
+            )
+            found |= {int(row["id"]): np.asarray(row["vector"], np.float32) for row in rows}
+        return found
+
+    def _pages(
+        self, condition: str, fields: list[str], page_size: int, window: int
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Every row matching `condition`, `fields` of it, in pages ordered by id.
 
         Pages are id ranges (ids are uniform hashes, so a range of 2**63 / (rows / page_size)
         holds about `page_size` rows); a range that fills the query window is split in two.
@@ -396,34 +430,29 @@ class MilvusIndex:
         """
         if not self.exists():
             return
-        condition = f"path like {_filter_literal(prefix.replace('%', '') + '%')}"
         pages = max(1, -(-self.count() // page_size))
         step = -(-MAX_ID // pages)
         for low in range(0, MAX_ID + 1, step):
-            yield from self._id_range(condition, prefix, low, min(low + step - 1, MAX_ID))
+            yield from self._id_range(condition, fields, low, min(low + step - 1, MAX_ID), window)
 
     def _id_range(
-        self, condition: str, prefix: str, low: int, high: int, window: int | None = None
-    ) -> Iterator[tuple[int, str]]:
-        window = window or QUERY_WINDOW
-        expression = f"{condition} and id >= {low} and id <= {high}"
-        rows = self._query_rows(expression, window)
+        self, condition: str, fields: list[str], low: int, high: int, window: int
+    ) -> Iterator[list[dict[str, Any]]]:
+        expression = " and ".join(filter(None, (condition, f"id >= {low}", f"id <= {high}")))
+        rows = self._query_rows(expression, window, fields)
         if len(rows) >= window and high > low:
             middle = (low + high) // 2
-            yield from self._id_range(condition, prefix, low, middle, window)
-            yield from self._id_range(condition, prefix, middle + 1, high, window)
+            yield from self._id_range(condition, fields, low, middle, window)
+            yield from self._id_range(condition, fields, middle + 1, high, window)
             return
-        for row in sorted(rows, key=lambda row: int(row["id"])):
-            # LIKE may treat `_` as a wildcard: keep only true prefix matches.
-            if row["path"].startswith(prefix):
-                yield int(row["id"]), row["path"]
+        yield sorted(rows, key=lambda row: int(row["id"]))
 
-    def _query_rows(self, expression: str, limit: int) -> list[dict[str, Any]]:
+    def _query_rows(self, expression: str, limit: int, fields: list[str]) -> list[dict[str, Any]]:
         return self._loaded(
             lambda: self.client.query(
                 self.collection,
                 filter=expression,
-                output_fields=["id", "path"],
+                output_fields=fields,
                 limit=limit,
                 timeout=self.timeout,
                 # Cheap on a real Milvus, unlike Strong: this client's own writes are seen;

@@ -180,8 +180,9 @@ def test_a_crowded_id_range_is_split_until_it_fits(small_index: MilvusIndex) -> 
     small_index.upsert(
         [ImageRecord(i, f"/dense/{i}.jpg", np.ones(DIM, np.float32), 1, 1) for i in range(1, 301)]
     )
-    rows = list(small_index._id_range('path like "/dense/%"', "/dense/", 0, 1023, window=50))
-    assert [identifier for identifier, _ in rows] == list(range(1, 301))
+    pages = list(small_index._id_range('path like "/dense/%"', ["id", "path"], 0, 1023, 50))
+    assert all(len(page) < 50 for page in pages)
+    assert [int(row["id"]) for page in pages for row in page] == list(range(1, 301))
 
 
 def _dropped_by_another_client(uri: str, collection: str) -> None:
@@ -264,3 +265,15 @@ def test_path_prefixes_match_exactly_even_with_wildcard_characters(
     assert _filtered_paths(
         small_index, RowFilter(prefixes=("/a_b/", "/a_b2/"), modified_since_ns=1)
     ) == {"/a_b2/4.jpg"}
+
+
+def test_every_stored_vector_is_read_back_page_by_page(small_index: MilvusIndex) -> None:
+    records = _records(40)
+    small_index.upsert(records)
+    small_index.flush()
+    pages = list(small_index.iter_vectors())
+    ids = np.concatenate([page_ids for page_ids, _ in pages])
+    assert sorted(ids.tolist()) == [record.id for record in records]
+    vectors = small_index.get_vectors([3, 17, 999])
+    assert set(vectors) == {3, 17}
+    np.testing.assert_allclose(vectors[17], records[16].vector, atol=1e-6)
