@@ -52,7 +52,7 @@ def _search_all(
     outcomes: list[SearchResponse | ImageDecodeError] = []
     with Progress(*progress_columns("searching"), console=stderr, disable=len(images) == 1) as bar:
         task = bar.add_task("search", total=len(images))
-        for batch in search.search_in_batches(images, top_k, where or None, min_score):
+        for batch in search.search_in_batches(images, top_k, where, min_score):
             outcomes += batch
             bar.advance(task, len(batch))
     return outcomes

@@ -46,7 +46,7 @@ class SearchService:
         self, upload: bytes, top_k: int, where: RowFilter, min_score: float | None
     ) -> HttpSearchResponse:
         try:
-            response = self.image_search(upload, top_k, where or None, min_score)
+            response = self.image_search(upload, top_k, where, min_score)
         except ImageDecodeError as error:
             raise HTTPException(400, f"not a usable image: {error}") from None
         return HttpSearchResponse(

@@ -140,7 +140,7 @@ class Client:
     ) -> list[list[SearchResult] | ImageDecodeError]:
         """`search` for many images, embedded and searched in batches: per image, its results
         or the reason it could not be read."""
-        where = row_filter(under, modified_since, modified_before) or None
+        where = row_filter(under, modified_since, modified_before)
         search = self._image_search()
         outcomes: list[list[SearchResult] | ImageDecodeError] = []
         sources = [_source(image) for image in images]

@@ -6,6 +6,7 @@ any other refusal IndexRequestError (or CollectionMissingError), with Milvus' me
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -395,10 +396,14 @@ class MilvusIndex:
                 if row["path"].startswith(prefix):
                     yield int(row["id"]), row["path"]
 
+    @property
+    def _vector_window(self) -> int:
+        """Rows of vectors one read may return: at most 16 MB of them, and Milvus' cap."""
+        return max(2, min(QUERY_WINDOW, UPSERT_MAX_BYTES // (self.dim * 4)))
+
     def iter_vectors(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids, vectors) of every row, a page at a time, each page a message far below gRPC's
-        limit (16 MB of vectors)."""
-        window = max(2, min(QUERY_WINDOW, UPSERT_MAX_BYTES // (self.dim * 4)))
+        """(ids, vectors) of every row, a page at a time, each page one bounded message."""
+        window = self._vector_window
         for rows in self._pages("", ["id", "vector"], window // 2, window):
             if rows:
                 ids = np.array([int(row["id"]) for row in rows], dtype=np.int64)
@@ -406,15 +411,16 @@ class MilvusIndex:
 
     def get_vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
         """The stored vector of each of `ids` that is in the collection."""
-        window = max(1, min(QUERY_WINDOW, UPSERT_MAX_BYTES // (self.dim * 4)))
         found: dict[int, np.ndarray] = {}
-        for start in range(0, len(ids), window):
-            chunk = ids[start : start + window]
-            rows: list[dict[str, Any]] = self._loaded(
-                lambda chunk=chunk: self.client.get(  # type: ignore[misc]
-                    self.collection, ids=chunk, output_fields=["id", "vector"], timeout=self.timeout
-                )
+        for start in range(0, len(ids), self._vector_window):
+            read = functools.partial(
+                self.client.get,
+                self.collection,
+                ids=ids[start : start + self._vector_window],
+                output_fields=["id", "vector"],
+                timeout=self.timeout,
             )
+            rows: list[dict[str, Any]] = self._loaded(read)
             found |= {int(row["id"]): np.asarray(row["vector"], np.float32) for row in rows}
         return found
 
