@@ -46,12 +46,22 @@ class Settings(BaseSettings):
         DEFAULT_MODEL, description="Embedding model (see the Quality section for the choices)."
     )
     device: str = Field("cpu", description="Inference device: `cpu` or `cuda`.")
+    runtime: Literal["auto", "onnxruntime", "openvino"] = Field(
+        "auto",
+        description="Inference runtime on the CPU. `auto`: the fastest runtime and precision "
+        "measured on this host that passes the quality gate (measured once, cached).",
+    )
+    precision: Literal["auto", "f32", "bf16"] = Field(
+        "auto",
+        description="Inference precision: `f32`, or `bf16` (OpenVINO, on CPUs with BF16), "
+        "allowed only where it passes the quality gate; `auto` lets the measurement decide.",
+    )
     batch_size: int = Field(64, ge=1, le=1024, description="Image paths per Celery task.")
     model_batch_size: int = Field(
         4, ge=1, le=1024, description="Images per inference call (small wins on CPU)."
     )
     inference_threads: int = Field(
-        0, ge=0, description="ONNX Runtime intra-op threads; 0 means one per core."
+        0, ge=0, description="Inference threads per worker process; 0 means one per core."
     )
     decode_threads: int = Field(2, ge=1, description="Threads decoding images in each worker.")
     worker_concurrency: int = Field(

@@ -19,6 +19,7 @@ from ris.embedding.models import (
     LOGITS_OUTPUT,
     Backbone,
     ModelSpec,
+    gate_images,
     get_model_spec,
     onnx_model_path,
 )
@@ -162,4 +163,5 @@ def ensure_onnx_model(model_name: str, cache_dir: Path) -> Path:
         log.info("converting %s to ONNX at %s (one-time step)", spec.name, path)
         model = build_reference_model(spec, cache_dir)
         export_module(model, spec.input_size, path, [FEATURES_OUTPUT, LOGITS_OUTPUT])
+    gate_images(spec, cache_dir)
     return path

@@ -163,6 +163,21 @@ def onnx_model_path(spec: ModelSpec, cache_dir: Path) -> Path:
     return cache_dir / "models" / f"{spec.name}-{spec.fingerprint}.onnx"
 
 
+def gate_images_path(spec: ModelSpec, cache_dir: Path) -> Path:
+    """The quality gate's photos at this model's input size (see ris.embedding.runtime)."""
+    return cache_dir / "models" / f"gate-photos-{spec.input_size}px.npy"
+
+
+def gate_images(spec: ModelSpec, cache_dir: Path) -> Path:
+    """The gate's photos, fetched and decoded once (tooling, imported only on that first use)."""
+    path = gate_images_path(spec, cache_dir)
+    if path.exists():
+        return path
+    from ris.convert.gate_photos import write_gate_images
+
+    return write_gate_images(spec, cache_dir)
+
+
 def model_file(spec: ModelSpec, cache_dir: Path) -> Path:
     """The converted ONNX file of `spec`, converting the shipped weights once if it is missing.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -12,8 +13,15 @@ from typing import Generic, Protocol, TypeVar
 import numpy as np
 
 from ris.embedding.imaging import ImageSource, load_image
-from ris.embedding.models import get_model_spec, model_file
-from ris.embedding.session import OnnxEmbedder, l2_normalise
+from ris.embedding.models import gate_images, get_model_spec, model_file
+from ris.embedding.runtime import (
+    Candidate,
+    RuntimeChoice,
+    choose_runtime,
+    host_profile,
+    make_embedder,
+)
+from ris.embedding.session import l2_normalise
 from ris.errors import ImageDecodeError
 from ris.settings import Settings
 
@@ -22,6 +30,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)
     import towhee
     from towhee import ops, pipe
+
+log = logging.getLogger(__name__)
 
 Decoding = list[tuple[ImageSource, "Future[np.ndarray | str]"]]
 
@@ -74,8 +84,10 @@ class DecodeImages:
 class EmbedImages:
     """Runs the model on each chunk of decoded images as soon as that chunk is ready."""
 
-    def __init__(self, model_path: str, threads: int, model_batch_size: int, device: str):
-        self.embedder = OnnxEmbedder(model_path, threads, model_batch_size, device)
+    def __init__(
+        self, model_path: str, threads: int, model_batch_size: int, device: str, choice: Candidate
+    ):
+        self.embedder = make_embedder(choice, Path(model_path), threads, model_batch_size, device)
         self.chunk = model_batch_size
 
     def __call__(
@@ -112,6 +124,20 @@ class EmbeddingPipeline:
         self.dim = spec.dim
         self.model_name = spec.name
         model = model_path or model_file(spec, settings.cache_dir)
+        threads = settings.resolved_inference_threads
+        self.runtime: RuntimeChoice = choose_runtime(
+            settings.runtime,
+            settings.precision,
+            settings.device,
+            lambda capabilities: host_profile(
+                model,
+                lambda: gate_images(spec, settings.cache_dir),
+                threads,
+                settings.model_batch_size,
+                capabilities,
+            ),
+        )
+        log.info("inference on %s: %s", self.runtime.label, self.runtime.reason)
         self._pipe = (
             pipe.input("paths")
             .map(
@@ -129,9 +155,10 @@ class EmbeddingPipeline:
                 ("kept", "features", "failures"),
                 ops.ris.embed_images(
                     model_path=str(model),
-                    threads=settings.resolved_inference_threads,
+                    threads=threads,
                     model_batch_size=settings.model_batch_size,
                     device=settings.device,
+                    choice=Candidate(self.runtime.runtime, self.runtime.precision),
                 ),
             )
             .map("features", "vectors", ops.ris.l2_normalise())

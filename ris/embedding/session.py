@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import onnxruntime as ort
@@ -27,6 +29,26 @@ def execution_providers(device: str) -> list[str]:
             f"(available: {', '.join(available)}); install the gpu extra on a GPU host"
         )
     return [wanted] if device == "cpu" else [wanted, "CPUExecutionProvider"]
+
+
+class Embedder(Protocol):
+    """A loaded model on some runtime: uint8 NHWC batches in, features or logits out."""
+
+    model_batch_size: int
+
+    def __call__(self, images: np.ndarray) -> np.ndarray: ...
+
+    def logits(self, images: np.ndarray) -> np.ndarray: ...
+
+
+def run_in_chunks(
+    run: Callable[[np.ndarray], np.ndarray], images: np.ndarray, chunk: int
+) -> np.ndarray:
+    """`run` over `images` `chunk` at a time, results stacked as float32."""
+    if len(images) == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    parts = [run(images[start : start + chunk]) for start in range(0, len(images), chunk)]
+    return np.concatenate(parts).astype(np.float32, copy=False)
 
 
 class OnnxEmbedder:
@@ -63,15 +85,11 @@ class OnnxEmbedder:
         log.info("loaded %s on %s, %d threads", model_path, device, threads)
 
     def _run(self, output: str, images: np.ndarray) -> np.ndarray:
-        if len(images) == 0:
-            return np.zeros((0, 0), dtype=np.float32)
-        chunks = [
-            self.session.run([output], {INPUT_NAME: images[start : start + self.model_batch_size]})[
-                0
-            ]
-            for start in range(0, len(images), self.model_batch_size)
-        ]
-        return np.concatenate(chunks).astype(np.float32, copy=False)
+        return run_in_chunks(
+            lambda chunk: self.session.run([output], {INPUT_NAME: chunk})[0],
+            images,
+            self.model_batch_size,
+        )
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """Pooled features, shape (N, dim), not normalised."""

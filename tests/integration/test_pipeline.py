@@ -7,7 +7,7 @@ import numpy as np
 from ris.embedding.imaging import load_image
 from ris.embedding.models import DEFAULT_MODEL, get_model_spec
 from ris.embedding.pipeline import EmbeddingPipeline
-from ris.embedding.session import OnnxEmbedder
+from ris.embedding.runtime import make_embedder
 
 DIM = get_model_spec(DEFAULT_MODEL).dim
 
@@ -20,7 +20,8 @@ def test_vectors_are_unit_length_and_match_the_model(
     assert batch.paths == paths and not batch.failures
     assert batch.vectors.shape == (5, DIM) and batch.vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(batch.vectors, axis=1), 1.0, rtol=1e-5)
-    direct = OnnxEmbedder(str(model_path), 2, 4)(
+    # The same runtime and precision as the pipeline chose for this host, called directly.
+    direct = make_embedder(pipeline.runtime, model_path, 2, 4)(
         np.stack([load_image(path, 224, 10**8) for path in paths])
     )
     direct /= np.linalg.norm(direct, axis=1, keepdims=True)

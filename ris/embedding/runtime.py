@@ -1,0 +1,269 @@
+"""Which inference runtime and precision a host runs: as set, or the fastest that passes the gate.
+
+A precision below f32 is allowed only if its descriptors agree with ONNX Runtime f32 on real
+photos (the quality gate). `auto` measures, once per host, model and thread count, every runtime
+and precision the host supports, and keeps the fastest that passed; the profile is cached next
+to the converted model so later starts only read it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ris.embedding.openvino_session import OpenVinoEmbedder, openvino_capabilities
+from ris.embedding.session import Embedder, OnnxEmbedder
+from ris.errors import DeviceUnavailableError
+
+log = logging.getLogger(__name__)
+
+# Bump when the profile's content or the way it is measured changes.
+PROFILE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class GateThresholds:
+    """Cosine to ONNX Runtime f32 that a precision's descriptors must keep, per image."""
+
+    median: float = 0.995
+    minimum: float = 0.98
+
+
+GATE = GateThresholds()
+
+
+@dataclass(frozen=True)
+class Candidate:
+    runtime: str
+    precision: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.runtime}/{self.precision}"
+
+
+REFERENCE = Candidate("onnxruntime", "f32")
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One candidate on this host: images/s, and its descriptors' cosine to the reference."""
+
+    runtime: str
+    precision: str
+    ips: float
+    cos_min: float
+    cos_median: float
+
+    @property
+    def candidate(self) -> Candidate:
+        return Candidate(self.runtime, self.precision)
+
+    def passes(self, gate: GateThresholds) -> bool:
+        return self.cos_median >= gate.median and self.cos_min >= gate.minimum
+
+
+@dataclass(frozen=True)
+class RuntimeChoice:
+    runtime: str
+    precision: str
+    reason: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.runtime}/{self.precision}"
+
+
+def host_candidates(capabilities: set[str]) -> list[Candidate]:
+    """Every runtime x precision this CPU can run: OpenVINO only where it is installed, bf16
+    only where the CPU has it."""
+    candidates = [REFERENCE]
+    if "FP32" in capabilities:
+        candidates.append(Candidate("openvino", "f32"))
+    if "BF16" in capabilities:
+        candidates.append(Candidate("openvino", "bf16"))
+    return candidates
+
+
+def make_embedder(
+    candidate: Candidate | RuntimeChoice,
+    model_path: Path,
+    threads: int,
+    model_batch_size: int,
+    device: str = "cpu",
+) -> Embedder:
+    if candidate.runtime == "onnxruntime":
+        return OnnxEmbedder(str(model_path), threads, model_batch_size, device)
+    return OpenVinoEmbedder(
+        str(model_path),
+        threads,
+        model_batch_size,
+        candidate.precision,
+        compiled_cache=model_path.parent / "openvino-cache",
+    )
+
+
+def cosine_rows(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Cosine of each row of `other` to the same row of `reference`."""
+    dots = (reference * other).sum(axis=1)
+    norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(other, axis=1)
+    return dots / np.maximum(norms, 1e-12)
+
+
+def _images_per_second(embedder: Embedder, images: np.ndarray) -> float:
+    embedder(images[: embedder.model_batch_size])  # warm-up
+    best = 0.0
+    for _ in range(2):
+        start = time.perf_counter()
+        embedder(images)
+        best = max(best, len(images) / (time.perf_counter() - start))
+    return best
+
+
+def measure(
+    candidates: list[Candidate],
+    model_path: Path,
+    images: np.ndarray,
+    threads: int,
+    model_batch_size: int,
+) -> list[Measured]:
+    """Each candidate's speed and agreement with ONNX Runtime f32 on `images`, side by side."""
+    reference = make_embedder(REFERENCE, model_path, threads, model_batch_size)
+    expected = reference(images)
+    rows = []
+    for candidate in candidates:
+        embedder = (
+            reference
+            if candidate == REFERENCE
+            else make_embedder(candidate, model_path, threads, model_batch_size)
+        )
+        cosines = cosine_rows(expected, embedder(images))
+        rows.append(
+            Measured(
+                candidate.runtime,
+                candidate.precision,
+                round(_images_per_second(embedder, images), 1),
+                float(cosines.min()),
+                float(np.median(cosines)),
+            )
+        )
+    return rows
+
+
+def _host_key(threads: int, batch: int, capabilities: set[str]) -> dict[str, object]:
+    """What a profile depends on: a change in any of these measures again."""
+    import onnxruntime
+
+    key: dict[str, object] = {
+        "profile": PROFILE_VERSION,
+        "threads": threads,
+        "batch": batch,
+        "capabilities": sorted(capabilities),
+        "onnxruntime": onnxruntime.__version__,
+        "cpu": platform.processor() or platform.machine(),
+    }
+    if capabilities:
+        import openvino
+
+        key["openvino"] = openvino.__version__
+        key["cpu"] = openvino.Core().get_property("CPU", "FULL_DEVICE_NAME")
+    return key
+
+
+def host_profile(
+    model_path: Path,
+    gate_images: Callable[[], Path],
+    threads: int,
+    model_batch_size: int,
+    capabilities: set[str],
+) -> list[Measured]:
+    """Every candidate this host supports, measured once and cached (one process measures while
+    the others started beside it wait for its file)."""
+    host = _host_key(threads, model_batch_size, capabilities)
+    digest = hashlib.sha256(json.dumps(host, sort_keys=True).encode()).hexdigest()[:16]
+    path = model_path.parent / "runtime-profiles" / f"{model_path.stem}-{digest}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            return [Measured(**row) for row in json.loads(path.read_text())["measured"]]
+        log.info("profiling inference runtimes on this host (once): %s", path.name)
+        photos = np.load(gate_images())
+        rows = measure(host_candidates(capabilities), model_path, photos, threads, model_batch_size)
+        temporary = path.with_suffix(".tmp")
+        profile = {"host": host, "measured": [asdict(row) for row in rows]}
+        temporary.write_text(json.dumps(profile, indent=1))
+        temporary.replace(path)
+        return rows
+
+
+def _describe(row: Measured) -> str:
+    return (
+        f"{row.runtime}/{row.precision} {row.ips:.0f} images/s, cosine to f32 "
+        f"min {row.cos_min:.4f} median {row.cos_median:.4f}"
+    )
+
+
+def choose_runtime(
+    runtime: str,
+    precision: str,
+    device: str,
+    profile: Callable[[set[str]], list[Measured]],
+    capabilities: set[str] | None = None,
+    gate: GateThresholds = GATE,
+) -> RuntimeChoice:
+    """The runtime and precision to load, and why.
+
+    `runtime`/`precision` are the settings (`auto` or a name); `profile(capabilities)` measures
+    the host's candidates (cached). `capabilities` default to what OpenVINO reports here.
+    """
+    if device != "cpu":
+        if runtime not in ("auto", "onnxruntime") or precision not in ("auto", "f32"):
+            raise DeviceUnavailableError(
+                f"RIS_DEVICE={device} runs on ONNX Runtime in f32 only "
+                f"(RIS_RUNTIME={runtime}, RIS_PRECISION={precision})"
+            )
+        return RuntimeChoice("onnxruntime", "f32", f"device {device}")
+    if capabilities is None:
+        capabilities = openvino_capabilities() if runtime != "onnxruntime" else set()
+    supported = host_candidates(capabilities)
+    if runtime == "openvino" and not capabilities:
+        raise DeviceUnavailableError("RIS_RUNTIME=openvino: the openvino package is not installed")
+    wanted = [
+        candidate
+        for candidate in supported
+        if runtime in ("auto", candidate.runtime) and precision in ("auto", candidate.precision)
+    ]
+    if not wanted:
+        raise DeviceUnavailableError(
+            f"RIS_RUNTIME={runtime} with RIS_PRECISION={precision} cannot run on this host "
+            f"(it supports {', '.join(c.label for c in supported)})"
+        )
+    if wanted == [REFERENCE]:
+        return RuntimeChoice("onnxruntime", "f32", "the reference runtime; nothing else asked for")
+    rows = {row.candidate: row for row in profile(capabilities)}
+    passed = [rows[c] for c in wanted if c in rows and rows[c].passes(gate)]
+    refused = [rows[c] for c in wanted if c in rows and not rows[c].passes(gate)]
+    if not passed:
+        raise DeviceUnavailableError(
+            f"RIS_PRECISION={precision} fails the quality gate on this host (needs cosine to f32 "
+            f">= {gate.median} median, >= {gate.minimum} every image): "
+            + "; ".join(_describe(row) for row in refused)
+        )
+    best = max(passed, key=lambda row: row.ips)
+    reason = f"fastest that passed the quality gate: {_describe(best)}"
+    others = [_describe(row) for row in passed if row is not best]
+    if others:
+        reason += "; also passed: " + "; ".join(others)
+    if refused:
+        reason += "; refused by the gate: " + "; ".join(_describe(row) for row in refused)
+    return RuntimeChoice(best.runtime, best.precision, reason)

@@ -1,0 +1,156 @@
+"""Inference runtime and precision: what `auto` picks per host, the quality gate, same answers."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ris.embedding.imaging import load_image
+from ris.embedding.models import DEFAULT_MODEL, gate_images, get_model_spec
+from ris.embedding.openvino_session import openvino_capabilities
+from ris.embedding.pipeline import EmbeddingPipeline
+from ris.embedding.runtime import (
+    REFERENCE,
+    GateThresholds,
+    Measured,
+    choose_runtime,
+    host_candidates,
+    host_profile,
+    make_embedder,
+    measure,
+)
+from ris.errors import DeviceUnavailableError
+from ris.settings import Settings
+
+SPEC = get_model_spec(DEFAULT_MODEL)
+CAPABILITIES = openvino_capabilities()
+needs_bf16 = pytest.mark.skipif("BF16" not in CAPABILITIES, reason="this CPU has no BF16")
+
+
+@pytest.fixture(scope="module")
+def gate_photos(cache_dir: Path) -> np.ndarray:
+    return np.load(gate_images(SPEC, cache_dir))
+
+
+@pytest.fixture(scope="module")
+def profile(model_path: Path, gate_photos: np.ndarray) -> list[Measured]:
+    """Every runtime x precision this host supports, measured now on the gate's 36 photos."""
+    return measure(host_candidates(CAPABILITIES), model_path, gate_photos, 2, 4)
+
+
+def test_openvino_and_bf16_are_candidates_where_the_host_has_them() -> None:
+    assert "FP32" in CAPABILITIES, "the openvino package is a dependency"
+    labels = [candidate.label for candidate in host_candidates(CAPABILITIES)]
+    assert labels[:2] == ["onnxruntime/f32", "openvino/f32"]
+    assert ("openvino/bf16" in labels) == ("BF16" in CAPABILITIES)
+    assert [c.label for c in host_candidates(set())] == ["onnxruntime/f32"]
+
+
+def test_the_reference_agrees_with_itself_and_f32_runtimes_agree(profile: list[Measured]) -> None:
+    rows = {row.candidate.label: row for row in profile}
+    assert rows["onnxruntime/f32"].cos_min > 0.99999
+    assert rows["openvino/f32"].cos_min > 0.9999
+    assert all(row.ips > 0 for row in profile)
+
+
+@needs_bf16
+def test_bf16_passes_the_gate_on_this_host(profile: list[Measured]) -> None:
+    bf16 = next(row for row in profile if row.precision == "bf16")
+    assert bf16.passes(GateThresholds()), bf16
+    assert bf16.cos_min < 0.99999, "bf16 was not really used: it matches f32 exactly"
+
+
+def test_auto_picks_the_fastest_configuration_that_passed(profile: list[Measured]) -> None:
+    choice = choose_runtime("auto", "auto", "cpu", lambda _: profile, CAPABILITIES)
+    fastest = max((row for row in profile if row.passes(GateThresholds())), key=lambda r: r.ips)
+    assert choice.label == fastest.candidate.label
+    assert choice.reason.startswith("fastest that passed the quality gate")
+
+
+def test_auto_on_a_host_without_bf16_runs_f32(profile: list[Measured]) -> None:
+    """A CPU without BF16, simulated by the capabilities OpenVINO would report there."""
+    choice = choose_runtime("auto", "auto", "cpu", lambda _: profile, {"FP32", "INT8"})
+    assert choice.precision == "f32"
+    assert "bf16" not in choice.reason
+    with pytest.raises(DeviceUnavailableError, match="RIS_PRECISION=bf16 cannot run"):
+        choose_runtime("auto", "bf16", "cpu", lambda _: profile, {"FP32"})
+
+
+@needs_bf16
+def test_the_gate_refuses_a_precision_that_fails_it(profile: list[Measured]) -> None:
+    """The same measured bf16 descriptors against a gate stricter than bf16 can meet."""
+    strict = GateThresholds(median=0.99999, minimum=0.9999)
+    with pytest.raises(DeviceUnavailableError, match="fails the quality gate") as refused:
+        choose_runtime("openvino", "bf16", "cpu", lambda _: profile, CAPABILITIES, strict)
+    assert "openvino/bf16" in str(refused.value) and "cosine to f32 min 0.9" in str(refused.value)
+    fallback = choose_runtime("auto", "auto", "cpu", lambda _: profile, CAPABILITIES, strict)
+    assert fallback.precision == "f32"
+    assert "refused by the gate: openvino/bf16" in fallback.reason
+
+
+def test_settings_that_cannot_run_are_refused(profile: list[Measured]) -> None:
+    with pytest.raises(DeviceUnavailableError, match="openvino package is not installed"):
+        choose_runtime("openvino", "auto", "cpu", lambda _: profile, set())
+    with pytest.raises(DeviceUnavailableError, match="ONNX Runtime in f32 only"):
+        choose_runtime("openvino", "auto", "cuda", lambda _: profile, CAPABILITIES)
+    assert choose_runtime("auto", "auto", "cuda", lambda _: [], CAPABILITIES).label == (
+        "onnxruntime/f32"
+    )
+
+
+def _edited(path: Path) -> bytes:
+    """A mild copy: 90% centre crop, 60% size, JPEG quality 70."""
+    with Image.open(path) as image:
+        rgb = image.convert("RGB")
+    width, height = rgb.size
+    box = (width // 20, height // 20, width - width // 20, height - height // 20)
+    copy = rgb.crop(box).resize((int(width * 0.6), int(height * 0.6)))
+    out = io.BytesIO()
+    copy.save(out, "JPEG", quality=70)
+    return out.getvalue()
+
+
+def test_every_runtime_gives_the_same_top1_on_the_demo_photos(
+    model_path: Path, photos: list[Path]
+) -> None:
+    size = SPEC.input_size
+    gallery = np.stack([load_image(str(path), size, 10**9) for path in photos])
+    queries = np.stack([load_image(_edited(path), size, 10**9) for path in photos])
+    answers = {}
+    for candidate in host_candidates(CAPABILITIES):
+        embedder = make_embedder(candidate, model_path, 2, 4)
+        stored, asked = embedder(gallery), embedder(queries)
+        stored /= np.linalg.norm(stored, axis=1, keepdims=True)
+        asked /= np.linalg.norm(asked, axis=1, keepdims=True)
+        answers[candidate.label] = (asked @ stored.T).argmax(axis=1).tolist()
+    reference = answers[REFERENCE.label]
+    assert reference == list(range(len(photos))), "every copy finds its original"
+    assert all(top1 == reference for top1 in answers.values()), answers
+
+
+def test_the_profile_is_measured_once_per_host(
+    model_path: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    """A worker's later starts read the cached profile instead of measuring again."""
+    (tmp_path / model_path.name).symlink_to(model_path)
+    asked: list[int] = []
+
+    def photos() -> Path:
+        asked.append(1)
+        return gate_images(SPEC, cache_dir)
+
+    first = host_profile(tmp_path / model_path.name, photos, 2, 4, CAPABILITIES)
+    again = host_profile(tmp_path / model_path.name, photos, 2, 4, CAPABILITIES)
+    assert first == again and asked == [1]
+    assert len(list((tmp_path / "runtime-profiles").glob("*.json"))) == 1
+
+
+def test_the_pipeline_runs_what_the_settings_name(model_path: Path) -> None:
+    chosen = EmbeddingPipeline(Settings(runtime="onnxruntime", precision="f32"), model_path)
+    assert chosen.runtime.label == "onnxruntime/f32"
+    with pytest.raises(DeviceUnavailableError, match="cannot run on this host"):
+        EmbeddingPipeline(Settings(runtime="onnxruntime", precision="bf16"), model_path)
