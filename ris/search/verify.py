@@ -38,7 +38,7 @@ class LocalFeatures:
 def _grey(source: ImageSource, max_pixels: int) -> np.ndarray:
     """The image upright, transparency on white, grey, at most MAX_SIDE on a side."""
     with open_image(source, max_pixels) as image, decoding():
-        grey = np.asarray(upright_rgb(image, MAX_SIDE).convert("L"))
+        grey = np.asarray(upright_rgb(image, source, MAX_SIDE).convert("L"))
     scale = MAX_SIDE / max(grey.shape)
     if scale < 1:
         size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
