@@ -1,0 +1,114 @@
+"""Decoding at the cost of the pixels needed: the same picture as a full decode, for less work."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ris.embedding.imaging import load_image
+from ris.embedding.jpeg_scans import keep_scans_for_eighth_scale
+from ris.errors import ImageDecodeError
+from tests.imagefiles import textured, two_halves, write_image
+
+SIZE = 64
+LIMIT = 100_000_000
+
+
+def _photo_like(width: int, height: int) -> Image.Image:
+    """Large and detailed, so its AC scans carry most of the bytes as a photo's do."""
+    return textured(width // 8, height // 8).resize((width, height), Image.Resampling.BICUBIC)
+
+
+def _draft_decode(data: bytes, side: int) -> np.ndarray:
+    image = Image.open(io.BytesIO(data))
+    image.draft("RGB", (side, side))
+    return np.asarray(image.convert("RGB"))
+
+
+@pytest.mark.parametrize("subsampling", [0, 1, 2])  # 4:4:4, 4:2:2, 4:2:0
+def test_progressive_jpeg_at_an_eighth_keeps_every_pixel(subsampling: int) -> None:
+    out = io.BytesIO()
+    _photo_like(1600, 1200).save(out, "JPEG", quality=92, progressive=True, subsampling=subsampling)
+    whole = out.getvalue()
+    fewer = keep_scans_for_eighth_scale(whole)
+    assert fewer is not None and len(fewer) < 0.8 * len(whole)
+    side = 1200 // 8
+    np.testing.assert_array_equal(_draft_decode(fewer, side), _draft_decode(whole, side))
+
+
+def test_load_image_gives_the_same_array_as_before(tmp_path) -> None:
+    """The product's decode of a large progressive JPEG equals Pillow's plain draft decode."""
+    path = write_image(tmp_path / "big.jpg", _photo_like(2400, 1800), quality=90, progressive=True)
+    side = SIZE * 3 // 4
+    expected = Image.fromarray(_draft_decode(path.read_bytes(), side)).resize(
+        (SIZE, SIZE), Image.Resampling.BILINEAR
+    )
+    np.testing.assert_array_equal(load_image(str(path), SIZE, LIMIT), np.asarray(expected))
+    np.testing.assert_array_equal(load_image(path.read_bytes(), SIZE, LIMIT), np.asarray(expected))
+
+
+def test_baseline_jpegs_are_left_to_the_plain_decoder() -> None:
+    out = io.BytesIO()
+    _photo_like(800, 600).save(out, "JPEG", quality=90)
+    assert keep_scans_for_eighth_scale(out.getvalue()) is None
+    assert keep_scans_for_eighth_scale(b"not a jpeg") is None
+
+
+def test_a_reduced_progressive_jpeg_is_still_turned_upright(tmp_path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    image = two_halves(1600, 800, (255, 0, 0), (0, 0, 255))
+    path = write_image(tmp_path / "r.jpg", image, exif=exif.tobytes(), progressive=True)
+    array = load_image(str(path), SIZE, LIMIT)
+    assert array[2, SIZE // 2, 0] > 200 and array[-3, SIZE // 2, 2] > 200
+
+
+@pytest.mark.parametrize("cut", [0.3, 0.6, 0.95])
+def test_a_truncated_progressive_jpeg_is_decoded_or_refused_with_a_reason(
+    tmp_path, cut: float
+) -> None:
+    whole = write_image(
+        tmp_path / "w.jpg", _photo_like(1600, 1200), quality=90, progressive=True
+    ).read_bytes()
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(whole[: int(len(whole) * cut)])
+    try:
+        array = load_image(str(path), SIZE, LIMIT)
+    except ImageDecodeError as error:
+        assert str(error).startswith("corrupt image")
+    else:
+        assert array.shape == (SIZE, SIZE, 3)
+
+
+def test_large_png_is_shrunk_first_and_stays_close_to_a_full_resize(tmp_path) -> None:
+    image = _photo_like(1800, 1200)
+    path = write_image(tmp_path / "big.png", image)
+    full = np.asarray(image.resize((SIZE, SIZE), Image.Resampling.BILINEAR), dtype=np.int16)
+    reduced = load_image(str(path), SIZE, LIMIT).astype(np.int16)
+    assert np.abs(full - reduced).mean() < 2.0
+
+
+def test_large_transparent_png_and_webp_are_composited_on_white(tmp_path) -> None:
+    clear = Image.new("RGBA", (1600, 1600), (0, 0, 0, 0))
+    for name in ("clear.png", "clear.webp"):
+        path = write_image(tmp_path / name, clear, **({"lossless": True} if "webp" in name else {}))
+        assert load_image(str(path), SIZE, LIMIT).min() == 255, name
+
+
+def test_webp_keeps_its_exif_orientation_and_colours(tmp_path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    image = two_halves(400, 200, (255, 0, 0), (0, 0, 255))
+    path = write_image(tmp_path / "r.webp", image, exif=exif.tobytes(), quality=95)
+    array = load_image(str(path), SIZE, LIMIT)
+    assert array[2, SIZE // 2, 0] > 200 and array[2, SIZE // 2, 2] < 60
+    assert array[-3, SIZE // 2, 2] > 200 and array[-3, SIZE // 2, 0] < 60
+
+
+def test_a_corrupt_webp_is_refused_with_a_reason(tmp_path) -> None:
+    whole = write_image(tmp_path / "w.webp", _photo_like(800, 600), quality=80).read_bytes()
+    path = tmp_path / "cut.webp"
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ImageDecodeError, match="corrupt image|not an image"):
+        load_image(str(path), SIZE, LIMIT)
