@@ -51,6 +51,9 @@ class OpenVinoEmbedder:
         config = {
             "INFERENCE_NUM_THREADS": threads,
             "PERFORMANCE_HINT": "LATENCY",
+            # OpenVINO pins its threads to cores by default; two worker processes on one host
+            # would then share the same cores (half the throughput measured here).
+            "ENABLE_CPU_PINNING": False,
             "INFERENCE_PRECISION_HINT": _INFERENCE_PRECISION.get(precision, "f32"),
         }
         if precision == "int8" and "BF16" in openvino_capabilities():
