@@ -23,7 +23,7 @@ def todays_draft(image: Image.Image, source: ImageSource, side: int) -> Image.Im
 
 
 def use_todays_decoder() -> None:
-    imaging.draft = todays_draft  # type: ignore[assignment]
+    imaging.draft = todays_draft
 
 
 @contextmanager
@@ -33,7 +33,7 @@ def todays_decoder() -> Iterator[None]:
     try:
         yield
     finally:
-        imaging.draft = product  # type: ignore[assignment]
+        imaging.draft = product
 
 
 def _mean_ms(paths: list[Path], size: int, frame_removal: bool) -> float:

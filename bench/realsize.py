@@ -78,7 +78,7 @@ def _at_megapixels(image: Image.Image, megapixels: float, rng: np.random.Generat
 def _variants(number: int, source: Path, folder: Path) -> list[dict[str, object]]:
     rng = np.random.default_rng([SEED, number])
     stem = f"{number:03d}"
-    written = []
+    written: list[dict[str, object]] = []
     original = folder / f"{stem}-original{source.suffix.lower()}"
     shutil.copyfile(source, original)
     written.append({"file": original.name, "source": str(source), "kind": "as packaged"})
