@@ -37,7 +37,7 @@ from ris.jobs.tracker import JobTracker
 from ris.settings import Settings
 
 BIN = Path(sys.executable).parent
-console = Console(highlight=False)
+console = Console(highlight=False, width=130)
 
 
 def compute(settings: Settings, model_path: Path, paths: list[str]) -> Rate:
