@@ -339,7 +339,6 @@ def report(figures: dict[str, Any]) -> None:
             "worker RSS early -> end (MB)",
             f"{figures['worker_rss_early_mb']:.0f} -> {figures['worker_rss_at_end_mb']:.0f} "
             f"({figures['worker_rss_growth']:+.1%})",
-            f"({figures['worker_rss_growth']:+.1%})",
             "within 10%",
         ),
         ("worker CPU per image (ms)", f"{figures['worker_cpu_ms_per_image']:.1f}", ""),
