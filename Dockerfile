@@ -42,7 +42,7 @@ RUN python -m venv "$VIRTUAL_ENV" && useradd --system --uid 10001 --user-group -
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     --mount=type=cache,target=/root/.cache/pip \
     pip install /wheels/*.whl
-COPY --from=builder /opt/ris/cache/models /opt/ris/cache/models
+COPY --from=builder --chown=ris:ris /opt/ris/cache/models /opt/ris/cache/models
 USER ris
 WORKDIR /home/ris
 RUN python -m ris_cli.convert --check
@@ -75,7 +75,7 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     && pip uninstall -y onnxruntime \
     && pip install --force-reinstall --no-deps "onnxruntime-gpu==${ONNXRUNTIME_GPU}" \
     && python -c "import onnxruntime as o; assert 'CUDAExecutionProvider' in o.get_available_providers()"
-COPY --from=builder /opt/ris/cache/models /opt/ris/cache/models
+COPY --from=builder --chown=ris:ris /opt/ris/cache/models /opt/ris/cache/models
 USER ris
 WORKDIR /home/ris
 RUN python -m ris_cli.convert --check

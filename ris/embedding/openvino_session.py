@@ -46,7 +46,7 @@ class OpenVinoEmbedder:
             ) from None
         core = ov.Core()
         if compiled_cache is not None:
-            # Compiled blobs are cached: a worker's second start skips reading the ONNX graph.
+            # A worker's second start loads the compiled blob instead of compiling the graph.
             core.set_property({"CACHE_DIR": str(compiled_cache)})
         config = {
             "INFERENCE_NUM_THREADS": threads,

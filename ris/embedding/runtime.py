@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -108,7 +109,10 @@ def make_embedder(
         threads,
         model_batch_size,
         candidate.precision,
-        compiled_cache=model_path.parent / "openvino-cache",
+        # Compiled blobs are cached where the host may write (a read-only image just compiles).
+        compiled_cache=(
+            model_path.parent / "openvino-cache" if os.access(model_path.parent, os.W_OK) else None
+        ),
     )
 
 
@@ -191,14 +195,23 @@ def host_profile(
     host = _host_key(threads, model_batch_size, capabilities)
     digest = hashlib.sha256(json.dumps(host, sort_keys=True).encode()).hexdigest()[:16]
     path = model_path.parent / "runtime-profiles" / f"{model_path.stem}-{digest}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
+
+    def measure_now() -> list[Measured]:
+        log.info("profiling inference runtimes on this host (once): %s", path.name)
+        photos = np.load(gate_images())
+        return measure(host_candidates(capabilities), model_path, photos, threads, model_batch_size)
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(path.with_suffix(".lock"), "w")  # noqa: SIM115 - held for the whole block
+    except OSError as error:
+        log.warning("cannot cache the runtime profile (%s): measuring for this process", error)
+        return measure_now()
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if path.exists():
             return [Measured(**row) for row in json.loads(path.read_text())["measured"]]
-        log.info("profiling inference runtimes on this host (once): %s", path.name)
-        photos = np.load(gate_images())
-        rows = measure(host_candidates(capabilities), model_path, photos, threads, model_batch_size)
+        rows = measure_now()
         temporary = path.with_suffix(".tmp")
         profile = {"host": host, "measured": [asdict(row) for row in rows]}
         temporary.write_text(json.dumps(profile, indent=1))

@@ -154,3 +154,15 @@ def test_the_pipeline_runs_what_the_settings_name(model_path: Path) -> None:
     assert chosen.runtime.label == "onnxruntime/f32"
     with pytest.raises(DeviceUnavailableError, match="cannot run on this host"):
         EmbeddingPipeline(Settings(runtime="onnxruntime", precision="bf16"), model_path)
+
+
+def test_a_host_that_cannot_write_its_cache_still_chooses(
+    model_path: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    """A read-only image: the profile is measured for the process instead of cached."""
+    (tmp_path / model_path.name).symlink_to(model_path)
+    (tmp_path / "runtime-profiles").write_text("a file where the folder would go")
+    rows = host_profile(
+        tmp_path / model_path.name, lambda: gate_images(SPEC, cache_dir), 2, 4, CAPABILITIES
+    )
+    assert [row.candidate for row in rows] == host_candidates(CAPABILITIES)
