@@ -30,7 +30,7 @@ from ris.embedding.imaging import load_image
 from ris.embedding.models import get_model_spec
 from ris.embedding.openvino_session import openvino_capabilities
 from ris.embedding.pipeline import EmbeddingPipeline
-from ris.embedding.runtime import host_candidates
+from ris.embedding.runtime import host_candidates, precisions_passed
 from ris.index.milvus import MilvusIndex
 from ris.jobs.connection import connect_redis
 from ris.jobs.tracker import JobTracker
@@ -197,8 +197,13 @@ def default_model_figures(settings: Settings, corpus: list[str]) -> dict[str, An
     tensors = np.stack([load_image(path, 224, settings.max_pixels) for path in corpus[:128]])
     rows = sweep(model_path, tensors, host_candidates(openvino_capabilities()))
     figures["model_only_ips_by_config"] = rows
-    figures["model_only_best"] = best(rows)
-    figures["model_only_ips"] = best(rows)["ips"]
+    # The ceiling is the best configuration the product may run: precisions the model passed
+    # the quality gate in on the development sets (bf16 did not); the fastest of all beside it.
+    allowed = [row for row in rows if row["precision"] in precisions_passed(settings.model)]
+    figures["model_only_best"] = best(allowed)
+    figures["model_only_ips"] = best(allowed)["ips"]
+    figures["model_only_ips_any_precision"] = best(rows)["ips"]
+    figures["model_only_best_any_precision"] = best(rows)
     figures["model_only_ips_onnxruntime_f32"] = best(rows, runtime="onnxruntime")["ips"]
     return figures
 
@@ -308,12 +313,19 @@ def report(figures: dict[str, Any]) -> None:
     console.print(decode)
 
     best_cell = Cell(**{k: v for k, v in figures["model_only_best"].items() if k != "ips"})
+    fastest = figures["model_only_best_any_precision"]
+    fastest_cell = Cell(**{k: v for k, v in fastest.items() if k != "ips"})
     table = Table(title="ingestion rates (images/s unless stated)", title_justify="left")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("target", justify="right")
     rows_out = [
-        (f"model only, best: {best_cell.label}", f"{figures['model_only_ips']:.0f}", ""),
+        (f"model only, best allowed: {best_cell.label}", f"{figures['model_only_ips']:.0f}", ""),
+        (
+            f"model only, any precision: {fastest_cell.label} (fails the quality gate)",
+            f"{figures['model_only_ips_any_precision']:.0f}",
+            "",
+        ),
         (
             "model only, best on ONNX Runtime f32 (before)",
             f"{figures['model_only_ips_onnxruntime_f32']:.0f}",

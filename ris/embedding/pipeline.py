@@ -20,6 +20,7 @@ from ris.embedding.runtime import (
     choose_runtime,
     host_profile,
     make_embedder,
+    precisions_passed,
 )
 from ris.embedding.session import l2_normalise
 from ris.errors import ImageDecodeError
@@ -136,6 +137,7 @@ class EmbeddingPipeline:
                 settings.model_batch_size,
                 capabilities,
             ),
+            allowed=precisions_passed(spec.name),
         )
         log.info("inference on %s: %s", self.runtime.label, self.runtime.reason)
         self._pipe = (

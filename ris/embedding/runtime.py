@@ -54,6 +54,18 @@ class Candidate:
 
 REFERENCE = Candidate("onnxruntime", "f32")
 
+# Precisions below f32 that passed the quality gate on the development sets (`make
+# bench-quality`, bench/precision_gate.py), per model; no other runs below f32, whatever a host
+# measures on its 36 photos. None has so far: bf16 on the default model kept the median cosine
+# (0.9987 over 3,078 images) and every `query eval` figure within 0.003, but 48 images fell below
+# 0.98 (0.951 at worst: smooth, low-detail wallpaper tiles).
+DEVELOPMENT_SET_PASSES: dict[str, frozenset[str]] = {}
+
+
+def precisions_passed(model: str) -> frozenset[str]:
+    """Precisions `model` may run in: f32, and any that passed on the development sets."""
+    return frozenset({"f32"}) | DEVELOPMENT_SET_PASSES.get(model, frozenset())
+
 
 @dataclass(frozen=True)
 class Measured:
@@ -233,11 +245,13 @@ def choose_runtime(
     profile: Callable[[set[str]], list[Measured]],
     capabilities: set[str] | None = None,
     gate: GateThresholds = GATE,
+    allowed: frozenset[str] = frozenset({"f32"}),
 ) -> RuntimeChoice:
     """The runtime and precision to load, and why.
 
     `runtime`/`precision` are the settings (`auto` or a name); `profile(capabilities)` measures
-    the host's candidates (cached). `capabilities` default to what OpenVINO reports here.
+    the host's candidates (cached). `capabilities` default to what OpenVINO reports here;
+    `allowed` are the precisions the model passed the gate in on the development sets.
     """
     if device != "cpu":
         if runtime not in ("auto", "onnxruntime") or precision not in ("auto", "f32"):
@@ -261,6 +275,14 @@ def choose_runtime(
             f"RIS_RUNTIME={runtime} with RIS_PRECISION={precision} cannot run on this host "
             f"(it supports {', '.join(c.label for c in supported)})"
         )
+    never = [candidate for candidate in wanted if candidate.precision not in allowed]
+    wanted = [candidate for candidate in wanted if candidate.precision in allowed]
+    if not wanted:
+        raise DeviceUnavailableError(
+            f"RIS_PRECISION={precision}: this model did not pass the quality gate in "
+            f"{precision} on the development sets (make bench-quality; README: Runtime, "
+            "precision and decoding)"
+        )
     if wanted == [REFERENCE]:
         return RuntimeChoice("onnxruntime", "f32", "the reference runtime; nothing else asked for")
     rows = {row.candidate: row for row in profile(capabilities)}
@@ -279,4 +301,8 @@ def choose_runtime(
         reason += "; also passed: " + "; ".join(others)
     if refused:
         reason += "; refused by the gate: " + "; ".join(_describe(row) for row in refused)
+    if never:
+        reason += "; failed the gate on the development sets: " + ", ".join(
+            candidate.label for candidate in never
+        )
     return RuntimeChoice(best.runtime, best.precision, reason)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ class IndexedDataset:
     not_an_image: Path
     job: str
     index: MilvusIndex
+    logs: Path
 
 
 def _invoke(command, args: list[str], env: dict[str, str]):
@@ -72,14 +74,15 @@ def indexed(
         "RIS_COLLECTION": collection,
         "RIS_BATCH_SIZE": "8",
     }
-    workers = launch_workers({**os.environ, **env}, 2, tmp_path_factory.mktemp("logs"), "e2e")
+    logs = tmp_path_factory.mktemp("logs")
+    workers = launch_workers({**os.environ, **env}, 2, logs, "e2e")
     try:
         result = _invoke(
             producer, ["enqueue", str(root), "--wait", "--timeout", "300", "--json"], env
         )
         status = json.loads(result.stdout)
         index = MilvusIndex(milvus_server.url, collection, dim=get_model_spec(DEFAULT_MODEL).dim)
-        yield IndexedDataset(env, root, copies, corrupt, not_an_image, status["job"], index)
+        yield IndexedDataset(env, root, copies, corrupt, not_an_image, status["job"], index, logs)
         index.drop()
     finally:
         stop_workers(workers)
@@ -99,6 +102,13 @@ def test_every_image_is_indexed_and_every_bad_file_reported(indexed: IndexedData
     }
     assert status["failures"][str(indexed.corrupt)].startswith("corrupt image")
     assert indexed.index.count() == len(indexed.photos)
+
+
+def test_each_worker_logs_the_runtime_it_chose_and_why(indexed: IndexedDataset) -> None:
+    for log in sorted(indexed.logs.glob("e2e-worker-*.log")):
+        text = log.read_text()
+        assert re.search(r"inference on (onnxruntime|openvino)/(f32|bf16): \S", text), text[-2000:]
+        assert "quality gate" in text or "reference runtime" in text
 
 
 def test_query_search_finds_each_photo_itself_at_rank_one(indexed: IndexedDataset) -> None:

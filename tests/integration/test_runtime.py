@@ -22,12 +22,15 @@ from ris.embedding.runtime import (
     host_profile,
     make_embedder,
     measure,
+    precisions_passed,
 )
 from ris.errors import DeviceUnavailableError
 from ris.settings import Settings
 
 SPEC = get_model_spec(DEFAULT_MODEL)
 CAPABILITIES = openvino_capabilities()
+# A model that passed the gate in bf16 on the development sets (none of the shipped ones has).
+BF16_PASSED = frozenset({"f32", "bf16"})
 needs_bf16 = pytest.mark.skipif("BF16" not in CAPABILITIES, reason="this CPU has no BF16")
 
 
@@ -43,7 +46,7 @@ def profile(model_path: Path, gate_photos: np.ndarray) -> list[Measured]:
 
 
 def test_openvino_and_bf16_are_candidates_where_the_host_has_them() -> None:
-    assert "FP32" in CAPABILITIES, "the openvino package is a dependency"
+    assert "FP32" in CAPABILITIES, "the test extra installs the openvino package"
     labels = [candidate.label for candidate in host_candidates(CAPABILITIES)]
     assert labels[:2] == ["onnxruntime/f32", "openvino/f32"]
     assert ("openvino/bf16" in labels) == ("BF16" in CAPABILITIES)
@@ -65,7 +68,9 @@ def test_bf16_passes_the_gate_on_this_host(profile: list[Measured]) -> None:
 
 
 def test_auto_picks_the_fastest_configuration_that_passed(profile: list[Measured]) -> None:
-    choice = choose_runtime("auto", "auto", "cpu", lambda _: profile, CAPABILITIES)
+    choice = choose_runtime(
+        "auto", "auto", "cpu", lambda _: profile, CAPABILITIES, allowed=BF16_PASSED
+    )
     fastest = max((row for row in profile if row.passes(GateThresholds())), key=lambda r: r.ips)
     assert choice.label == fastest.candidate.label
     assert choice.reason.startswith("fastest that passed the quality gate")
@@ -73,11 +78,27 @@ def test_auto_picks_the_fastest_configuration_that_passed(profile: list[Measured
 
 def test_auto_on_a_host_without_bf16_runs_f32(profile: list[Measured]) -> None:
     """A CPU without BF16, simulated by the capabilities OpenVINO would report there."""
-    choice = choose_runtime("auto", "auto", "cpu", lambda _: profile, {"FP32", "INT8"})
+    no_bf16 = {"FP32", "INT8"}
+    choice = choose_runtime("auto", "auto", "cpu", lambda _: profile, no_bf16, allowed=BF16_PASSED)
     assert choice.precision == "f32"
     assert "bf16" not in choice.reason
     with pytest.raises(DeviceUnavailableError, match="RIS_PRECISION=bf16 cannot run"):
-        choose_runtime("auto", "bf16", "cpu", lambda _: profile, {"FP32"})
+        choose_runtime("auto", "bf16", "cpu", lambda _: profile, no_bf16, allowed=BF16_PASSED)
+
+
+@needs_bf16
+def test_a_precision_that_failed_on_the_development_sets_never_runs(
+    profile: list[Measured],
+) -> None:
+    """The default model failed the gate in bf16 on the development sets: `auto` keeps f32 on
+    a host where bf16 is fastest and passes its own 36 photos, and asking for bf16 is refused."""
+    allowed = precisions_passed(DEFAULT_MODEL)
+    assert allowed == {"f32"}
+    choice = choose_runtime("auto", "auto", "cpu", lambda _: profile, CAPABILITIES, allowed=allowed)
+    assert choice.precision == "f32"
+    assert "failed the gate on the development sets: openvino/bf16" in choice.reason
+    with pytest.raises(DeviceUnavailableError, match="did not pass the quality gate in bf16"):
+        choose_runtime("openvino", "bf16", "cpu", lambda _: profile, CAPABILITIES, allowed=allowed)
 
 
 @needs_bf16
@@ -85,9 +106,13 @@ def test_the_gate_refuses_a_precision_that_fails_it(profile: list[Measured]) -> 
     """The same measured bf16 descriptors against a gate stricter than bf16 can meet."""
     strict = GateThresholds(median=0.99999, minimum=0.9999)
     with pytest.raises(DeviceUnavailableError, match="fails the quality gate") as refused:
-        choose_runtime("openvino", "bf16", "cpu", lambda _: profile, CAPABILITIES, strict)
+        choose_runtime(
+            "openvino", "bf16", "cpu", lambda _: profile, CAPABILITIES, strict, BF16_PASSED
+        )
     assert "openvino/bf16" in str(refused.value) and "cosine to f32 min 0.9" in str(refused.value)
-    fallback = choose_runtime("auto", "auto", "cpu", lambda _: profile, CAPABILITIES, strict)
+    fallback = choose_runtime(
+        "auto", "auto", "cpu", lambda _: profile, CAPABILITIES, strict, BF16_PASSED
+    )
     assert fallback.precision == "f32"
     assert "refused by the gate: openvino/bf16" in fallback.reason
 
@@ -152,6 +177,7 @@ def test_the_profile_is_measured_once_per_host(
 def test_the_pipeline_runs_what_the_settings_name(model_path: Path) -> None:
     chosen = EmbeddingPipeline(Settings(runtime="onnxruntime", precision="f32"), model_path)
     assert chosen.runtime.label == "onnxruntime/f32"
+    assert EmbeddingPipeline(Settings(), model_path).runtime.precision == "f32"
     with pytest.raises(DeviceUnavailableError, match="cannot run on this host"):
         EmbeddingPipeline(Settings(runtime="onnxruntime", precision="bf16"), model_path)
 
