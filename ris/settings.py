@@ -48,13 +48,13 @@ class Settings(BaseSettings):
     device: str = Field("cpu", description="Inference device: `cpu` or `cuda`.")
     runtime: Literal["auto", "onnxruntime", "openvino"] = Field(
         "auto",
-        description="Inference runtime on the CPU. `auto`: the fastest runtime and precision "
-        "measured on this host that passes the quality gate (measured once, cached).",
+        description="Inference runtime on the CPU: `onnxruntime`, `openvino` (an extra), or "
+        "`auto`: the fastest measured on this host that passes the quality gate (cached).",
     )
     precision: Literal["auto", "f32", "bf16"] = Field(
         "auto",
-        description="Inference precision: `f32`, or `bf16` (OpenVINO, on CPUs with BF16), "
-        "allowed only where it passes the quality gate; `auto` lets the measurement decide.",
+        description="Inference precision: `f32`, or `bf16` (OpenVINO, on CPUs with BF16, only "
+        "for a model that passed the quality gate in it); `auto` lets the measurement decide.",
     )
     batch_size: int = Field(64, ge=1, le=1024, description="Image paths per Celery task.")
     model_batch_size: int = Field(
