@@ -46,7 +46,7 @@ def test_bench_json_overrides_the_measured_defaults(tmp_path: Path) -> None:
         )
     )
     measured = Measured.from_bench_json(figures)
-    assert measured.cpu_ips_per_core == pytest.approx(200.0 * 0.56 / 2)
+    assert measured.cpu_ips_per_core == pytest.approx(200.0 / 2)
     assert (measured.milvus_cpu_ms_per_task, measured.worker_cpu_ms_per_task) == (9, 5)
 
 
