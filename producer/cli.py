@@ -24,6 +24,7 @@ from ris.jobs.tracker import JobStatus
 from ris.settings import load_settings
 from ris_cli.errors import one_line_errors
 from ris_cli.options import (
+    collection_option,
     json_option,
     queue_option,
     timeout_option,
@@ -33,11 +34,14 @@ from ris_cli.options import (
 from ris_cli.output import configure_logging, print_json, stdout
 
 
-def _producer(queue: str | None = None) -> Producer:
-    """A producer from the settings, sending to `queue` instead of RIS_QUEUE when given."""
+def _producer(queue: str | None = None, collection: str | None = None) -> Producer:
+    """A producer from the settings, sending to `queue` instead of RIS_QUEUE and indexing into
+    `collection` instead of RIS_COLLECTION when given."""
     settings = load_settings()
     if queue is not None:
         settings = settings.model_copy(update={"queue": queue})
+    if collection is not None:
+        settings = settings.model_copy(update={"collection": collection})
     return Producer(settings)
 
 
@@ -70,7 +74,12 @@ def _run_job(
             progress.update(bar, completed=report.enqueued, skipped=report.skipped)
 
         report = producer.enqueuer(skip_unchanged).run(
-            paths, label, producer.settings.collection, on_progress, should_stop=stop
+            paths,
+            label,
+            producer.settings.collection,
+            on_progress,
+            should_stop=stop,
+            model=producer.settings.model,
         )
     if not as_json:
         batches = f"{report.batches} batch{'' if report.batches == 1 else 'es'}"
@@ -105,6 +114,7 @@ def main() -> None:
 @timeout_option
 @click.option("--force", is_flag=True, help="Re-embed files even when indexed unchanged.")
 @queue_option
+@collection_option
 @json_option
 @verbose_option
 @one_line_errors
@@ -114,6 +124,7 @@ def enqueue(
     timeout: float | None,
     force: bool,
     queue: str | None,
+    collection: str | None,
     as_json: bool,
     verbose: bool,
 ) -> None:
@@ -122,7 +133,7 @@ def enqueue(
     for root in roots:
         if not os.path.exists(root):
             raise click.ClickException(f"{root}: no such file or directory")
-    producer = _producer(queue)
+    producer = _producer(queue, collection)
     absolute = [os.path.abspath(root) for root in roots]
     paths = (path for root in absolute for path in iter_image_paths(root))
     _run_job(producer, paths, os.pathsep.join(absolute), not force, wait, timeout, as_json)
@@ -139,10 +150,12 @@ def enqueue(
 def retry(
     job: str, wait: bool, timeout: float | None, queue: str | None, as_json: bool, verbose: bool
 ) -> None:
-    """Enqueue again the images that failed in JOB, as a new job."""
+    """Enqueue again the images that failed in JOB, as a new job into JOB's collection."""
     configure_logging(verbose)
     producer = _producer(queue)
-    producer.tracker.require_status(job)
+    original = producer.tracker.require_status(job)
+    if original.collection and original.collection != producer.settings.collection:
+        producer = _producer(queue, original.collection)
     failed = list(producer.tracker.failures(job))
     _run_job(producer, failed, f"retry of {job}", False, wait, timeout, as_json)
 

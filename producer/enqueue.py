@@ -94,14 +94,16 @@ class Enqueuer:
         collection: str,
         on_progress: Callable[[EnqueueReport], None] = lambda report: None,
         should_stop: Callable[[], bool] = lambda: False,
+        model: str = "",
     ) -> EnqueueReport:
-        """Send every changed path in `paths` as one job.
+        """Send every changed path in `paths` as one job into `collection`, embedded with
+        `model`: each batch names both, so a worker writes where the job says.
 
         When `should_stop()` turns true (Ctrl-C), the job ends with the batches already sent:
         they are processed and the job completes; running the command again does the rest.
         """
         report = EnqueueReport(job=new_job_id())
-        self.tracker.create(report.job, root=label, collection=collection)
+        self.tracker.create(report.job, root=label, collection=collection, model=model)
         room = 0  # batches the queue takes before its length is asked again
         # The index and the failure record are asked once per window of several batches.
         for window in batched(paths, self.batch_size * LOOKUP_BATCHES):
@@ -117,7 +119,7 @@ class Enqueuer:
                 if should_stop():
                     break
                 number = self.tracker.add_batch(report.job, len(batch))
-                self.send(BatchPayload(job=report.job, batch=number, paths=batch))
+                self.send(BatchPayload(report.job, number, batch, collection, model))
                 room -= 1
                 report.enqueued += len(batch)
                 report.batches += 1

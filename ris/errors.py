@@ -35,6 +35,10 @@ class CollectionMissingError(RisError):
     """The Milvus collection does not exist yet."""
 
 
+class ModelMismatchError(RisError):
+    """A batch was enqueued for another model than the one this worker runs."""
+
+
 class CollectionMismatchError(RisError):
     """The collection holds vectors of another model (or dimension) than the one configured."""
 

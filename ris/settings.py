@@ -40,7 +40,8 @@ class Settings(BaseSettings):
     collection: str = Field(
         "",
         description="Milvus collection holding the vectors; empty means `images_<model>` "
-        "(each model has its own).",
+        "(each model has its own). Each job names its collection; a worker's setting applies "
+        "only to batches that name none.",
     )
     model: str = Field(
         DEFAULT_MODEL, description="Embedding model (see the Quality section for the choices)."

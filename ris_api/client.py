@@ -162,7 +162,10 @@ class Client:
         producer = Producer(self.settings)
         try:
             report = producer.enqueuer(skip_unchanged=not force).run(
-                paths, os.pathsep.join(absolute), self.settings.collection
+                paths,
+                os.pathsep.join(absolute),
+                self.settings.collection,
+                model=self.settings.model,
             )
         finally:
             producer.close_index()

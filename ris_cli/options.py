@@ -24,4 +24,11 @@ queue_option = click.option(
     metavar="NAME",
     help="Celery queue for this job (e.g. one only GPU workers consume); default RIS_QUEUE.",
 )
+collection_option = click.option(
+    "--collection",
+    callback=_not_blank,
+    metavar="NAME",
+    help="Milvus collection this job indexes into; default RIS_COLLECTION. Workers write "
+    "where the job says.",
+)
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Log what happens.")

@@ -51,9 +51,21 @@ def pipeline() -> PathEmbedder:
     return _pipeline_factory(settings())
 
 
-@_once_per_process
-def index() -> VectorIndex:
-    return open_index(settings(), retry_seconds=settings().outage_retry_seconds)
+_indexes: dict[str, VectorIndex] = {}
+
+
+def index(collection: str = "") -> VectorIndex:
+    """The process's client of `collection` (default RIS_COLLECTION), opened on first use; a
+    job names its collection, so one worker fleet can fill several."""
+    current = settings()
+    name = collection or current.collection
+    with _lock:
+        if name not in _indexes:
+            _indexes[name] = open_index(
+                current.model_copy(update={"collection": name}),
+                retry_seconds=current.outage_retry_seconds,
+            )
+        return _indexes[name]
 
 
 @_once_per_process
@@ -83,6 +95,7 @@ def reset() -> None:
     with _lock:
         for cached in _factories:
             cached.cache_clear()  # type: ignore[attr-defined]
+        _indexes.clear()
 
 
 def warm_up() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from celery.exceptions import Reject
 
-from ris.errors import InvalidPayloadError, RisError, TransientError
+from ris.errors import InvalidPayloadError, ModelMismatchError, RisError, TransientError
 from ris.files.changes import file_state
 from ris.jobs.contract import FINALIZE_TASK, INGEST_TASK, BatchPayload
 from ris.jobs.tracker import FailedFiles
@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 
 def finalize_job(job: str) -> None:
     """Make the job's vectors searchable, then mark it done."""
+    status = runtime.tracker().status(job)
     try:
-        runtime.index().flush()
+        runtime.index(status.collection if status else "").flush()
     except TransientError:
         raise
     except RisError as error:
@@ -45,7 +46,7 @@ def _record(
 ) -> None:
     """Count the batch once; `remembered` failures join the collection's failed-file record."""
     failed_files = FailedFiles(
-        collection=runtime.settings().collection,
+        collection=batch.collection or runtime.settings().collection,
         indexed_paths=indexed,
         failures=remembered,
         failed_states={path: file_state(path) for path in remembered},
@@ -60,7 +61,15 @@ def _record(
 
 
 def _ingest(batch: BatchPayload) -> None:
-    result = process_batch(batch.paths, runtime.pipeline(), runtime.index(), runtime.policy())
+    model = runtime.settings().model
+    if batch.model and batch.model != model:
+        # A fleet that runs several models must route each model's jobs to its own queue.
+        raise ModelMismatchError(
+            f"this worker runs model {model}, the job was enqueued for {batch.model} "
+            "(give the workers of each model their own RIS_QUEUE, or the same RIS_MODEL)"
+        )
+    index = runtime.index(batch.collection)
+    result = process_batch(batch.paths, runtime.pipeline(), index, runtime.policy())
     log.info(
         "job %s batch %d: %d paths, %d indexed, %d failed; embed %.2f s, upsert %.2f s",
         batch.job,

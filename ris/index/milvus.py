@@ -318,7 +318,10 @@ class MilvusIndex:
         )
 
     def flush(self) -> None:
-        """Seal what was written so searches over it are fast (Milvus Lite scans unflushed rows)."""
+        """Seal what was written so searches over it are fast (Milvus Lite scans unflushed rows).
+        A collection nothing was written to (not created) has nothing to seal, and stays so."""
+        if not self._ready and not self.exists():
+            return
         self._loaded(lambda: self.client.flush(self.collection, timeout=max(self.timeout, 120.0)))
 
     def search(

@@ -13,28 +13,41 @@ INGEST_TASK = "ris.ingest_batch"
 FINALIZE_TASK = "ris.finalize_job"
 MAX_PATHS_PER_TASK = 1024
 _JOB_ID = re.compile(r"^[0-9a-f]{6,64}$")
+# Milvus' rule for collection names.
+_COLLECTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+_KEYS = {"job", "batch", "paths", "collection", "model"}
 
 
 @dataclass(frozen=True)
 class BatchPayload:
-    """What one ingest task carries: the job it belongs to, its number, and the image paths."""
+    """What one ingest task carries: the job it belongs to, its number, the image paths, and
+    where the vectors go: the job's collection and the model it is built with. Empty (a message
+    from before they were sent) means the worker's own settings."""
 
     job: str
     batch: int
     paths: list[str]
+    collection: str = ""
+    model: str = ""
 
     def to_message(self) -> dict[str, Any]:
-        return {"job": self.job, "batch": self.batch, "paths": self.paths}
+        message: dict[str, Any] = {"job": self.job, "batch": self.batch, "paths": self.paths}
+        if self.collection:
+            message["collection"] = self.collection
+        if self.model:
+            message["model"] = self.model
+        return message
 
     @classmethod
     def from_message(cls, message: Any) -> BatchPayload:
         """Validate an incoming message; raise InvalidPayloadError naming what is wrong."""
         if not isinstance(message, dict):
             raise InvalidPayloadError(f"payload must be an object, got {type(message).__name__}")
-        unknown = set(message) - {"job", "batch", "paths"}
+        unknown = set(message) - _KEYS
         if unknown:
             raise InvalidPayloadError(f"unknown payload keys: {sorted(unknown)}")
         job, batch, paths = message.get("job"), message.get("batch"), message.get("paths")
+        collection, model = message.get("collection", ""), message.get("model", "")
         if not isinstance(job, str) or not _JOB_ID.match(job):
             raise InvalidPayloadError(f"invalid job id: {job!r}")
         if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
@@ -45,7 +58,11 @@ class BatchPayload:
             raise InvalidPayloadError(
                 f"too many paths: {len(paths)} (at most {MAX_PATHS_PER_TASK} per task)"
             )
-        return cls(job=job, batch=batch, paths=paths)
+        if not isinstance(collection, str) or (collection and not _COLLECTION.match(collection)):
+            raise InvalidPayloadError(f"invalid collection name: {collection!r}")
+        if not isinstance(model, str) or len(model) > 200:
+            raise InvalidPayloadError(f"invalid model name: {model!r}")
+        return cls(job=job, batch=batch, paths=paths, collection=collection, model=model)
 
 
 def broker_transport_options(visibility_timeout: int) -> dict[str, Any]:

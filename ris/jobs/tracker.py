@@ -76,6 +76,7 @@ class JobStatus:
     created_at: float
     finished_at: float | None
     interrupted: bool = False
+    model: str = ""
 
     @property
     def pending(self) -> int:
@@ -128,7 +129,7 @@ class JobTracker:
     def _key(job: str, suffix: str = "") -> str:
         return f"{KEY_PREFIX}:job:{job}{':' + suffix if suffix else ''}"
 
-    def create(self, job: str, root: str, collection: str) -> None:
+    def create(self, job: str, root: str, collection: str, model: str = "") -> None:
         now = time.time()
         pipe = self.redis.pipeline()
         pipe.hset(
@@ -137,6 +138,7 @@ class JobTracker:
                 "state": STATE_SCANNING,
                 "root": root,
                 "collection": collection,
+                "model": model,
                 "created_at": now,
                 "scan_done": 0,
                 "batches": 0,
@@ -224,6 +226,7 @@ class JobTracker:
             created_at=float(fields.get("created_at", 0.0)),
             finished_at=float(fields["finished_at"]) if "finished_at" in fields else None,
             interrupted=fields.get("interrupted") == "1",
+            model=fields.get("model", ""),
         )
 
     def failures(self, job: str) -> dict[str, str]:

@@ -10,6 +10,14 @@ from ris.settings import Settings
 def test_round_trip() -> None:
     payload = BatchPayload(job="abcdef123456", batch=3, paths=["/a.jpg", "/b.png"])
     assert BatchPayload.from_message(payload.to_message()) == payload
+    named = BatchPayload("abcdef123456", 3, ["/a.jpg"], collection="photos_2026", model="m")
+    assert BatchPayload.from_message(named.to_message()) == named
+
+
+def test_a_message_without_collection_and_model_means_the_workers_own() -> None:
+    """Messages queued by a producer from before jobs named their collection still run."""
+    old = BatchPayload.from_message({"job": "abcdef", "batch": 1, "paths": ["/a.jpg"]})
+    assert (old.collection, old.model) == ("", "")
 
 
 @pytest.mark.parametrize(
@@ -26,6 +34,9 @@ def test_round_trip() -> None:
             {"job": "abcdef", "batch": 1, "paths": ["/a.jpg"] * (MAX_PATHS_PER_TASK + 1)},
             "too many paths",
         ),
+        ({"job": "abcdef", "batch": 1, "paths": [], "collection": "a-b"}, "invalid collection"),
+        ({"job": "abcdef", "batch": 1, "paths": [], "collection": 3}, "invalid collection"),
+        ({"job": "abcdef", "batch": 1, "paths": [], "model": ["x"]}, "invalid model"),
     ],
 )
 def test_malformed_payloads_are_refused_with_a_reason(message: object, reason: str) -> None:
