@@ -1,4 +1,4 @@
-"""The embedding model on OpenVINO (CPU), reading the same ONNX file, in f32, bf16 or int8."""
+"""The embedding model on OpenVINO (CPU), reading the same ONNX file, in f32 or bf16."""
 
 from __future__ import annotations
 
@@ -7,15 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ris.embedding.models import FEATURES_OUTPUT, LOGITS_OUTPUT
-from ris.embedding.session import run_in_chunks
+from ris.embedding.session import Embedder
 from ris.errors import DeviceUnavailableError
 
 log = logging.getLogger(__name__)
-
-# OpenVINO's names for what RIS_PRECISION calls f32 and bf16 (int8 is a quantized model file,
-# whose remaining float layers run at the host's best float precision).
-_INFERENCE_PRECISION = {"f32": "f32", "bf16": "bf16"}
 
 
 def openvino_capabilities() -> set[str]:
@@ -27,7 +22,7 @@ def openvino_capabilities() -> set[str]:
     return set(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
-class OpenVinoEmbedder:
+class OpenVinoEmbedder(Embedder):
     """One compiled model on the CPU plugin, run in chunks of `model_batch_size` images."""
 
     def __init__(
@@ -54,27 +49,13 @@ class OpenVinoEmbedder:
             # OpenVINO pins its threads to cores by default; two worker processes on one host
             # would then share the same cores (half the throughput measured here).
             "ENABLE_CPU_PINNING": False,
-            "INFERENCE_PRECISION_HINT": _INFERENCE_PRECISION.get(precision, "f32"),
+            "INFERENCE_PRECISION_HINT": precision,
         }
-        if precision == "int8" and "BF16" in openvino_capabilities():
-            config["INFERENCE_PRECISION_HINT"] = "bf16"
         self.compiled = core.compile_model(model_path, "CPU", config)
         self.request = self.compiled.create_infer_request()
         self.model_batch_size = model_batch_size
         log.info("loaded %s on OpenVINO %s, %d threads", model_path, precision, threads)
 
-    def _run(self, output: str, images: np.ndarray) -> np.ndarray:
-        port = self.compiled.output(output)
+    def _infer(self, output: str, chunk: np.ndarray) -> np.ndarray:
         # The request reuses its output buffer: copy before the next chunk overwrites it.
-        return run_in_chunks(
-            lambda chunk: self.request.infer({0: chunk})[port].copy(),
-            images,
-            self.model_batch_size,
-        )
-
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        """Pooled features, shape (N, dim), not normalised."""
-        return self._run(FEATURES_OUTPUT, images)
-
-    def logits(self, images: np.ndarray) -> np.ndarray:
-        return self._run(LOGITS_OUTPUT, images)
+        return self.request.infer({0: chunk})[self.compiled.output(output)].copy()

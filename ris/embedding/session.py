@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Protocol
 
 import numpy as np
 import onnxruntime as ort
@@ -31,27 +29,35 @@ def execution_providers(device: str) -> list[str]:
     return [wanted] if device == "cpu" else [wanted, "CPUExecutionProvider"]
 
 
-class Embedder(Protocol):
-    """A loaded model on some runtime: uint8 NHWC batches in, features or logits out."""
+class Embedder:
+    """A loaded model on some runtime: uint8 NHWC batches in, features or logits out, run in
+    chunks of `model_batch_size` images. A runtime implements `_infer` on one chunk."""
 
     model_batch_size: int
 
-    def __call__(self, images: np.ndarray) -> np.ndarray: ...
+    def _infer(self, output: str, chunk: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
-    def logits(self, images: np.ndarray) -> np.ndarray: ...
+    def _run(self, output: str, images: np.ndarray) -> np.ndarray:
+        if len(images) == 0:
+            return np.zeros((0, 0), dtype=np.float32)
+        step = self.model_batch_size
+        parts = [
+            self._infer(output, images[start : start + step])
+            for start in range(0, len(images), step)
+        ]
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """Pooled features, shape (N, dim), not normalised."""
+        return self._run(FEATURES_OUTPUT, images)
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """ImageNet class scores, shape (N, 1000): proves the shipped weights are the real ones."""
+        return self._run(LOGITS_OUTPUT, images)
 
 
-def run_in_chunks(
-    run: Callable[[np.ndarray], np.ndarray], images: np.ndarray, chunk: int
-) -> np.ndarray:
-    """`run` over `images` `chunk` at a time, results stacked as float32."""
-    if len(images) == 0:
-        return np.zeros((0, 0), dtype=np.float32)
-    parts = [run(images[start : start + chunk]) for start in range(0, len(images), chunk)]
-    return np.concatenate(parts).astype(np.float32, copy=False)
-
-
-class OnnxEmbedder:
+class OnnxEmbedder(Embedder):
     """One inference session, run in chunks of `model_batch_size` images."""
 
     def __init__(
@@ -84,20 +90,8 @@ class OnnxEmbedder:
         self.model_batch_size = model_batch_size
         log.info("loaded %s on %s, %d threads", model_path, device, threads)
 
-    def _run(self, output: str, images: np.ndarray) -> np.ndarray:
-        return run_in_chunks(
-            lambda chunk: self.session.run([output], {INPUT_NAME: chunk})[0],
-            images,
-            self.model_batch_size,
-        )
-
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        """Pooled features, shape (N, dim), not normalised."""
-        return self._run(FEATURES_OUTPUT, images)
-
-    def logits(self, images: np.ndarray) -> np.ndarray:
-        """ImageNet class scores, shape (N, 1000): proves the shipped weights are the real ones."""
-        return self._run(LOGITS_OUTPUT, images)
+    def _infer(self, output: str, chunk: np.ndarray) -> np.ndarray:
+        return self.session.run([output], {INPUT_NAME: chunk})[0]
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:

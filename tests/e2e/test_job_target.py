@@ -17,6 +17,16 @@ pytestmark = pytest.mark.e2e
 DIM = get_model_spec(DEFAULT_MODEL).dim
 
 
+@pytest.fixture
+def tree(photos: list[Path], tmp_path: Path) -> Path:
+    """A folder of six photos."""
+    root = tmp_path / "tree"
+    root.mkdir()
+    for photo in photos[:6]:
+        shutil.copy(photo, root / photo.name)
+    return root
+
+
 def _enqueue(*arguments: str) -> dict:
     options = ("--wait", "--timeout", "180", "--json")
     return json.loads(invoke(producer, "enqueue", *arguments, *options).stdout)
@@ -26,14 +36,9 @@ def test_workers_index_into_the_collection_the_job_names(
     ris_env: dict[str, str],
     start_workers,
     collection: str,
-    photos: list[Path],
-    tmp_path: Path,
+    tree: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    root = tmp_path / "tree"
-    root.mkdir()
-    for photo in photos[:6]:
-        shutil.copy(photo, root / photo.name)
     monkeypatch.setenv("RIS_BATCH_SIZE", "4")
     # The workers' own setting names another collection than the producer's.
     ris_env["RIS_COLLECTION"] = f"{collection}_workers"
@@ -43,7 +48,7 @@ def test_workers_index_into_the_collection_the_job_names(
     names = (collection, named, f"{collection}_workers")
     indexes = [MilvusIndex(uri, name, dim=DIM) for name in names]
     try:
-        status = _enqueue(str(root))
+        status = _enqueue(str(tree))
         assert (status["state"], status["indexed"], status["collection"]) == (
             "done",
             6,
@@ -54,10 +59,10 @@ def test_workers_index_into_the_collection_the_job_names(
         # The worker's own collection (prepared at start-up) stays empty.
         assert not indexes[2].exists() or indexes[2].count() == 0
 
-        again = _enqueue(str(root))
+        again = _enqueue(str(tree))
         assert (again["enqueued"], again["skipped"]) == (0, 6), "the re-run finds them indexed"
 
-        elsewhere = _enqueue(str(root), "--collection", named)
+        elsewhere = _enqueue(str(tree), "--collection", named)
         assert (elsewhere["indexed"], elsewhere["collection"]) == (6, named)
         assert indexes[1].count() == 6
     finally:
@@ -69,26 +74,21 @@ def test_a_batch_for_another_model_fails_with_the_reason_and_is_sent_again_later
     ris_env: dict[str, str],
     start_workers,
     collection: str,
-    photos: list[Path],
-    tmp_path: Path,
+    tree: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    root = tmp_path / "tree"
-    root.mkdir()
-    for photo in photos[:3]:
-        shutil.copy(photo, root / photo.name)
     ris_env["RIS_COLLECTION"] = f"{collection}_workers"  # prepared by the worker at start-up
     start_workers(1)  # the default model
     monkeypatch.setenv("RIS_MODEL", "efficientnet-lite0")  # the producer's model differs
-    status = _enqueue(str(root))
-    assert (status["state"], status["indexed"], status["failed"]) == ("done", 0, 3)
+    status = _enqueue(str(tree))
+    assert (status["state"], status["indexed"], status["failed"]) == ("done", 0, 6)
     reasons = set(status["failures"].values())
     assert len(reasons) == 1
     (reason,) = reasons
     assert f"this worker runs model {DEFAULT_MODEL}" in reason
     assert "enqueued for efficientnet-lite0" in reason
     # Not remembered against the files: once the fleet runs the right model, they are sent.
-    again = json.loads(invoke(producer, "enqueue", str(root), "--json").stdout)
-    assert (again["enqueued"], again["skipped"]) == (3, 0)
+    again = json.loads(invoke(producer, "enqueue", str(tree), "--json").stdout)
+    assert (again["enqueued"], again["skipped"]) == (6, 0)
     for name in (collection, f"{collection}_workers"):
         MilvusIndex(ris_env["RIS_MILVUS_URI"], name, dim=DIM).drop()
