@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -13,13 +15,28 @@ from ris.errors import DeviceUnavailableError
 log = logging.getLogger(__name__)
 
 
-def openvino_capabilities() -> set[str]:
-    """What this host's CPU plugin can run (`FP32`, `BF16`, `INT8`, ...); empty without OpenVINO."""
+@functools.cache
+def _core() -> Any:
+    """The process's one OpenVINO runtime object (making one costs about 0.1 s); None when the
+    openvino package is not installed."""
     try:
         import openvino as ov
     except ImportError:
-        return set()
-    return set(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+        return None
+    return ov.Core()
+
+
+def openvino_capabilities() -> set[str]:
+    """What this host's CPU plugin can run (`FP32`, `BF16`, `INT8`, ...); empty without OpenVINO."""
+    core = _core()
+    return set(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")) if core else set()
+
+
+def openvino_cpu() -> str:
+    """The CPU as OpenVINO names it, and OpenVINO's version."""
+    import openvino
+
+    return f"{_core().get_property('CPU', 'FULL_DEVICE_NAME')}; openvino {openvino.__version__}"
 
 
 class OpenVinoEmbedder(Embedder):
@@ -33,17 +50,12 @@ class OpenVinoEmbedder(Embedder):
         precision: str = "f32",
         compiled_cache: Path | None = None,
     ):
-        try:
-            import openvino as ov
-        except ImportError:
+        core = _core()
+        if core is None:
             raise DeviceUnavailableError(
                 "RIS_RUNTIME=openvino needs the openvino package (pip install openvino)"
-            ) from None
-        core = ov.Core()
-        if compiled_cache is not None:
-            # A worker's second start loads the compiled blob instead of compiling the graph.
-            core.set_property({"CACHE_DIR": str(compiled_cache)})
-        config = {
+            )
+        config: dict[str, Any] = {
             "INFERENCE_NUM_THREADS": threads,
             "PERFORMANCE_HINT": "LATENCY",
             # OpenVINO pins its threads to cores by default; two worker processes on one host
@@ -51,6 +63,9 @@ class OpenVinoEmbedder(Embedder):
             "ENABLE_CPU_PINNING": False,
             "INFERENCE_PRECISION_HINT": precision,
         }
+        if compiled_cache is not None:
+            # A worker's second start loads the compiled blob instead of compiling the graph.
+            config["CACHE_DIR"] = str(compiled_cache)
         self.compiled = core.compile_model(model_path, "CPU", config)
         self.request = self.compiled.create_infer_request()
         self.model_batch_size = model_batch_size

@@ -130,12 +130,12 @@ class EmbeddingPipeline:
             settings.runtime,
             settings.precision,
             settings.device,
-            lambda capabilities: host_profile(
+            lambda candidates: host_profile(
                 model,
                 lambda: gate_images(spec, settings.cache_dir),
                 threads,
                 settings.model_batch_size,
-                capabilities,
+                candidates,
             ),
             allowed=precisions_passed(spec.name),
         )

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ris.embedding.openvino_session import OpenVinoEmbedder, openvino_capabilities
+from ris.embedding.openvino_session import OpenVinoEmbedder, openvino_capabilities, openvino_cpu
 from ris.embedding.session import Embedder, OnnxEmbedder
 from ris.errors import DeviceUnavailableError
 
 log = logging.getLogger(__name__)
 
 # Bump when the profile's content or the way it is measured changes.
-PROFILE_VERSION = 1
+PROFILE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ def measure(
     return rows
 
 
-def _host_key(threads: int, batch: int, capabilities: set[str]) -> dict[str, object]:
+def _host_key(threads: int, batch: int, candidates: list[Candidate]) -> dict[str, object]:
     """What a profile depends on: a change in any of these measures again."""
     import onnxruntime
 
@@ -183,15 +183,12 @@ def _host_key(threads: int, batch: int, capabilities: set[str]) -> dict[str, obj
         "profile": PROFILE_VERSION,
         "threads": threads,
         "batch": batch,
-        "capabilities": sorted(capabilities),
+        "candidates": [candidate.label for candidate in candidates],
         "onnxruntime": onnxruntime.__version__,
         "cpu": platform.processor() or platform.machine(),
     }
-    if capabilities:
-        import openvino
-
-        key["openvino"] = openvino.__version__
-        key["cpu"] = openvino.Core().get_property("CPU", "FULL_DEVICE_NAME")
+    if any(candidate.runtime == "openvino" for candidate in candidates):
+        key["cpu"] = openvino_cpu()
     return key
 
 
@@ -200,18 +197,18 @@ def host_profile(
     gate_images: Callable[[], Path],
     threads: int,
     model_batch_size: int,
-    capabilities: set[str],
+    candidates: list[Candidate],
 ) -> list[Measured]:
-    """Every candidate this host supports, measured once and cached (one process measures while
-    the others started beside it wait for its file)."""
-    host = _host_key(threads, model_batch_size, capabilities)
+    """`candidates` measured on this host once and cached (one process measures while the others
+    started beside it wait for its file)."""
+    host = _host_key(threads, model_batch_size, candidates)
     digest = hashlib.sha256(json.dumps(host, sort_keys=True).encode()).hexdigest()[:16]
     path = model_path.parent / "runtime-profiles" / f"{model_path.stem}-{digest}.json"
 
     def measure_now() -> list[Measured]:
         log.info("profiling inference runtimes on this host (once): %s", path.name)
         photos = np.load(gate_images())
-        return measure(host_candidates(capabilities), model_path, photos, threads, model_batch_size)
+        return measure(candidates, model_path, photos, threads, model_batch_size)
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -242,16 +239,17 @@ def choose_runtime(
     runtime: str,
     precision: str,
     device: str,
-    profile: Callable[[set[str]], list[Measured]],
+    profile: Callable[[list[Candidate]], list[Measured]],
     capabilities: set[str] | None = None,
     gate: GateThresholds = GATE,
     allowed: frozenset[str] = frozenset({"f32"}),
 ) -> RuntimeChoice:
     """The runtime and precision to load, and why.
 
-    `runtime`/`precision` are the settings (`auto` or a name); `profile(capabilities)` measures
-    the host's candidates (cached). `capabilities` default to what OpenVINO reports here;
-    `allowed` are the precisions the model passed the gate in on the development sets.
+    `runtime`/`precision` are the settings (`auto` or a name); `profile(candidates)` measures
+    the candidates left to choose from on this host (cached), and only those. `capabilities`
+    default to what OpenVINO reports here; `allowed` are the precisions the model passed the
+    gate in on the development sets.
     """
     if device != "cpu":
         if runtime not in ("auto", "onnxruntime") or precision not in ("auto", "f32"):
@@ -285,7 +283,7 @@ def choose_runtime(
         )
     if wanted == [REFERENCE]:
         return RuntimeChoice("onnxruntime", "f32", "the reference runtime; nothing else asked for")
-    rows = {row.candidate: row for row in profile(capabilities)}
+    rows = {row.candidate: row for row in profile(wanted)}
     passed = [rows[c] for c in wanted if c in rows and rows[c].passes(gate)]
     refused = [rows[c] for c in wanted if c in rows and not rows[c].passes(gate)]
     if not passed:

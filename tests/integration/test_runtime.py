@@ -168,8 +168,9 @@ def test_the_profile_is_measured_once_per_host(
         asked.append(1)
         return gate_images(SPEC, cache_dir)
 
-    first = host_profile(tmp_path / model_path.name, photos, 2, 4, CAPABILITIES)
-    again = host_profile(tmp_path / model_path.name, photos, 2, 4, CAPABILITIES)
+    candidates = host_candidates(CAPABILITIES)
+    first = host_profile(tmp_path / model_path.name, photos, 2, 4, candidates)
+    again = host_profile(tmp_path / model_path.name, photos, 2, 4, candidates)
     assert first == again and asked == [1]
     assert len(list((tmp_path / "runtime-profiles").glob("*.json"))) == 1
 
@@ -189,6 +190,10 @@ def test_a_host_that_cannot_write_its_cache_still_chooses(
     (tmp_path / model_path.name).symlink_to(model_path)
     (tmp_path / "runtime-profiles").write_text("a file where the folder would go")
     rows = host_profile(
-        tmp_path / model_path.name, lambda: gate_images(SPEC, cache_dir), 2, 4, CAPABILITIES
+        tmp_path / model_path.name,
+        lambda: gate_images(SPEC, cache_dir),
+        2,
+        4,
+        host_candidates(CAPABILITIES),
     )
     assert [row.candidate for row in rows] == host_candidates(CAPABILITIES)
