@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 
@@ -10,12 +11,15 @@ import click
 from producer.client import Producer
 from producer.enqueue import EnqueueReport
 from producer.interrupt import stop_on_interrupt
+from producer.prune import PruneReport
 from producer.prune import prune as prune_index
 from producer.render import (
     dead_letters_table,
     enqueue_progress,
+    enqueue_summary,
     failures_table,
     follow_job,
+    prune_summary,
     status_table,
 )
 from ris.files.identity import display_path
@@ -31,7 +35,7 @@ from ris_cli.options import (
     verbose_option,
     wait_option,
 )
-from ris_cli.output import configure_logging, print_json, stdout
+from ris_cli.output import configure_logging, print_json, stderr, stdout
 
 
 def _producer(queue: str | None = None, collection: str | None = None) -> Producer:
@@ -82,13 +86,7 @@ def _run_job(
             model=producer.settings.model,
         )
     if not as_json:
-        batches = f"{report.batches} batch{'' if report.batches == 1 else 'es'}"
-        stdout.print(
-            f"job [bold]{report.job}[/bold]: {report.enqueued} images enqueued in {batches}, "
-            f"{report.skipped} unchanged skipped"
-            + ("" if report.enqueued else " (nothing new to index)")
-            + (" (interrupted: run the command again to finish)" if report.interrupted else "")
-        )
+        stdout.print(enqueue_summary(report))
     # Following the job needs only Redis; an idle gRPC channel would just send keepalives.
     producer.close_index()
     if report.interrupted:
@@ -191,10 +189,59 @@ def prune(root: str, dry_run: bool, as_json: bool) -> None:
             {"root": report.root, "checked": report.checked, "removed": removed, "dry_run": dry_run}
         )
         return
-    verb = "would remove" if dry_run else "removed"
-    stdout.print(f"{report.root}: {report.checked} indexed images checked, {verb} {len(removed)}")
-    for path in removed[:20]:
-        stdout.print(f"  {path}", markup=False)
+    stdout.print(prune_summary(report, dry_run), markup=False)
+
+
+def _print_watch_report(report: EnqueueReport | PruneReport, as_json: bool) -> None:
+    """One line (or one JSON object) per job the watch sent or prune it ran."""
+    if isinstance(report, PruneReport):
+        removed = [display_path(path) for path in report.removed]
+        if as_json:
+            click.echo(json.dumps({"event": "pruned", "removed": removed}, ensure_ascii=False))
+        else:
+            stdout.print(prune_summary(report), markup=False)
+    elif as_json:
+        click.echo(json.dumps({"event": "enqueued", **report.as_dict()}))
+    else:
+        stdout.print(enqueue_summary(report))
+
+
+@main.command()
+@click.argument("roots", nargs=-1, required=True, type=click.Path(path_type=str))
+@queue_option
+@collection_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object a line on stdout.")
+@verbose_option
+@one_line_errors
+def watch(
+    roots: tuple[str, ...],
+    queue: str | None,
+    collection: str | None,
+    as_json: bool,
+    verbose: bool,
+) -> None:
+    """Follow ROOTS (folders) until Ctrl-C: enqueue new and changed images once they settle
+    (RIS_WATCH_SETTLE_SECONDS), prune deleted ones, rescan every RIS_WATCH_RESCAN_SECONDS."""
+    from producer.watch import Watcher  # watchdog only where it watches
+
+    configure_logging(verbose)
+    for root in roots:
+        if not os.path.isdir(root):
+            raise click.ClickException(f"{root}: not a folder")
+    producer = _producer(queue, collection)
+    settings = producer.settings
+    watcher = Watcher(
+        producer,
+        roots,
+        settings.watch_settle_seconds,
+        settings.watch_rescan_seconds,
+        on_report=lambda report: _print_watch_report(report, as_json),
+    )
+    with stop_on_interrupt() as stop:
+        if not as_json:
+            stderr.print(f"watching {len(watcher.roots)} folder(s); Ctrl-C to stop")
+        watcher.run(stop)
+    stderr.print("stopped; a restart picks up whatever changed meanwhile")
 
 
 @main.command("dead-letters")

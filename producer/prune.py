@@ -1,11 +1,12 @@
-"""Prune: remove index rows whose files no longer exist under a root."""
+"""Prune: remove index rows whose files no longer exist under a root, or among given paths."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ris.files.identity import normalise_path
+from ris.files.identity import image_id, normalise_path
 from ris.files.scan import batched
 from ris.index.base import VectorIndex
 
@@ -17,13 +18,12 @@ class PruneReport:
     removed: list[str] = field(default_factory=list)
 
 
-def prune(index: VectorIndex, root: str, dry_run: bool = False) -> PruneReport:
-    """Delete the rows under `root` whose file is gone (deleted, renamed, moved away)."""
-    root = normalise_path(root)
-    prefix = root if root.endswith(os.sep) else root + os.sep
-    report = PruneReport(root=root)
+def _remove_gone(
+    index: VectorIndex, rows: Iterable[tuple[int, str]], report: PruneReport, dry_run: bool
+) -> PruneReport:
+    """Delete those of `rows` (id, path) whose file does not exist; counted in `report`."""
     gone: list[int] = []
-    for identifier, path in index.iter_paths(prefix):
+    for identifier, path in rows:
         report.checked += 1
         if not os.path.exists(path):
             gone.append(identifier)
@@ -32,3 +32,17 @@ def prune(index: VectorIndex, root: str, dry_run: bool = False) -> PruneReport:
         for chunk in batched(gone, 1000):
             index.delete(chunk)
     return report
+
+
+def prune(index: VectorIndex, root: str, dry_run: bool = False) -> PruneReport:
+    """Delete the rows under `root` whose file is gone (deleted, renamed, moved away)."""
+    root = normalise_path(root)
+    prefix = root if root.endswith(os.sep) else root + os.sep
+    return _remove_gone(index, index.iter_paths(prefix), PruneReport(root=root), dry_run)
+
+
+def prune_paths(index: VectorIndex, paths: Iterable[str], label: str = "") -> PruneReport:
+    """Delete the rows of those `paths` whose file is gone (a deletion seen as it happened)."""
+    ids = list({image_id(path) for path in paths})
+    rows = (row for chunk in batched(ids, 1000) for row in index.get_paths(chunk).items())
+    return _remove_gone(index, rows, PruneReport(root=label), dry_run=False)

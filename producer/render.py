@@ -8,6 +8,9 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from producer.enqueue import EnqueueReport
+from producer.prune import PruneReport
+from ris.files.identity import display_path
 from ris.jobs.tracker import JobStatus, JobTracker
 from ris_cli.output import stderr
 
@@ -42,6 +45,26 @@ def failures_table(failures: dict[str, str], limit: int) -> Table:
     if len(failures) > limit:
         table.add_row(f"... {len(failures) - limit} more", "")
     return table
+
+
+def enqueue_summary(report: EnqueueReport) -> str:
+    """One line saying what a job sent: `job ID: N images enqueued in B batches, ...`."""
+    batches = f"{report.batches} batch{'' if report.batches == 1 else 'es'}"
+    return (
+        f"job [bold]{report.job}[/bold]: {report.enqueued} images enqueued in {batches}, "
+        f"{report.skipped} unchanged skipped"
+        + ("" if report.enqueued else " (nothing new to index)")
+        + (" (interrupted: run the command again to finish)" if report.interrupted else "")
+    )
+
+
+def prune_summary(report: PruneReport, dry_run: bool = False, limit: int = 20) -> str:
+    """What a prune removed: a count line, then up to `limit` paths."""
+    verb = "would remove" if dry_run else "removed"
+    checked = f"{report.checked} indexed images checked"
+    lines = [f"{report.root}: {checked}, {verb} {len(report.removed)}"]
+    lines += [f"  {display_path(path)}" for path in report.removed[:limit]]
+    return "\n".join(lines)
 
 
 def dead_letters_table(entries: list[dict[str, Any]]) -> Table:

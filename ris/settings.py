@@ -88,6 +88,18 @@ class Settings(BaseSettings):
         description="How `producer enqueue` tells a file changed: `mtime` (size and mtime) or "
         "`hash` (size and content hash; reads every file).",
     )
+    watch_settle_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="`producer watch` sends a file once its size and mtime stayed the same "
+        "this long (a file still being written waits).",
+    )
+    watch_rescan_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="`producer watch` rescans its folders this often to catch missed events "
+        "(network mounts); 0 turns the periodic rescan off.",
+    )
     outage_retry_seconds: float = Field(
         300.0,
         ge=0,
