@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from typing import TextIO
 
 import click
 
@@ -22,7 +23,8 @@ from producer.render import (
     prune_summary,
     status_table,
 )
-from ris.files.identity import display_path
+from ris.files.identity import display_path, is_url, normalise_path
+from ris.files.remote import ListedStates, Remote, read_url_list
 from ris.files.scan import iter_image_paths
 from ris.jobs.tracker import JobStatus
 from ris.settings import load_settings
@@ -69,6 +71,7 @@ def _run_job(
     wait: bool,
     timeout: float | None,
     as_json: bool,
+    remote_states: ListedStates | None = None,
 ) -> None:
     """Enqueue `paths` as one job with a progress bar, then report or follow it."""
     with stop_on_interrupt() as stop, enqueue_progress() as progress:
@@ -77,7 +80,7 @@ def _run_job(
         def on_progress(report: EnqueueReport) -> None:
             progress.update(bar, completed=report.enqueued, skipped=report.skipped)
 
-        report = producer.enqueuer(skip_unchanged).run(
+        report = producer.enqueuer(skip_unchanged, remote_states).run(
             paths,
             label,
             producer.settings.collection,
@@ -107,7 +110,13 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("roots", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.argument("roots", nargs=-1, type=click.Path(path_type=str))
+@click.option(
+    "--urls",
+    "url_list",
+    type=click.File("r"),
+    help="Also enqueue the image URLs in this file, one a line (`-`: standard input).",
+)
 @wait_option
 @timeout_option
 @click.option("--force", is_flag=True, help="Re-embed files even when indexed unchanged.")
@@ -118,6 +127,7 @@ def main() -> None:
 @one_line_errors
 def enqueue(
     roots: tuple[str, ...],
+    url_list: TextIO | None,
     wait: bool,
     timeout: float | None,
     force: bool,
@@ -126,15 +136,30 @@ def enqueue(
     as_json: bool,
     verbose: bool,
 ) -> None:
-    """Scan ROOTS (folders or image files) and enqueue every new or changed image."""
+    """Scan ROOTS (folders, image files, or URLs such as s3://bucket/prefix) and enqueue every
+    new or changed image."""
     configure_logging(verbose)
+    if not roots and url_list is None:
+        raise click.ClickException("name a folder, file or URL to enqueue, or --urls FILE")
     for root in roots:
-        if not os.path.exists(root):
+        if not is_url(root) and not os.path.exists(root):
             raise click.ClickException(f"{root}: no such file or directory")
     producer = _producer(queue, collection)
-    absolute = [os.path.abspath(root) for root in roots]
-    paths = (path for root in absolute for path in iter_image_paths(root))
-    _run_job(producer, paths, os.pathsep.join(absolute), not force, wait, timeout, as_json)
+    remote = Remote(producer.settings.fetch_options)
+    states = ListedStates(remote)
+    absolute = [normalise_path(root) for root in roots]
+
+    def paths() -> Iterator[str]:
+        for root in absolute:
+            if is_url(root):
+                yield from remote.list_images(root, states.known)
+            else:
+                yield from iter_image_paths(root)
+        if url_list is not None:
+            yield from read_url_list(url_list)
+
+    label = os.pathsep.join(absolute + ([f"--urls {url_list.name}"] if url_list else []))
+    _run_job(producer, paths(), label, not force, wait, timeout, as_json, states)
 
 
 @main.command()
@@ -180,9 +205,13 @@ def status(job: str | None, as_json: bool, limit: int) -> None:
 @json_option
 @one_line_errors
 def prune(root: str, dry_run: bool, as_json: bool) -> None:
-    """Remove from the index the images under ROOT whose files are gone."""
+    """Remove from the index the images under ROOT (a folder or URL prefix) that are gone."""
     producer = _producer()
-    report = prune_index(producer.index, root, dry_run=dry_run)
+    exists: Callable[[str], bool] = os.path.exists
+    if is_url(root):
+        remote = Remote(producer.settings.fetch_options)
+        exists = set(remote.list_images(root, {}, missing_ok=True)).__contains__
+    report = prune_index(producer.index, root, dry_run=dry_run, exists=exists)
     removed = [display_path(path) for path in report.removed]
     if as_json:
         print_json(

@@ -8,7 +8,7 @@ from typing import Any
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from producer.enqueue import Enqueuer
+from producer.enqueue import Enqueuer, RemoteStates
 from ris.errors import ServiceUnavailableError
 from ris.index.base import VectorIndex
 from ris.index.milvus import open_index
@@ -73,7 +73,9 @@ class Producer:
         """Batches waiting in the queue this producer sends to (its backpressure signal)."""
         return self.tracker.queue_length(self.settings.queue)
 
-    def enqueuer(self, skip_unchanged: bool = True) -> Enqueuer:
+    def enqueuer(
+        self, skip_unchanged: bool = True, remote_states: RemoteStates | None = None
+    ) -> Enqueuer:
         return Enqueuer(
             self.tracker,
             send=self.send,
@@ -83,4 +85,5 @@ class Producer:
             batch_size=self.settings.batch_size,
             max_queue_length=self.settings.max_queue_length,
             compare_hash=self.settings.change_detection == "hash",
+            remote_states=remote_states,
         )

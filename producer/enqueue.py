@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
 from ris.files.changes import FileState, file_state, is_unchanged
-from ris.files.identity import image_id
+from ris.files.identity import image_id, is_url
+from ris.files.remote import same_state
 from ris.files.scan import batched
 from ris.jobs.contract import BatchPayload
 from ris.jobs.tracker import JobTracker, new_job_id
@@ -20,6 +21,8 @@ LOOKUP_BATCHES = 16
 
 SendBatch = Callable[[BatchPayload], None]
 IndexLookup = Callable[[list[int]], dict[int, FileState]]
+# The state of each URL now (from the listing, or asked): how a URL's change is told.
+RemoteStates = Callable[[list[str]], dict[str, FileState]]
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Enqueuer:
         batch_size: int,
         max_queue_length: int,
         compare_hash: bool = False,
+        remote_states: RemoteStates | None = None,
     ):
         self.tracker = tracker
         self.send = send
@@ -60,6 +64,7 @@ class Enqueuer:
         self.batch_size = batch_size
         self.max_queue_length = max_queue_length
         self.compare_hash = compare_hash
+        self.remote_states = remote_states
 
     def _wait_for_room(self, should_stop: Callable[[], bool]) -> int:
         """Block while the queue is at its bound; returns how many batches fit now."""
@@ -75,16 +80,28 @@ class Enqueuer:
             return window
         ids = [image_id(path) for path in window]
         indexed = self.lookup(ids)
+        urls = [path for path in window if is_url(path)]
+        remote = self.remote_states(urls) if urls and self.remote_states else {}
+
+        def unchanged(path: str, identifier: int) -> bool:
+            if path in remote:
+                return same_state(remote[path], indexed.get(identifier))
+            return is_unchanged(path, indexed.get(identifier), self.compare_hash)
+
+        def state_now(path: str) -> tuple[int, int]:
+            state = remote.get(path)
+            return (state.size, state.mtime_ns) if state else file_state(path)
+
         changed = [
             path
             for path, identifier in zip(window, ids, strict=True)
-            if not is_unchanged(path, indexed.get(identifier), self.compare_hash)
+            if not unchanged(path, identifier)
         ]
         failed_before = self.tracker.known_failures(collection, changed)
         return [
             path
             for path in changed
-            if path not in failed_before or failed_before[path] != file_state(path)
+            if path not in failed_before or failed_before[path] != state_now(path)
         ]
 
     def run(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ris.files.identity import image_id, normalise_path
+from ris.files.identity import image_id, is_url, normalise_path
 from ris.files.scan import batched
 from ris.index.base import VectorIndex
 
@@ -19,13 +19,17 @@ class PruneReport:
 
 
 def _remove_gone(
-    index: VectorIndex, rows: Iterable[tuple[int, str]], report: PruneReport, dry_run: bool
+    index: VectorIndex,
+    rows: Iterable[tuple[int, str]],
+    report: PruneReport,
+    dry_run: bool,
+    exists: Callable[[str], bool] = os.path.exists,
 ) -> PruneReport:
     """Delete those of `rows` (id, path) whose file does not exist; counted in `report`."""
     gone: list[int] = []
     for identifier, path in rows:
         report.checked += 1
-        if not os.path.exists(path):
+        if not exists(path):
             gone.append(identifier)
             report.removed.append(path)
     if not dry_run:
@@ -34,11 +38,19 @@ def _remove_gone(
     return report
 
 
-def prune(index: VectorIndex, root: str, dry_run: bool = False) -> PruneReport:
-    """Delete the rows under `root` whose file is gone (deleted, renamed, moved away)."""
+def prune(
+    index: VectorIndex,
+    root: str,
+    dry_run: bool = False,
+    exists: Callable[[str], bool] = os.path.exists,
+) -> PruneReport:
+    """Delete the rows under `root` (a folder or URL prefix) whose file or object is gone
+    (deleted, renamed, moved away); `exists` says which are there (a listing, for URLs)."""
     root = normalise_path(root)
-    prefix = root if root.endswith(os.sep) else root + os.sep
-    return _remove_gone(index, index.iter_paths(prefix), PruneReport(root=root), dry_run)
+    separator = "/" if is_url(root) else os.sep
+    prefix = root if root.endswith(separator) else root + separator
+    report = PruneReport(root=root)
+    return _remove_gone(index, index.iter_paths(prefix), report, dry_run, exists)
 
 
 def prune_paths(index: VectorIndex, paths: Iterable[str], label: str = "") -> PruneReport:

@@ -12,7 +12,7 @@ from rich.progress import Progress
 from query.contact_sheet import contact_sheet
 from query.render import audit_table, outcomes_json, results_table, write_results_csv
 from ris.errors import ImageDecodeError
-from ris.files.identity import display_path
+from ris.files.identity import display_path, is_url
 from ris.files.scan import iter_image_paths
 from ris.index.base import RowFilter
 from ris.index.milvus import open_index
@@ -30,9 +30,12 @@ def main() -> None:
 
 
 def _query_images(arguments: tuple[str, ...]) -> list[str]:
-    """Files as given and the images inside folders, in a stable order."""
+    """Files and URLs as given and the images inside folders, in a stable order."""
     images: list[str] = []
     for argument in arguments:
+        if is_url(argument):
+            images.append(argument)
+            continue
         if not os.path.exists(argument):
             raise click.ClickException(f"{argument}: no such file")
         images.extend(iter_image_paths(argument) if os.path.isdir(argument) else [argument])
@@ -109,6 +112,8 @@ def search(
     queries = _query_images(images)
     if save is not None and len(queries) != 1:
         raise click.UsageError("--save draws the results of one query image; give only one")
+    if save is not None and is_url(queries[0]):
+        raise click.UsageError("--save draws a query file, not a URL")
     where = row_filter(under, modified_since, modified_before)
     settings = load_settings()
     index = open_index(settings)

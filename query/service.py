@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import functools
 import io
+import mimetypes
 import os
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, UploadFile
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from PIL import ImageOps
 from starlette.concurrency import run_in_threadpool
@@ -21,6 +29,9 @@ from query.auth import Access, TokenGrant, check, parse_grants
 from query.schemas import HttpHit, HttpSearchResponse, Timings
 from ris.embedding.imaging import open_image
 from ris.errors import ImageDecodeError, RisError
+from ris.files.identity import is_url
+from ris.files.read_policy import refusal_reason
+from ris.files.remote import FetchError
 from ris.index.base import RowFilter
 from ris.index.milvus import open_index
 from ris.jobs.connection import connect_redis
@@ -57,6 +68,28 @@ class SearchService:
             timings_ms=Timings(**response.timings_ms),
         )
 
+    def fetch_query(self, url: str) -> bytes:
+        """A query image by URL, held to the upload limit and to RIS_ALLOWED_ROOTS (when set:
+        the service must not fetch whatever address a client names)."""
+        reason = refusal_reason(url, self.settings.allowed_root_list)
+        if reason:
+            raise HTTPException(400, f"{url}: {reason}")
+        try:
+            return self.image_search.remote.fetch(url)
+        except FetchError as error:
+            status = 413 if str(error).startswith("too large") else 400
+            raise HTTPException(status, f"cannot read {url}: {error}") from None
+
+    def stream(self, url: str) -> StreamingResponse:
+        """An indexed object, streamed as it is read."""
+        try:
+            chunks = self.image_search.remote.stream(url)
+        except FetchError as error:
+            status = 404 if "404" in str(error) else 502
+            raise HTTPException(status, f"cannot read {url}: {error}") from None
+        media = mimetypes.guess_type(urlsplit(url).path)[0] or "application/octet-stream"
+        return StreamingResponse(chunks, media_type=media)
+
     def indexed_path(self, image_id: int) -> str:
         path = self.index.get_paths([image_id]).get(image_id)
         if path is None:
@@ -65,6 +98,12 @@ class SearchService:
 
     def thumbnail(self, image_id: int, size: int) -> bytes:
         path = self.indexed_path(image_id)
+        if is_url(path):
+            try:
+                data = self.image_search.remote.fetch(path)
+            except FetchError as error:
+                raise HTTPException(404, f"image {image_id}: {error}") from None
+            return render_thumbnail(data, size, self.settings.max_pixels)
         try:
             mtime_ns = os.stat(path).st_mtime_ns
         except OSError:
@@ -74,8 +113,13 @@ class SearchService:
 
 @functools.lru_cache(maxsize=4096)
 def make_thumbnail(path: str, size: int, mtime_ns: int, max_pixels: int) -> bytes:
-    """A JPEG at most `size` pixels on a side; cached until the file's mtime changes."""
-    with open_image(path, max_pixels) as image:
+    """A file's thumbnail, cached until the file's mtime changes."""
+    return render_thumbnail(path, size, max_pixels)
+
+
+def render_thumbnail(source: str | bytes, size: int, max_pixels: int) -> bytes:
+    """A JPEG at most `size` pixels on a side, of a file or an object's bytes."""
+    with open_image(source, max_pixels) as image:
         image.draft("RGB", (size, size))
         upright = ImageOps.exif_transpose(image)
         upright.thumbnail((size, size))
@@ -145,7 +189,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/search", dependencies=authorized)
     async def search(
-        image: Annotated[UploadFile, File(description="the query image")],
+        image: Annotated[UploadFile | None, File(description="the query image")] = None,
+        url: Annotated[
+            str | None, Form(description="or the query image's URL (http(s), s3, gs)")
+        ] = None,
         top_k: Annotated[int, Form(ge=1, le=100)] = 12,
         under: Annotated[
             list[str] | None, Form(description="only images under these folders or prefixes")
@@ -164,12 +211,18 @@ def create_app(settings: Settings) -> FastAPI:
             modified_since or None,
             modified_before or None,
         )
-        data = await _read_limited(image, settings.max_upload_bytes)
+        if (image is None) == (url is None or not url.strip()):
+            raise HTTPException(400, "send either an image or a url")
+        if image is not None:
+            data = await _read_limited(image, settings.max_upload_bytes)
+        else:
+            data = await run_in_threadpool(service().fetch_query, (url or "").strip())
         return await run_in_threadpool(service().search, data, top_k, where, min_score)
 
     @app.get("/images/{image_id}", dependencies=authorized)
-    def original(image_id: int) -> FileResponse:
-        return FileResponse(service().indexed_path(image_id))
+    def original(image_id: int) -> Response:
+        path = service().indexed_path(image_id)
+        return service().stream(path) if is_url(path) else FileResponse(path)
 
     @app.get("/images/{image_id}/thumbnail", dependencies=authorized)
     def thumbnail(image_id: int, size: Annotated[int, Query()] = 256) -> Response:

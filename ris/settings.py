@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ris.embedding.models import DEFAULT_MODEL
 from ris.errors import SettingsError
+from ris.files.identity import is_url, normalise_path
+from ris.files.remote import FetchOptions
 
 
 def _default_cache_dir() -> Path:
@@ -80,13 +82,23 @@ class Settings(BaseSettings):
     )
     allowed_roots: str = Field(
         "",
-        description="Workers only read images under these directories (separated by `:`); "
-        "empty allows any path.",
+        description="Workers only read images under these directories and URL prefixes "
+        "(separated by `:`); empty allows any path or URL.",
     )
     change_detection: Literal["mtime", "hash"] = Field(
         "mtime",
         description="How `producer enqueue` tells a file changed: `mtime` (size and mtime) or "
         "`hash` (size and content hash; reads every file).",
+    )
+    fetch_timeout_seconds: float = Field(
+        30.0, gt=0, description="Seconds a request for an image by URL may take."
+    )
+    fetch_retries: int = Field(
+        2, ge=0, le=10, description="Retries of a URL after a timeout, 5xx or dropped connection."
+    )
+    fetch_threads: int = Field(8, ge=1, le=256, description="Parallel URL requests per worker.")
+    fetch_max_bytes: int = Field(
+        256 * 2**20, ge=1, description="Largest object a worker reads by URL, in bytes."
     )
     watch_settle_seconds: float = Field(
         2.0,
@@ -136,7 +148,15 @@ class Settings(BaseSettings):
 
     @property
     def allowed_root_list(self) -> list[str]:
-        return [os.path.realpath(root) for root in self.allowed_roots.split(os.pathsep) if root]
+        """Folders (real paths) and URL prefixes (canonical) workers may read."""
+        roots = re.split(r":(?!//)", self.allowed_roots)
+        return [normalise_path(r) if is_url(r) else os.path.realpath(r) for r in roots if r]
+
+    @property
+    def fetch_options(self) -> FetchOptions:
+        return FetchOptions(
+            self.fetch_timeout_seconds, self.fetch_retries, self.fetch_threads, self.fetch_max_bytes
+        )
 
     @property
     def milvus_embedded(self) -> bool:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import subprocess
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,7 +16,7 @@ import redis
 
 from ris.convert.export import ensure_onnx_model
 from ris.datasets.samples import imagenet_photos, sample_photos
-from ris.dev.services import LocalMilvusLite, LocalMilvusServer, LocalRedis
+from ris.dev.services import LocalMilvusLite, LocalMilvusServer, LocalRedis, LocalS3
 from ris.embedding.models import DEFAULT_MODEL, get_model_spec
 from ris.embedding.pipeline import EmbeddingPipeline
 from ris.index.milvus import MilvusIndex
@@ -41,6 +44,33 @@ def redis_url(redis_server: LocalRedis) -> Iterator[str]:
     yield redis_server.url
     client.flushall()
     client.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS3]:
+    """moto's S3 server, a separate process on a free loopback port."""
+    with LocalS3(tmp_path_factory.mktemp("s3")) as server:
+        yield server  # type: ignore[misc]
+
+
+@pytest.fixture
+def http_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A folder served over HTTP on a free loopback port: (folder, its base URL)."""
+    folder = tmp_path / "www"
+    folder.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(scope="session")

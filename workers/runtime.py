@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ris.embedding.pipeline import EmbeddingPipeline, PathEmbedder
+from ris.files.remote import Remote
 from ris.index.base import VectorIndex
 from ris.index.milvus import open_index
 from ris.jobs.connection import connect_redis
@@ -66,6 +67,12 @@ def index(collection: str = "") -> VectorIndex:
                 retry_seconds=current.outage_retry_seconds,
             )
         return _indexes[name]
+
+
+@_once_per_process
+def remote() -> Remote:
+    """Reads objects by URL (HEADs for their state); filesystems are made after fork."""
+    return Remote(settings().fetch_options)
 
 
 @_once_per_process

@@ -42,14 +42,20 @@ def finalize_job(job: str) -> None:
 
 
 def _record(
-    batch: BatchPayload, indexed: list[str], failures: dict[str, str], remembered: dict[str, str]
+    batch: BatchPayload,
+    indexed: list[str],
+    failures: dict[str, str],
+    remembered: dict[str, str],
+    states: dict[str, tuple[int, int]] | None = None,
 ) -> None:
-    """Count the batch once; `remembered` failures join the collection's failed-file record."""
+    """Count the batch once; `remembered` failures join the collection's failed-file record,
+    each with its state (`states` for URLs, stat'ed for files)."""
+    states = states or {}
     failed_files = FailedFiles(
         collection=batch.collection or runtime.settings().collection,
         indexed_paths=indexed,
         failures=remembered,
-        failed_states={path: file_state(path) for path in remembered},
+        failed_states={path: states.get(path) or file_state(path) for path in remembered},
     )
     completed = runtime.tracker().record_batch(
         batch.job, batch.batch, len(indexed), failures, failed_files
@@ -69,7 +75,9 @@ def _ingest(batch: BatchPayload) -> None:
             "(give the workers of each model their own RIS_QUEUE, or the same RIS_MODEL)"
         )
     index = runtime.index(batch.collection)
-    result = process_batch(batch.paths, runtime.pipeline(), index, runtime.policy())
+    result = process_batch(
+        batch.paths, runtime.pipeline(), index, runtime.policy(), runtime.remote()
+    )
     log.info(
         "job %s batch %d: %d paths, %d indexed, %d failed; embed %.2f s, upsert %.2f s",
         batch.job,
@@ -80,7 +88,7 @@ def _ingest(batch: BatchPayload) -> None:
         result.embed_seconds,
         result.upsert_seconds,
     )
-    _record(batch, result.indexed, result.failures, result.file_failures)
+    _record(batch, result.indexed, result.failures, result.file_failures, result.failed_states)
 
 
 def _fail_batch(batch: BatchPayload, error: Exception) -> None:

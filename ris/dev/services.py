@@ -307,3 +307,28 @@ class LocalQueryService(LocalService):
 def service_environment(redis: LocalService, milvus: LocalService) -> dict[str, str]:
     """The RIS_* variables that point the product at these services."""
     return {**os.environ, "RIS_REDIS_URL": redis.url, "RIS_MILVUS_URI": milvus.url}
+
+
+class LocalS3(LocalService):
+    """An S3-compatible server (moto's server mode, the `test` extra) on loopback; boto3 and
+    s3fs reach it through `client_environment()` (endpoint and made-up credentials)."""
+
+    name = "moto-s3"
+
+    def command(self) -> list[str]:
+        executable = Path(sys.executable).parent / "moto_server"
+        program = [str(executable)] if executable.exists() else ["moto_server"]
+        return [*program, "-H", "127.0.0.1", "-p", str(self.port)]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client_environment(self) -> dict[str, str]:
+        """The standard AWS variables that point any S3 client at this server."""
+        return {
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }

@@ -6,7 +6,7 @@ import logging
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
@@ -24,6 +24,8 @@ from ris.embedding.runtime import (
 )
 from ris.embedding.session import l2_normalise
 from ris.errors import ImageDecodeError
+from ris.files.identity import is_url
+from ris.files.remote import FetchOptions, Remote
 from ris.settings import Settings
 
 with warnings.catch_warnings():
@@ -50,7 +52,8 @@ class EmbeddedBatch(Generic[S]):
 
 
 class PathEmbedder(Protocol):
-    """What a worker needs: image paths in, vectors of those that decoded and failures out."""
+    """What a worker needs: image paths or URLs in, vectors of those that decoded and failures
+    out."""
 
     dim: int
 
@@ -65,20 +68,39 @@ class DecodeImages:
     embedded. A bad file resolves to its failure reason, never to an exception.
     """
 
-    def __init__(self, size: int, max_pixels: int, threads: int, frame_removal: bool = False):
+    def __init__(
+        self,
+        size: int,
+        max_pixels: int,
+        threads: int,
+        frame_removal: bool = False,
+        fetch: FetchOptions | None = None,
+    ):
         self.size = size
         self.max_pixels = max_pixels
         self.frame_removal = frame_removal
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decode")
+        self.remote = Remote(fetch)
 
-    def _load(self, source: ImageSource) -> np.ndarray | str:
+    def _load(self, source: ImageSource, fetching: Future[bytes] | None) -> np.ndarray | str:
         try:
-            return load_image(source, self.size, self.max_pixels, self.frame_removal)
+            data = fetching.result() if fetching is not None else source
+            return load_image(data, self.size, self.max_pixels, self.frame_removal)
         except ImageDecodeError as error:
             return str(error)
 
     def __call__(self, sources: list[ImageSource]) -> Decoding:
-        return [(source, self.pool.submit(self._load, source)) for source in sources]
+        # URLs are all requested at once (RIS_FETCH_THREADS in flight) and decoded from memory
+        # as they arrive; files are read by the decoding threads themselves.
+        fetching: dict[ImageSource, Future[bytes]] = {
+            source: self.remote.pool().submit(self.remote.fetch, source)
+            for source in sources
+            if isinstance(source, str) and is_url(source)
+        }
+        return [
+            (source, self.pool.submit(self._load, source, fetching.get(source)))
+            for source in sources
+        ]
 
 
 @towhee.register(name="ris/embed_images")
@@ -118,9 +140,12 @@ def normalise_vectors(vectors: np.ndarray) -> np.ndarray:
 
 
 class EmbeddingPipeline:
-    """Paths (or an upload's bytes) in, normalised vectors out; built once per process."""
+    """Paths, URLs (or an upload's bytes) in, normalised vectors out; built once per process."""
 
-    def __init__(self, settings: Settings, model_path: Path | None = None):
+    def __init__(
+        self, settings: Settings, model_path: Path | None = None, max_fetch_bytes: int | None = None
+    ):
+        """`max_fetch_bytes` bounds a query image read by URL (default RIS_FETCH_MAX_BYTES)."""
         spec = get_model_spec(settings.model)
         self.dim = spec.dim
         self.model_name = spec.name
@@ -150,6 +175,10 @@ class EmbeddingPipeline:
                     max_pixels=settings.max_pixels,
                     threads=settings.decode_threads,
                     frame_removal=spec.frame_removal,
+                    fetch=replace(
+                        settings.fetch_options,
+                        max_bytes=max_fetch_bytes or settings.fetch_max_bytes,
+                    ),
                 ),
             )
             .map(

@@ -6,13 +6,14 @@ import contextlib
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, cast
 
 from ris.embedding.imaging import ImageSource
 from ris.embedding.pipeline import EmbeddedBatch, EmbeddingPipeline
 from ris.errors import ImageDecodeError
-from ris.files.identity import normalise_path
+from ris.files.identity import is_url, normalise_path
+from ris.files.remote import Remote
 from ris.index.base import RowFilter, SearchHit, VectorIndex
 from ris.search.verify import MIN_INLIERS, LocalFeatures, inliers, local_features
 from ris.settings import Settings
@@ -84,12 +85,15 @@ class ImageSearch:
         verify_top: int,
         max_pixels: int,
         embed_lock: contextlib.AbstractContextManager[Any] | None = None,
+        remote: Remote | None = None,
     ):
         self.pipeline = pipeline
         self.index = index
         self.verify_top = verify_top
         self.max_pixels = max_pixels
         self.embed_lock = embed_lock or contextlib.nullcontext()
+        # Reads query images and indexed objects given by URL (verification reads the hits).
+        self.remote = remote or Remote()
 
     @classmethod
     def from_settings(
@@ -98,8 +102,10 @@ class ImageSearch:
         index: VectorIndex,
         embed_lock: contextlib.AbstractContextManager[Any] | None = None,
     ) -> ImageSearch:
-        pipeline = EmbeddingPipeline(settings)
-        return cls(pipeline, index, settings.verify_top, settings.max_pixels, embed_lock)
+        # A query image by URL is held to the upload limit.
+        pipeline = EmbeddingPipeline(settings, max_fetch_bytes=settings.max_upload_bytes)
+        remote = Remote(replace(settings.fetch_options, max_bytes=settings.max_upload_bytes))
+        return cls(pipeline, index, settings.verify_top, settings.max_pixels, embed_lock, remote)
 
     def __call__(
         self,
@@ -220,7 +226,10 @@ class ImageSearch:
         """Inliers of the hits checked, by position, stopping at the first verified one."""
         if not hits or self.verify_top == 0 or hits[0].score >= SAME_PICTURE_SCORE:
             return {}
-        query_features = local_features(query, self.max_pixels)
+        try:
+            query_features = local_features(self._readable(query), self.max_pixels)
+        except ImageDecodeError:  # a query URL that could be read a moment ago, now cannot
+            return {}
         checked: dict[int, int] = {}
         for position, hit in enumerate(hits[: self.verify_top]):
             hit_features = self._features(hit.path)
@@ -231,8 +240,12 @@ class ImageSearch:
                 break
         return checked
 
+    def _readable(self, source: ImageSource) -> ImageSource:
+        """A path or bytes Pillow can open: a URL's bytes are fetched."""
+        return self.remote.fetch(source) if isinstance(source, str) and is_url(source) else source
+
     def _features(self, path: str) -> LocalFeatures | None:
         try:
-            return local_features(path, self.max_pixels)
+            return local_features(self._readable(path), self.max_pixels)
         except ImageDecodeError:
             return None
