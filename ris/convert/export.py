@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import logging
 import os
@@ -83,12 +84,15 @@ def gem(feature_map: Any) -> Any:
     return powered.pow(1.0 / GEM_POWER)
 
 
-def build_reference_model(spec: ModelSpec, cache_dir: Path) -> Any:
+def build_reference_model(
+    spec: ModelSpec, cache_dir: Path, projection: tuple[Any, Any] | None = None
+) -> Any:
     """The PyTorch module the ONNX graph is exported from: uint8 NHWC in, (features, logits) out.
 
     Normalisation, the NHWC -> NCHW transpose and the pooling live inside the graph, so workers
     hand the model raw decoded pixels with no float copy of their own. The logits (the first
     backbone's, from average pooling as its classifier was trained) prove the weights are real.
+    A `projection` (mean, matrix) maps the unit descriptor to `spec.projection` dimensions.
     """
     torch = _import_torch()
     modules = [backbone_module(BACKBONES[name], cache_dir) for name in spec.backbones]
@@ -97,8 +101,19 @@ def build_reference_model(spec: ModelSpec, cache_dir: Path) -> Any:
         def __init__(self) -> None:
             super().__init__()
             self.backbones = torch.nn.ModuleList(modules)
+            self.projected = projection is not None
+            if projection is not None:
+                self.register_buffer("centre", torch.from_numpy(projection[0]))
+                self.register_buffer("projection", torch.from_numpy(projection[1]))
 
         def forward(self, images: Any) -> tuple[Any, Any]:
+            descriptor, logits = self.descriptor(images)
+            if self.projected:
+                unit = torch.nn.functional.normalize(descriptor, dim=1)
+                descriptor = (unit - self.centre) @ self.projection
+            return descriptor, logits
+
+        def descriptor(self, images: Any) -> tuple[Any, Any]:
             descriptors, logits = [], None
             for backbone in self.backbones:
                 feature_map = backbone(images)
@@ -155,13 +170,32 @@ def export_module(
     log.debug("conversion output: %s", chatter.getvalue().strip())
 
 
+def _learned_projection(spec: ModelSpec, cache_dir: Path) -> tuple[Any, Any]:
+    """Converts the unprojected recipe, then learns the projection on its descriptors."""
+    from ris.convert.projection import learn_projection
+    from ris.embedding.session import OnnxEmbedder, l2_normalise
+
+    unprojected = dataclasses.replace(spec, projection=0)
+    embedder = OnnxEmbedder(str(_converted(unprojected, cache_dir)), 0, 16, "cpu")
+    log.info("learning the %d-d projection of %s (one-time step)", spec.projection, spec.name)
+    return learn_projection(
+        lambda images: l2_normalise(embedder(images)), cache_dir, spec.input_size, spec.projection
+    )
+
+
+def _converted(spec: ModelSpec, cache_dir: Path) -> Path:
+    path = onnx_model_path(spec, cache_dir)
+    if not path.exists():
+        projection = _learned_projection(spec, cache_dir) if spec.projection else None
+        log.info("converting %s to ONNX at %s (one-time step)", spec.name, path)
+        model = build_reference_model(spec, cache_dir, projection)
+        export_module(model, spec.input_size, path, [FEATURES_OUTPUT, LOGITS_OUTPUT])
+    return path
+
+
 def ensure_onnx_model(model_name: str, cache_dir: Path) -> Path:
     """The cached ONNX file for `model_name`, converting the shipped weights on first use."""
     spec = get_model_spec(model_name)
-    path = onnx_model_path(spec, cache_dir)
-    if not path.exists():
-        log.info("converting %s to ONNX at %s (one-time step)", spec.name, path)
-        model = build_reference_model(spec, cache_dir)
-        export_module(model, spec.input_size, path, [FEATURES_OUTPUT, LOGITS_OUTPUT])
+    path = _converted(spec, cache_dir)
     gate_images(spec, cache_dir)
     return path

@@ -12,6 +12,8 @@ from ris.errors import ModelUnavailableError
 
 # Bump when the exported graph changes for the same recipe, so cached files are not reused.
 CONVERTER_VERSION = 2
+# Bump when how a projection is learned changes (ris.convert.projection).
+PROJECTION_VERSION = 1
 # The converted graph's input (uint8 NHWC images) and outputs (descriptors, ImageNet logits).
 INPUT_NAME = "images"
 FEATURES_OUTPUT = "features"
@@ -85,9 +87,14 @@ class ModelSpec:
     summary: str
     # Crop a uniform frame off each image before resizing (see ris.embedding.imaging.remove_frame).
     frame_removal: bool = False
+    # Dimensions the descriptor is projected to, learned on unrelated photos at conversion
+    # (ris.convert.projection); 0 keeps the backbones' concatenation.
+    projection: int = 0
 
     @property
     def dim(self) -> int:
+        if self.projection:
+            return self.projection
         return sum(BACKBONES[name].features for name in self.backbones)
 
     @property
@@ -98,6 +105,10 @@ class ModelSpec:
             "backbones": [asdict(BACKBONES[name]) for name in self.backbones],
             "converter": CONVERTER_VERSION,
         }
+        if self.projection:
+            recipe["projection_learning"] = PROJECTION_VERSION
+        else:  # recipes from before projections existed keep their fingerprint
+            del recipe["projection"]
         return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -144,6 +155,15 @@ MODELS: dict[str, ModelSpec] = {
             "gem",
             "the same, after cropping off a uniform frame (the default)",
             frame_removal=True,
+        ),
+        ModelSpec(
+            "lite0-mobilenet-v2-gem-deframe-256",
+            ("efficientnet-lite0", "mobilenet-v2"),
+            224,
+            "gem",
+            "the default projected to 256-d by learned whitening (a tenth of the bytes)",
+            frame_removal=True,
+            projection=256,
         ),
     )
 }
