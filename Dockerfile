@@ -37,11 +37,11 @@ FROM ${PYTHON_IMAGE} AS cpu
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH RIS_CACHE_DIR=/opt/ris/cache
 RUN python -m venv "$VIRTUAL_ENV" && useradd --system --uid 10001 --user-group --create-home ris
-# The project without extras: no torch and no weights (the converted file is named by a hash
-# of its recipe, so nothing else is needed to find it).
+# The project with its object-storage reader (the sources extra); no torch and no weights (the
+# converted file is named by a hash of its recipe, so nothing else is needed to find it).
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     --mount=type=cache,target=/root/.cache/pip \
-    pip install /wheels/*.whl
+    pip install "$(echo /wheels/*.whl)[sources]"
 COPY --from=builder --chown=ris:ris /opt/ris/cache/models /opt/ris/cache/models
 USER ris
 WORKDIR /home/ris

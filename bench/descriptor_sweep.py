@@ -26,14 +26,13 @@ from rich.table import Table
 
 from bench.measure import merge_json
 from ris.convert.export import backbone_module, export_module
+from ris.convert.projection import random_crop, wallpaper_photos
 from ris.datasets import dataset_path
-from ris.datasets.sources import debian_files, image_under
 from ris.embedding.imaging import open_image, remove_frame, to_rgb
 from ris.embedding.models import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, Backbone
 from ris.embedding.session import l2_normalise
 from ris.evaluation.eval_sets import EvalSet, read_eval_set
 from ris.evaluation.metrics import MetricMeans, class_retrieval_metrics, copy_detection_metrics
-from ris.files.identity import has_image_extension
 from ris.settings import load_settings
 
 console = Console(highlight=False, width=130)
@@ -41,9 +40,8 @@ SETS = ("tuxpaint", "copydetect-mild", "copydetect-hard")
 TOP_K = 10
 MAX_PIXELS = 100_000_000
 WHITE, GREY, BLACK = (255, 255, 255), (124, 116, 104), (0, 0, 0)
-# Photos from Debian wallpaper packages that no development set uses: whitening is learned on
-# random crops of them, never on the images it is evaluated on.
-WHITENING_PACKAGES = ("ukui-wallpapers", "lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04")
+# Whitening is learned on random crops of photos that no development set uses
+# (ris.convert.projection.wallpaper_photos), never on the images it is evaluated on.
 WHITENING_CROPS_PER_IMAGE = 150
 
 
@@ -190,35 +188,17 @@ def learn_whitening(variant: Variant, cache_dir: Path) -> Callable[[np.ndarray],
     rng = np.random.default_rng(0)
     session = feature_map_session(BACKBONES[variant.backbone], cache_dir)
     vectors = []
-    for package in WHITENING_PACKAGES:
-        root, _ = debian_files(cache_dir, package, image_under("usr/share/"))
-        for path in sorted(p for p in root.rglob("*") if has_image_extension(p.name)):
-            with Image.open(path) as image:
-                image.draft("RGB", (1024, 1024))
-                photo = to_rgb(image)
-                photo.load()  # the pixels, before the file closes
-                photo.thumbnail((1600, 1600))
-            for _ in range(WHITENING_CROPS_PER_IMAGE):
-                crop = _random_crop(photo, rng).resize((224, 224), Image.Resampling.BILINEAR)
-                feature_map = session.run(None, {"images": np.asarray(crop)[None]})[0][0]
-                vectors.append(pool(feature_map, variant.pooling))
+    for photo in wallpaper_photos(cache_dir):
+        for _ in range(WHITENING_CROPS_PER_IMAGE):
+            crop = random_crop(photo, rng, least=0.05).resize((224, 224), Image.Resampling.BILINEAR)
+            feature_map = session.run(None, {"images": np.asarray(crop)[None]})[0][0]
+            vectors.append(pool(feature_map, variant.pooling))
     training = l2_normalise(np.stack(vectors))
     mean = training.mean(axis=0)
     eigenvalues, eigenvectors = np.linalg.eigh(np.cov((training - mean).T))
     projection = eigenvectors / np.sqrt(np.maximum(eigenvalues, 1e-9))
     console.print(f"whitening learned from {len(training)} wallpaper crops")
     return lambda descriptors: l2_normalise((descriptors - mean) @ projection)
-
-
-def _random_crop(image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    width, height = image.size
-    area = rng.uniform(0.05, 1.0) * width * height
-    aspect = float(np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3))))
-    crop_width = int(min(width, np.sqrt(area * aspect)))
-    crop_height = int(min(height, np.sqrt(area / aspect)))
-    left = int(rng.integers(0, width - crop_width + 1))
-    top = int(rng.integers(0, height - crop_height + 1))
-    return image.crop((left, top, left + crop_width, top + crop_height))
 
 
 def score(eval_set: EvalSet, vectors: dict[str, np.ndarray], expansion: int) -> dict[str, float]:

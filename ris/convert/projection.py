@@ -10,7 +10,7 @@ sees an image it is scored on.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ SHRINKAGE = 30.0
 SEED = 1
 
 
-def _random_crop(image: Image.Image, rng: np.random.Generator, least: float) -> Image.Image:
+def random_crop(image: Image.Image, rng: np.random.Generator, least: float) -> Image.Image:
     width, height = image.size
     area = rng.uniform(least, 1.0) * width * height
     aspect = float(np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3))))
@@ -42,7 +42,7 @@ def _random_crop(image: Image.Image, rng: np.random.Generator, least: float) -> 
 
 def _edited(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     """A copy as people make one: part of the picture, recoloured, maybe flipped, recompressed."""
-    copy = _random_crop(image, rng, least=0.25)
+    copy = random_crop(image, rng, least=0.25)
     copy = ImageEnhance.Color(copy).enhance(rng.uniform(0.6, 1.4))
     copy = ImageEnhance.Brightness(copy).enhance(rng.uniform(0.8, 1.2))
     if rng.random() < 0.5:
@@ -53,23 +53,29 @@ def _edited(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     return Image.open(encoded).convert("RGB")
 
 
-def crop_pairs(cache_dir: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Crops of the wallpaper photos and an edited copy of each, as uint8 (N, size, size, 3)."""
-    rng = np.random.default_rng(SEED)
-    crops: list[np.ndarray] = []
-    copies: list[np.ndarray] = []
+def wallpaper_photos(cache_dir: Path) -> Iterator[Image.Image]:
+    """The wallpaper photos, decoded to at most 1600 px a side, in a stable order."""
     for package in WALLPAPER_PACKAGES:
         root, _ = debian_files(cache_dir, package, image_under("usr/share/"))
         for path in sorted(p for p in root.rglob("*") if has_image_extension(p.name)):
             with Image.open(path) as image:
                 image.draft("RGB", (1024, 1024))
                 photo = to_rgb(image)
-                photo.load()
-                photo.thumbnail((1600, 1600))
-            for _ in range(PAIRS_PER_PHOTO):
-                crop = _random_crop(photo, rng, least=0.05)
-                for kept, image_ in ((crops, crop), (copies, _edited(crop, rng))):
-                    kept.append(np.asarray(image_.resize((size, size), Image.Resampling.BILINEAR)))
+                photo.load()  # the pixels, before the file closes
+            photo.thumbnail((1600, 1600))
+            yield photo
+
+
+def crop_pairs(cache_dir: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Crops of the wallpaper photos and an edited copy of each, as uint8 (N, size, size, 3)."""
+    rng = np.random.default_rng(SEED)
+    crops: list[np.ndarray] = []
+    copies: list[np.ndarray] = []
+    for photo in wallpaper_photos(cache_dir):
+        for _ in range(PAIRS_PER_PHOTO):
+            crop = random_crop(photo, rng, least=0.05)
+            for kept, image in ((crops, crop), (copies, _edited(crop, rng))):
+                kept.append(np.asarray(image.resize((size, size), Image.Resampling.BILINEAR)))
     return np.stack(crops), np.stack(copies)
 
 
