@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint unit bench bench-quality datasets clean
+.PHONY: install demo test lint unit bench bench-quality bench-scale datasets clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ bench: install
 	$(BIN)/python -m bench.ingest $(if $(BENCH_JSON),--json $(BENCH_JSON))
 	$(BIN)/python -m bench.query $(if $(BENCH_JSON),--json $(BENCH_JSON))
 	$(BIN)/python -m bench.scaling $(if $(BENCH_JSON),--json $(BENCH_JSON))
+
+# A million rows in the real Milvus standalone through the product's index client: load rate,
+# readiness, memory and bytes per image, search latency and recall against exact search.
+bench-scale: datasets
+	$(BIN)/python -m bench.scale $(if $(BENCH_JSON),--json $(BENCH_JSON))
 
 # Development datasets for retrieval quality, fetched once into RIS_CACHE_DIR/datasets/.
 datasets: install

@@ -79,7 +79,7 @@ class PeakRss(BackgroundThread):
         return self.peak_by_pid.get(pid, 0) / 2**20
 
 
-def _tree(pid: int) -> list[psutil.Process]:
+def process_tree(pid: int) -> list[psutil.Process]:
     try:
         root = psutil.Process(pid)
         return [root, *root.children(recursive=True)]
@@ -110,7 +110,7 @@ class CpuSampler(BackgroundThread):
         found = []
         for group, members in self.groups.items():
             for pid, children in members:
-                tree = _tree(pid) if children else _tree(pid)[:1]
+                tree = process_tree(pid) if children else process_tree(pid)[:1]
                 found += [(group, process) for process in tree]
         return found
 

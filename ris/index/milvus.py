@@ -53,6 +53,8 @@ STATE_FIELDS = ["id", "size", "mtime_ns", "content_hash"]
 ROW_FIELDS = ("id", "vector", "path", "size", "mtime_ns", "content_hash")
 # The vector index every collection gets (docs/SCALING.md sizes memory from it).
 HNSW_PARAMS = {"M": 16, "efConstruction": 200}
+# HNSW's search breadth (candidates kept while walking the graph); bench.scale measures recall.
+SEARCH_EF = 64
 GRPC_OPTIONS = {
     # Subchannels of its own: gRPC's process-wide pool carried one connection's reconnect
     # back-off over to every new client of the same server, which then failed at once.
@@ -325,7 +327,11 @@ class MilvusIndex:
         self._loaded(lambda: self.client.flush(self.collection, timeout=max(self.timeout, 120.0)))
 
     def search(
-        self, vectors: np.ndarray, top_k: int, where: RowFilter | None = None
+        self,
+        vectors: np.ndarray,
+        top_k: int,
+        where: RowFilter | None = None,
+        ef: int = SEARCH_EF,
     ) -> list[list[SearchHit]]:
         """The `top_k` nearest rows passing `where` for each query vector, in one request.
 
@@ -344,7 +350,7 @@ class MilvusIndex:
                 limit=top_k,
                 filter=filter_expression(where) if where else "",
                 output_fields=SEARCH_OUTPUT_FIELDS,
-                search_params={"metric_type": "IP", "params": {"ef": max(64, top_k)}},
+                search_params={"metric_type": "IP", "params": {"ef": max(ef, top_k)}},
                 timeout=self.timeout,
             )
         )

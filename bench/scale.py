@@ -1,0 +1,226 @@
+"""`make bench-scale`: a million rows in the real Milvus standalone, written and searched through
+the product's own index client, with the load rate, readiness, memory, bytes and recall measured.
+
+The rows are made from the real descriptor distribution: the compact model embeds every image
+of the development sets, a Gaussian with their mean and covariance is fitted, and the rows (and
+the queries) are drawn from it and L2-normalised. A Gaussian has none of the clusters real
+collections have, so an approximate index finds its neighbours harder than in a real one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import Progress
+
+from bench.measure import merge_json, process_tree
+from ris.datasets import dataset_path
+from ris.dev.services import LocalMilvusServer
+from ris.embedding.pipeline import EmbeddingPipeline
+from ris.embedding.session import l2_normalise
+from ris.evaluation.eval_sets import read_eval_set
+from ris.index.base import ImageRecord
+from ris.index.milvus import SEARCH_EF, MilvusIndex
+from ris.settings import load_settings
+
+console = Console(highlight=False, width=110)
+MODEL = "lite0-mobilenet-v2-gem-deframe-256"
+SETS = ("tuxpaint", "copydetect-mild", "copydetect-hard")
+# Like RIS_BATCH_SIZE workers writing at once.
+WRITERS, BATCH = 4, 64
+QUERIES, SAMPLE, K = 1000, 1000, 10
+
+
+def real_descriptors(settings: Any) -> np.ndarray:
+    """The compact model's vectors of every development-set image, through the real pipeline."""
+    pipeline = EmbeddingPipeline(settings)
+    paths = sorted(
+        {
+            path
+            for name in SETS
+            for eval_set in [read_eval_set(dataset_path(name))]
+            for path in eval_set.gallery + [query.path for query in eval_set.queries]
+        }
+    )
+    chunks = [pipeline(paths[start : start + 64]).vectors for start in range(0, len(paths), 64)]
+    return np.concatenate(chunks)
+
+
+def fitted_sampler(real: np.ndarray, seed: int) -> Any:
+    mean, covariance = real.mean(axis=0), np.cov(real.T)
+    factor = np.linalg.cholesky(covariance + 1e-9 * np.eye(len(covariance)))
+    rng = np.random.default_rng(seed)
+
+    def sample(count: int) -> np.ndarray:
+        noise = rng.standard_normal((count, len(mean))).astype(np.float32)
+        return l2_normalise(mean + noise @ factor.T.astype(np.float32)).astype(np.float32)
+
+    return sample
+
+
+def record(row: int, vector: np.ndarray) -> ImageRecord:
+    # A path as a photo library has them; ids are the row numbers (distinct, like path hashes).
+    path = f"/photos/{row // 10_000:04d}/{row % 10_000:04d}/IMG_{row:07d}.jpg"
+    return ImageRecord(row + 1, path, vector, 2_000_000 + row, 1_700_000_000_000_000_000 + row)
+
+
+def load(url: str, vectors: np.ndarray, dim: int) -> float:
+    """Rows written by WRITERS concurrent clients in BATCH-row upserts; returns seconds."""
+    indexes = [MilvusIndex(url, "scale", dim=dim, model=MODEL) for _ in range(WRITERS)]
+    indexes[0].ensure_collection()
+    starts = range(0, len(vectors), BATCH)
+    started = time.perf_counter()
+    with (
+        concurrent.futures.ThreadPoolExecutor(WRITERS) as pool,
+        Progress(console=console, transient=True) as progress,
+    ):
+        task = progress.add_task("loading", total=len(vectors))
+
+        def write(number_start: tuple[int, int]) -> None:
+            number, start = number_start
+            batch = vectors[start : start + BATCH]
+            indexes[number % WRITERS].upsert(
+                [record(start + offset, vector) for offset, vector in enumerate(batch)]
+            )
+            progress.advance(task, len(batch))
+
+        list(pool.map(write, enumerate(starts)))
+    return time.perf_counter() - started
+
+
+def wait_until_ready(index: MilvusIndex, rows: int) -> None:
+    """Flushed, every row indexed, and loaded."""
+    index.flush()
+    while True:
+        described = index.client.describe_index(index.collection, "vector")
+        if int(described.get("indexed_rows", 0)) >= rows and not int(
+            described.get("pending_index_rows", 0)
+        ):
+            break
+        time.sleep(2)
+    index.client.refresh_load(index.collection)
+    while index.client.get_load_state(index.collection)["state"].name != "Loaded":
+        time.sleep(1)
+
+
+def exact_top(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Each query's K nearest row numbers by brute force, the rows taken in blocks."""
+    best_scores = np.full((len(queries), K), -np.inf, np.float32)
+    best_rows = np.zeros((len(queries), K), np.int64)
+    for start in range(0, len(vectors), 100_000):
+        scores = queries @ vectors[start : start + 100_000].T
+        rows = np.arange(start, start + scores.shape[1])
+        merged = np.concatenate([best_scores, scores], axis=1)
+        candidates = np.concatenate([best_rows, np.broadcast_to(rows, scores.shape)], axis=1)
+        keep = np.argsort(-merged, axis=1)[:, :K]
+        best_scores = np.take_along_axis(merged, keep, 1)
+        best_rows = np.take_along_axis(candidates, keep, 1)
+    return best_rows
+
+
+def search_one_by_one(
+    index: MilvusIndex, queries: np.ndarray, ef: int = SEARCH_EF
+) -> tuple[list[float], list[list[int]]]:
+    latencies, found = [], []
+    for query in queries:
+        started = time.perf_counter()
+        (hits,) = index.search(query[None], K, ef=ef)
+        latencies.append((time.perf_counter() - started) * 1000)
+        found.append([hit.id - 1 for hit in hits])
+    return latencies, found
+
+
+def tree_rss(pid: int) -> int:
+    return sum(process.memory_info().rss for process in process_tree(pid))
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def measure(rows: int, work: Path) -> dict[str, Any]:
+    settings = load_settings().model_copy(update={"model": MODEL})
+    console.print("embedding the development sets with the compact model")
+    sample = fitted_sampler(real_descriptors(settings), seed=0)
+    vectors = np.concatenate([sample(min(100_000, rows - s)) for s in range(0, rows, 100_000)])
+    queries = sample(QUERIES)
+    dim = vectors.shape[1]
+    milvus = LocalMilvusServer(work / "milvus", settings.cache_dir / "milvus")
+    with milvus.start():
+        disk_before, rss_before = folder_bytes(work / "milvus"), tree_rss(_pid(milvus))
+        console.print(f"loading {rows:,} rows of {dim}-d")
+        load_seconds = load(milvus.url, vectors, dim)
+        started = time.perf_counter()
+        index = MilvusIndex(milvus.url, "scale", dim=dim, model=MODEL)
+        wait_until_ready(index, rows)
+        ready_seconds = time.perf_counter() - started
+        console.print("searching")
+        truth = exact_top(vectors, queries)
+        recall, latencies = {}, {}
+        for ef in (SEARCH_EF, 2 * SEARCH_EF, 4 * SEARCH_EF):
+            latencies[ef], found = search_one_by_one(index, queries, ef)
+            recall[ef] = np.mean(
+                [len(set(f) & set(t)) / K for f, t in zip(found, truth, strict=True)]
+            )
+        chosen = np.random.default_rng(1).choice(rows, SAMPLE, replace=False)
+        _, self_found = search_one_by_one(index, vectors[chosen])
+        self_rank1 = np.mean(
+            [bool(f) and f[0] == row for f, row in zip(self_found, chosen, strict=True)]
+        )
+        rss = tree_rss(_pid(milvus))
+        disk = folder_bytes(work / "milvus") - disk_before
+        counted = index.count()
+    return {
+        "rows": counted,
+        "dim": dim,
+        "load_rows_per_s": round(rows / load_seconds),
+        "load_s": round(load_seconds, 1),
+        "ready_s": round(load_seconds + ready_seconds, 1),
+        "index_after_load_s": round(ready_seconds, 1),
+        "milvus_rss_mb": round(rss / 2**20),
+        # What a million rows added to the loaded server's memory, and to its storage.
+        "bytes_per_image": round((rss - rss_before) / rows),
+        "disk_bytes_per_image": round(disk / rows),
+        # At the shipped search breadth, then wider ones beside it.
+        "search_p50_ms": round(float(np.percentile(latencies[SEARCH_EF], 50)), 2),
+        "search_p99_ms": round(float(np.percentile(latencies[SEARCH_EF], 99)), 2),
+        "recall_at_10": round(float(recall[SEARCH_EF]), 4),
+        "by_ef": {
+            ef: {
+                "recall_at_10": round(float(recall[ef]), 4),
+                "search_p50_ms": round(float(np.percentile(latencies[ef], 50)), 2),
+                "search_p99_ms": round(float(np.percentile(latencies[ef], 99)), 2),
+            }
+            for ef in recall
+        },
+        "self_rank1": round(float(self_rank1), 4),
+    }
+
+
+def _pid(service: LocalMilvusServer) -> int:
+    assert service.process is not None
+    return service.process.pid
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--json", type=Path, help="merge the figures into this JSON file")
+    arguments = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ris-scale-") as work:
+        figures = measure(arguments.rows, Path(work))
+    for name, value in figures.items():
+        console.print(f"{name:>22}  {value}")
+    if arguments.json:
+        merge_json(arguments.json, {"scale": figures})
+
+
+if __name__ == "__main__":
+    main()
