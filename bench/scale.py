@@ -10,24 +10,35 @@ collections have, so an approximate index finds its neighbours harder than in a 
 from __future__ import annotations
 
 import argparse
+import base64
 import concurrent.futures
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import redis
 from rich.console import Console
 from rich.progress import Progress
 
+from bench.corpus import placeholder_tree
 from bench.measure import merge_json, process_tree
 from ris.datasets import dataset_path
-from ris.dev.services import LocalMilvusServer
+from ris.dev.services import LocalMilvusServer, LocalRedis
 from ris.embedding.pipeline import EmbeddingPipeline
 from ris.embedding.session import l2_normalise
 from ris.evaluation.eval_sets import read_eval_set
+from ris.files.changes import file_state
+from ris.files.identity import image_id
+from ris.files.scan import iter_image_paths
 from ris.index.base import ImageRecord
 from ris.index.milvus import SEARCH_EF, MilvusIndex
+from ris.jobs.contract import BatchPayload
 from ris.settings import load_settings
 
 console = Console(highlight=False, width=110)
@@ -36,6 +47,7 @@ SETS = ("tuxpaint", "copydetect-mild", "copydetect-hard")
 # Like RIS_BATCH_SIZE workers writing at once.
 WRITERS, BATCH = 4, 64
 QUERIES, SAMPLE, K = 1000, 1000, 10
+BIN = Path(sys.executable).parent
 
 
 def real_descriptors(settings: Any) -> np.ndarray:
@@ -65,14 +77,21 @@ def fitted_sampler(real: np.ndarray, seed: int) -> Any:
     return sample
 
 
-def record(row: int, vector: np.ndarray) -> ImageRecord:
-    # A path as a photo library has them; ids are the row numbers (distinct, like path hashes).
-    path = f"/photos/{row // 10_000:04d}/{row % 10_000:04d}/IMG_{row:07d}.jpg"
-    return ImageRecord(row + 1, path, vector, 2_000_000 + row, 1_700_000_000_000_000_000 + row)
+def records(
+    paths: list[str], ids: np.ndarray, vectors: np.ndarray, start: int
+) -> list[ImageRecord]:
+    """Rows for `paths[start:]` (one batch) with each file's state as the producer reads it."""
+    batch = []
+    for offset, vector in enumerate(vectors):
+        path = paths[start + offset]
+        size, mtime_ns = file_state(path)
+        batch.append(ImageRecord(int(ids[start + offset]), path, vector, size, mtime_ns))
+    return batch
 
 
-def load(url: str, vectors: np.ndarray, dim: int) -> float:
+def load(url: str, paths: list[str], ids: np.ndarray, vectors: np.ndarray) -> float:
     """Rows written by WRITERS concurrent clients in BATCH-row upserts; returns seconds."""
+    dim = vectors.shape[1]
     indexes = [MilvusIndex(url, "scale", dim=dim, model=MODEL) for _ in range(WRITERS)]
     indexes[0].ensure_collection()
     starts = range(0, len(vectors), BATCH)
@@ -86,9 +105,7 @@ def load(url: str, vectors: np.ndarray, dim: int) -> float:
         def write(number_start: tuple[int, int]) -> None:
             number, start = number_start
             batch = vectors[start : start + BATCH]
-            indexes[number % WRITERS].upsert(
-                [record(start + offset, vector) for offset, vector in enumerate(batch)]
-            )
+            indexes[number % WRITERS].upsert(records(paths, ids, batch, start))
             progress.advance(task, len(batch))
 
         list(pool.map(write, enumerate(starts)))
@@ -110,13 +127,13 @@ def wait_until_ready(index: MilvusIndex, rows: int) -> None:
         time.sleep(1)
 
 
-def exact_top(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """Each query's K nearest row numbers by brute force, the rows taken in blocks."""
+def exact_top(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Each query's K nearest ids by brute force, the rows taken in blocks."""
     best_scores = np.full((len(queries), K), -np.inf, np.float32)
     best_rows = np.zeros((len(queries), K), np.int64)
     for start in range(0, len(vectors), 100_000):
         scores = queries @ vectors[start : start + 100_000].T
-        rows = np.arange(start, start + scores.shape[1])
+        rows = ids[start : start + scores.shape[1]]
         merged = np.concatenate([best_scores, scores], axis=1)
         candidates = np.concatenate([best_rows, np.broadcast_to(rows, scores.shape)], axis=1)
         keep = np.argsort(-merged, axis=1)[:, :K]
@@ -133,7 +150,7 @@ def search_one_by_one(
         started = time.perf_counter()
         (hits,) = index.search(query[None], K, ef=ef)
         latencies.append((time.perf_counter() - started) * 1000)
-        found.append([hit.id - 1 for hit in hits])
+        found.append([hit.id for hit in hits])
     return latencies, found
 
 
@@ -145,24 +162,72 @@ def folder_bytes(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
+def rescan(tree: Path, paths: list[str], environment: dict[str, str], work: Path) -> dict[str, Any]:
+    """`producer enqueue` over the indexed tree: nothing sent; then 1% touched: exactly those."""
+    with LocalRedis(work / "redis") as broker:
+        environment = {**environment, "RIS_REDIS_URL": broker.url}
+        unchanged, seconds = _enqueue(tree, environment)
+        if unchanged["enqueued"] or unchanged["skipped"] != len(paths):
+            raise RuntimeError(f"re-scan of an unchanged tree: {unchanged}")
+        touched = set(paths[::100])
+        for path in touched:
+            os.utime(path, ns=(time.time_ns(), time.time_ns()))
+        after_touch, _ = _enqueue(tree, environment)
+        sent = {path for message in queued_payloads(broker.url) for path in message.paths}
+    return {
+        "rescan_paths_per_s": round(len(paths) / seconds),
+        "rescan_s": round(seconds, 1),
+        "rescan_sent": unchanged["enqueued"],
+        "touched": len(touched),
+        "touched_sent": after_touch["enqueued"],
+        "touched_sent_exactly": sent == touched,
+    }
+
+
+def _enqueue(tree: Path, environment: dict[str, str]) -> tuple[dict[str, Any], float]:
+    started = time.perf_counter()
+    finished = subprocess.run(
+        [str(BIN / "producer"), "enqueue", str(tree), "--json"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=True,
+    )
+    return json.loads(finished.stdout), time.perf_counter() - started
+
+
+def queued_payloads(url: str) -> list[BatchPayload]:
+    """The batches waiting in the queue, read from the Celery messages without taking them."""
+    client = redis.Redis.from_url(url)
+    payloads = []
+    for raw in client.lrange("ris", 0, -1):
+        body = json.loads(base64.b64decode(json.loads(raw)["body"]))
+        payloads.append(BatchPayload.from_message(body[0][0]))
+    return payloads
+
+
 def measure(rows: int, work: Path) -> dict[str, Any]:
     settings = load_settings().model_copy(update={"model": MODEL})
     console.print("embedding the development sets with the compact model")
     sample = fitted_sampler(real_descriptors(settings), seed=0)
     vectors = np.concatenate([sample(min(100_000, rows - s)) for s in range(0, rows, 100_000)])
     queries = sample(QUERIES)
-    dim = vectors.shape[1]
+    tree = placeholder_tree(settings.cache_dir / "bench" / f"tree-{rows}", rows)
+    paths = list(iter_image_paths(str(tree)))
+    ids = np.array([image_id(path) for path in paths], dtype=np.int64)
     milvus = LocalMilvusServer(work / "milvus", settings.cache_dir / "milvus")
-    with milvus.start():
+    with milvus:
         disk_before, rss_before = folder_bytes(work / "milvus"), tree_rss(_pid(milvus))
-        console.print(f"loading {rows:,} rows of {dim}-d")
-        load_seconds = load(milvus.url, vectors, dim)
+        console.print(f"loading {rows:,} rows of {vectors.shape[1]}-d")
+        load_seconds = load(milvus.url, paths, ids, vectors)
         started = time.perf_counter()
-        index = MilvusIndex(milvus.url, "scale", dim=dim, model=MODEL)
+        index = MilvusIndex(milvus.url, "scale", dim=vectors.shape[1], model=MODEL)
         wait_until_ready(index, rows)
         ready_seconds = time.perf_counter() - started
+        rss, disk = tree_rss(_pid(milvus)), folder_bytes(work / "milvus") - disk_before
         console.print("searching")
-        truth = exact_top(vectors, queries)
+        truth = exact_top(vectors, ids, queries)
         recall, latencies = {}, {}
         for ef in (SEARCH_EF, 2 * SEARCH_EF, 4 * SEARCH_EF):
             latencies[ef], found = search_one_by_one(index, queries, ef)
@@ -172,20 +237,26 @@ def measure(rows: int, work: Path) -> dict[str, Any]:
         chosen = np.random.default_rng(1).choice(rows, SAMPLE, replace=False)
         _, self_found = search_one_by_one(index, vectors[chosen])
         self_rank1 = np.mean(
-            [bool(f) and f[0] == row for f, row in zip(self_found, chosen, strict=True)]
+            [bool(f) and f[0] == ids[row] for f, row in zip(self_found, chosen, strict=True)]
         )
-        rss = tree_rss(_pid(milvus))
-        disk = folder_bytes(work / "milvus") - disk_before
         counted = index.count()
+        console.print("re-scanning the tree with the producer")
+        environment = {
+            **os.environ,
+            "RIS_MILVUS_URI": milvus.url,
+            "RIS_COLLECTION": "scale",
+            "RIS_MODEL": MODEL,
+        }
+        rescanned = rescan(tree, paths, environment, work)
     return {
         "rows": counted,
-        "dim": dim,
+        "dim": vectors.shape[1],
         "load_rows_per_s": round(rows / load_seconds),
         "load_s": round(load_seconds, 1),
         "ready_s": round(load_seconds + ready_seconds, 1),
         "index_after_load_s": round(ready_seconds, 1),
         "milvus_rss_mb": round(rss / 2**20),
-        # What a million rows added to the loaded server's memory, and to its storage.
+        # What the rows added to the loaded server's memory, and to its storage.
         "bytes_per_image": round((rss - rss_before) / rows),
         "disk_bytes_per_image": round(disk / rows),
         # At the shipped search breadth, then wider ones beside it.
@@ -201,6 +272,7 @@ def measure(rows: int, work: Path) -> dict[str, Any]:
             for ef in recall
         },
         "self_rank1": round(float(self_rank1), 4),
+        **rescanned,
     }
 
 
