@@ -37,7 +37,7 @@ from ris.files.changes import file_state
 from ris.files.identity import image_id
 from ris.files.scan import iter_image_paths
 from ris.index.base import ImageRecord
-from ris.index.milvus import SEARCH_EF, MilvusIndex
+from ris.index.milvus import INDEX_KINDS, SEARCH_EF, SEARCH_NPROBE, MilvusIndex
 from ris.jobs.contract import BatchPayload
 from ris.settings import load_settings
 
@@ -89,10 +89,15 @@ def records(
     return batch
 
 
-def load(url: str, paths: list[str], ids: np.ndarray, vectors: np.ndarray) -> float:
+def load(
+    url: str, paths: list[str], ids: np.ndarray, vectors: np.ndarray, index_type: str
+) -> float:
     """Rows written by WRITERS concurrent clients in BATCH-row upserts; returns seconds."""
     dim = vectors.shape[1]
-    indexes = [MilvusIndex(url, "scale", dim=dim, model=MODEL) for _ in range(WRITERS)]
+    indexes = [
+        MilvusIndex(url, "scale", dim=dim, model=MODEL, index_type=index_type)
+        for _ in range(WRITERS)
+    ]
     indexes[0].ensure_collection()
     starts = range(0, len(vectors), BATCH)
     started = time.perf_counter()
@@ -143,12 +148,12 @@ def exact_top(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray) -> np.n
 
 
 def search_one_by_one(
-    index: MilvusIndex, queries: np.ndarray, ef: int = SEARCH_EF
+    index: MilvusIndex, queries: np.ndarray, breadth: int = 0
 ) -> tuple[list[float], list[list[int]]]:
     latencies, found = [], []
     for query in queries:
         started = time.perf_counter()
-        (hits,) = index.search(query[None], K, ef=ef)
+        (hits,) = index.search(query[None], K, breadth=breadth)
         latencies.append((time.perf_counter() - started) * 1000)
         found.append([hit.id for hit in hits])
     return latencies, found
@@ -158,8 +163,16 @@ def tree_rss(pid: int) -> int:
     return sum(process.memory_info().rss for process in process_tree(pid))
 
 
-def folder_bytes(folder: Path) -> int:
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+def storage_bytes(milvus_dir: Path) -> int:
+    """The collection's files in Milvus' storage: row and delete logs, statistics, index files
+    (its message log and metadata left out). Segments compacted away stay until collected."""
+    folders = ("insert_log", "delta_log", "stats_log", "index_files")
+    return sum(
+        path.stat().st_size
+        for folder in folders
+        for path in (milvus_dir / "data" / folder).rglob("*")
+        if path.is_file()
+    )
 
 
 def rescan(tree: Path, paths: list[str], environment: dict[str, str], work: Path) -> dict[str, Any]:
@@ -207,7 +220,7 @@ def queued_payloads(url: str) -> list[BatchPayload]:
     return payloads
 
 
-def measure(rows: int, work: Path) -> dict[str, Any]:
+def measure(rows: int, work: Path, index_type: str) -> dict[str, Any]:
     settings = load_settings().model_copy(update={"model": MODEL})
     console.print("embedding the development sets with the compact model")
     sample = fitted_sampler(real_descriptors(settings), seed=0)
@@ -218,24 +231,26 @@ def measure(rows: int, work: Path) -> dict[str, Any]:
     ids = np.array([image_id(path) for path in paths], dtype=np.int64)
     milvus = LocalMilvusServer(work / "milvus", settings.cache_dir / "milvus")
     with milvus:
-        disk_before, rss_before = folder_bytes(work / "milvus"), tree_rss(_pid(milvus))
+        disk_before, rss_before = storage_bytes(work / "milvus"), tree_rss(_pid(milvus))
         console.print(f"loading {rows:,} rows of {vectors.shape[1]}-d")
-        load_seconds = load(milvus.url, paths, ids, vectors)
+        load_seconds = load(milvus.url, paths, ids, vectors, index_type)
         started = time.perf_counter()
         index = MilvusIndex(milvus.url, "scale", dim=vectors.shape[1], model=MODEL)
         wait_until_ready(index, rows)
+        index.ensure_collection()  # learns the index it was built with
         ready_seconds = time.perf_counter() - started
-        rss, disk = tree_rss(_pid(milvus)), folder_bytes(work / "milvus") - disk_before
+        rss, disk = tree_rss(_pid(milvus)), storage_bytes(work / "milvus") - disk_before
         console.print("searching")
         truth = exact_top(vectors, ids, queries)
         recall, latencies = {}, {}
-        for ef in (SEARCH_EF, 2 * SEARCH_EF, 4 * SEARCH_EF):
-            latencies[ef], found = search_one_by_one(index, queries, ef)
-            recall[ef] = np.mean(
+        shipped = SEARCH_EF if index_type == "hnsw" else SEARCH_NPROBE
+        for breadth in (shipped // 2, shipped, 2 * shipped, 4 * shipped):
+            latencies[breadth], found = search_one_by_one(index, queries, breadth)
+            recall[breadth] = np.mean(
                 [len(set(f) & set(t)) / K for f, t in zip(found, truth, strict=True)]
             )
         chosen = np.random.default_rng(1).choice(rows, SAMPLE, replace=False)
-        _, self_found = search_one_by_one(index, vectors[chosen])
+        _, self_found = search_one_by_one(index, vectors[chosen], shipped)
         self_rank1 = np.mean(
             [bool(f) and f[0] == ids[row] for f, row in zip(self_found, chosen, strict=True)]
         )
@@ -260,16 +275,18 @@ def measure(rows: int, work: Path) -> dict[str, Any]:
         "bytes_per_image": round((rss - rss_before) / rows),
         "disk_bytes_per_image": round(disk / rows),
         # At the shipped search breadth, then wider ones beside it.
-        "search_p50_ms": round(float(np.percentile(latencies[SEARCH_EF], 50)), 2),
-        "search_p99_ms": round(float(np.percentile(latencies[SEARCH_EF], 99)), 2),
-        "recall_at_10": round(float(recall[SEARCH_EF]), 4),
-        "by_ef": {
-            ef: {
-                "recall_at_10": round(float(recall[ef]), 4),
-                "search_p50_ms": round(float(np.percentile(latencies[ef], 50)), 2),
-                "search_p99_ms": round(float(np.percentile(latencies[ef], 99)), 2),
+        "search_p50_ms": round(float(np.percentile(latencies[shipped], 50)), 2),
+        "search_p99_ms": round(float(np.percentile(latencies[shipped], 99)), 2),
+        "recall_at_10": round(float(recall[shipped]), 4),
+        "index_type": index_type,
+        "search_breadth": shipped,
+        "by_breadth": {
+            breadth: {
+                "recall_at_10": round(float(recall[breadth]), 4),
+                "search_p50_ms": round(float(np.percentile(latencies[breadth], 50)), 2),
+                "search_p99_ms": round(float(np.percentile(latencies[breadth], 99)), 2),
             }
-            for ef in recall
+            for breadth in recall
         },
         "self_rank1": round(float(self_rank1), 4),
         **rescanned,
@@ -284,14 +301,15 @@ def _pid(service: LocalMilvusServer) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--index", choices=list(INDEX_KINDS), default="hnsw")
     parser.add_argument("--json", type=Path, help="merge the figures into this JSON file")
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ris-scale-") as work:
-        figures = measure(arguments.rows, Path(work))
+        figures = measure(arguments.rows, Path(work), arguments.index)
     for name, value in figures.items():
         console.print(f"{name:>22}  {value}")
     if arguments.json:
-        merge_json(arguments.json, {"scale": figures})
+        merge_json(arguments.json, {f"scale_{arguments.index}": figures})
 
 
 if __name__ == "__main__":

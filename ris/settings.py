@@ -45,6 +45,11 @@ class Settings(BaseSettings):
         "(each model has its own). Each job names its collection; a worker's setting applies "
         "only to batches that name none.",
     )
+    index_type: Literal["hnsw", "ivf_sq8", "ivf_flat"] = Field(
+        "hnsw",
+        description="Vector index of a new collection: `hnsw` (graph), `ivf_sq8` (lists of "
+        "8-bit codes, a quarter of the memory) or `ivf_flat`; a collection keeps its own.",
+    )
     model: str = Field(
         DEFAULT_MODEL, description="Embedding model (see the Quality section for the choices)."
     )

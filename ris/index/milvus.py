@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -51,10 +52,35 @@ MODEL_PROPERTY = "ris.model"
 QUERY_WINDOW = 16384
 STATE_FIELDS = ["id", "size", "mtime_ns", "content_hash"]
 ROW_FIELDS = ("id", "vector", "path", "size", "mtime_ns", "content_hash")
-# The vector index every collection gets (docs/SCALING.md sizes memory from it).
+# HNSW's graph degree and build breadth (docs/SCALING.md sizes memory from them).
 HNSW_PARAMS = {"M": 16, "efConstruction": 200}
 # HNSW's search breadth (candidates kept while walking the graph); bench.scale measures recall.
 SEARCH_EF = 64
+# IVF: lists per segment, and how many of them a search reads (bench.scale measures recall).
+IVF_PARAMS = {"nlist": 1024}
+SEARCH_NPROBE = 64
+
+
+@dataclass(frozen=True)
+class IndexKind:
+    """A vector index Milvus builds per segment: its build parameters, and its search breadth
+    (`breadth`: ef for HNSW, nprobe for IVF; 0 means this module's default)."""
+
+    milvus_type: str
+    build: dict[str, int]
+
+    def search_params(self, top_k: int, breadth: int = 0) -> dict[str, int]:
+        if self.milvus_type == "HNSW":
+            return {"ef": max(breadth or SEARCH_EF, top_k)}
+        return {"nprobe": min(breadth or SEARCH_NPROBE, self.build["nlist"])}
+
+
+# RIS_INDEX_TYPE: what a new collection is built with; an existing one keeps its own.
+INDEX_KINDS = {
+    "hnsw": IndexKind("HNSW", HNSW_PARAMS),
+    "ivf_sq8": IndexKind("IVF_SQ8", IVF_PARAMS),
+    "ivf_flat": IndexKind("IVF_FLAT", IVF_PARAMS),
+}
 GRPC_OPTIONS = {
     # Subchannels of its own: gRPC's process-wide pool carried one connection's reconnect
     # back-off over to every new client of the same server, which then failed at once.
@@ -140,8 +166,10 @@ class MilvusIndex:
         timeout: float = 30.0,
         retry_seconds: float = 0.0,
         model: str = "",
+        index_type: str = "hnsw",
     ):
         self.uri = uri
+        self.index_kind = INDEX_KINDS[index_type]
         self.collection = collection
         self.dim = dim
         self.model = model
@@ -201,9 +229,9 @@ class MilvusIndex:
         index = self.client.prepare_index_params()
         index.add_index(
             field_name="vector",
-            index_type="HNSW",
+            index_type=self.index_kind.milvus_type,
             metric_type="IP",
-            params=HNSW_PARAMS,
+            params=self.index_kind.build,
         )
         try:
             self.client.create_collection(
@@ -223,8 +251,19 @@ class MilvusIndex:
         if not self.client.has_collection(self.collection):
             self._create()
         self._check_compatible()
+        self.index_kind = self._built_index()
         self.client.load_collection(self.collection, timeout=self.timeout)
         self._ready = True
+
+    def _built_index(self) -> IndexKind:
+        """The index the collection was built with (searched with its own parameters)."""
+        described = self.client.describe_index(self.collection, "vector") or {}
+        built = str(described.get("index_type", self.index_kind.milvus_type))
+        for kind in INDEX_KINDS.values():
+            if kind.milvus_type == built:
+                params = {key: int(described[key]) for key in kind.build if key in described}
+                return IndexKind(built, {**kind.build, **params})
+        return self.index_kind
 
     def ensure_collection(self) -> None:
         """Create the collection and its index if missing; load it so it can be searched."""
@@ -331,12 +370,13 @@ class MilvusIndex:
         vectors: np.ndarray,
         top_k: int,
         where: RowFilter | None = None,
-        ef: int = SEARCH_EF,
+        breadth: int = 0,
     ) -> list[list[SearchHit]]:
         """The `top_k` nearest rows passing `where` for each query vector, in one request.
 
-        The filter is a Milvus expression evaluated before the HNSW search, so each query gets
-        its k nearest among the rows that pass, not fewer.
+        The filter is a Milvus expression evaluated before the vector search, so each query gets
+        its k nearest among the rows that pass, not fewer. `breadth` overrides the index's
+        search breadth (ef or nprobe) for benchmarks.
         """
         self.require_collection()
         data = [vector.tolist() for vector in np.asarray(vectors, dtype=np.float32)]
@@ -350,7 +390,10 @@ class MilvusIndex:
                 limit=top_k,
                 filter=filter_expression(where) if where else "",
                 output_fields=SEARCH_OUTPUT_FIELDS,
-                search_params={"metric_type": "IP", "params": {"ef": max(ef, top_k)}},
+                search_params={
+                    "metric_type": "IP",
+                    "params": self.index_kind.search_params(top_k, breadth),
+                },
                 timeout=self.timeout,
             )
         )
@@ -515,4 +558,5 @@ def open_index(settings: Settings, retry_seconds: float = 0.0) -> MilvusIndex:
         token=settings.milvus_token,
         retry_seconds=retry_seconds,
         model=settings.model,
+        index_type=settings.index_type,
     )
