@@ -58,7 +58,7 @@ HNSW_PARAMS = {"M": 16, "efConstruction": 200}
 SEARCH_EF = 64
 # IVF: lists per segment, and how many of them a search reads (bench.scale measures recall).
 IVF_PARAMS = {"nlist": 1024}
-SEARCH_NPROBE = 64
+SEARCH_NPROBE = 128
 
 
 @dataclass(frozen=True)

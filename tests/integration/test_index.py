@@ -277,3 +277,24 @@ def test_every_stored_vector_is_read_back_page_by_page(small_index: MilvusIndex)
     vectors = small_index.get_vectors([3, 17, 999])
     assert set(vectors) == {3, 17}
     np.testing.assert_allclose(vectors[17], records[16].vector, atol=1e-6)
+
+
+@pytest.mark.parametrize("index_type", ["ivf_sq8", "ivf_flat"])
+def test_an_ivf_collection_finds_every_row_by_its_own_vector(
+    any_milvus: str, collection: str, index_type: str
+) -> None:
+    writer = MilvusIndex(any_milvus, collection, dim=DIM, index_type=index_type)
+    records = _records(300)
+    try:
+        writer.upsert(records)
+        writer.flush()
+        # A client configured for another index searches with the parameters of the built one.
+        reader = MilvusIndex(any_milvus, collection, dim=DIM, index_type="hnsw")
+        reader.ensure_collection()
+        assert reader.index_kind.milvus_type == index_type.upper()
+        found = reader.search(np.stack([r.vector for r in records]), top_k=1)
+        assert [hits[0].id for hits in found] == [r.id for r in records]
+        reader.close()
+    finally:
+        writer.drop()
+        writer.close()
