@@ -45,10 +45,11 @@ class Settings(BaseSettings):
         "(each model has its own). Each job names its collection; a worker's setting applies "
         "only to batches that name none.",
     )
-    index_type: Literal["hnsw", "ivf_sq8", "ivf_flat"] = Field(
-        "hnsw",
-        description="Vector index of a new collection: `hnsw` (graph), `ivf_sq8` (lists of "
-        "8-bit codes, a quarter of the memory) or `ivf_flat`; a collection keeps its own.",
+    index_type: Literal["auto", "flat", "hnsw", "ivf_sq8", "ivf_flat"] = Field(
+        "auto",
+        description="Vector index of a new collection: `flat` (exact), `hnsw` (a graph), "
+        "`ivf_sq8` (lists of 8-bit codes) or `ivf_flat`; `auto` is `flat` on Milvus Lite, "
+        "`hnsw` on a Milvus server. A collection keeps the index it was built with.",
     )
     model: str = Field(
         DEFAULT_MODEL, description="Embedding model (see the Quality section for the choices)."

@@ -72,11 +72,17 @@ class IndexKind:
     def search_params(self, top_k: int, breadth: int = 0) -> dict[str, int]:
         if self.milvus_type == "HNSW":
             return {"ef": max(breadth or SEARCH_EF, top_k)}
+        if self.milvus_type == "FLAT":
+            return {}
         return {"nprobe": min(breadth or SEARCH_NPROBE, self.build["nlist"])}
 
 
 # RIS_INDEX_TYPE: what a new collection is built with; an existing one keeps its own.
 INDEX_KINDS = {
+    # Exact search over every row: Milvus Lite's default here. Lite builds a FAISS HNSW graph
+    # per segment, and in a 218-row segment of similar drawings one row got no inbound link at
+    # all, so no search, at any ef, could return it (`query audit` found it).
+    "flat": IndexKind("FLAT", {}),
     "hnsw": IndexKind("HNSW", HNSW_PARAMS),
     "ivf_sq8": IndexKind("IVF_SQ8", IVF_PARAMS),
     "ivf_flat": IndexKind("IVF_FLAT", IVF_PARAMS),
@@ -166,10 +172,10 @@ class MilvusIndex:
         timeout: float = 30.0,
         retry_seconds: float = 0.0,
         model: str = "",
-        index_type: str = "hnsw",
+        index_type: str = "auto",
     ):
         self.uri = uri
-        self.index_kind = INDEX_KINDS[index_type]
+        self.index_type = index_type
         self.collection = collection
         self.dim = dim
         self.model = model
@@ -191,6 +197,7 @@ class MilvusIndex:
             message = f"cannot reach Milvus at {uri}{suspect}: {error.message}"
             raise ServiceUnavailableError(message) from None
         self._ready = False
+        self.index_kind = INDEX_KINDS["hnsw" if index_type == "auto" else index_type]
 
     def _call(self, operation: Callable[[], T]) -> T:
         """Run `operation`, retrying outages for `retry_seconds`; raise only project errors."""
@@ -218,7 +225,15 @@ class MilvusIndex:
             return True
         return bool(self._call(lambda: self.client.has_collection(self.collection)))
 
+    def _kind_for_new_collection(self) -> IndexKind:
+        """`auto`: exact search on Milvus Lite (its HNSW can strand a row), HNSW on a server."""
+        if self.index_type != "auto":
+            return INDEX_KINDS[self.index_type]
+        lite = str(self.client.get_server_version()).startswith("milvus_lite")
+        return INDEX_KINDS["flat" if lite else "hnsw"]
+
     def _create(self) -> None:
+        self.index_kind = self._kind_for_new_collection()
         schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from ris.convert.export import build_reference_model, ensure_onnx_model
 from ris.datasets.samples import imagenet_label
 from ris.embedding.imaging import load_image
 from ris.embedding.models import BACKBONES, DEFAULT_MODEL, MODELS, get_model_spec, onnx_model_path
-from ris.embedding.session import OnnxEmbedder, execution_providers
+from ris.embedding.session import OnnxEmbedder, execution_providers, l2_normalise
 from ris.errors import DeviceUnavailableError
 
 SPEC = get_model_spec(DEFAULT_MODEL)
@@ -118,3 +119,36 @@ def test_cuda_that_cannot_start_is_an_error_not_a_cpu_fallback(
     )
     with pytest.raises(DeviceUnavailableError, match="could not start CUDAExecutionProvider"):
         OnnxEmbedder(str(model_path), threads=1, model_batch_size=4, device="cuda")
+
+
+COMPACT = get_model_spec("lite0-mobilenet-v2-gem-deframe-256")
+
+
+def _centre_crops(photos: list[Path], folder: Path) -> list[Path]:
+    """The middle 60% of each photo, re-encoded as a JPEG: a copy someone cropped."""
+    crops = []
+    for path in photos:
+        with Image.open(path) as image:
+            width, height = image.size
+            box = (width // 5, height // 5, width - width // 5, height - height // 5)
+            crop = folder / f"{path.stem}-crop.jpg"
+            image.convert("RGB").crop(box).save(crop, quality=80)
+        crops.append(crop)
+    return crops
+
+
+def test_the_compact_model_finds_what_the_default_finds(
+    model_path: Path, photos: list[Path], cache_dir: Path, tmp_path: Path
+) -> None:
+    """Projected to 256-d at conversion (learned on wallpaper crops, none of these photos):
+    cropped copies still find their originals, as with the 2560-d default."""
+    originals, crops = _decode(photos), _decode(_centre_crops(photos, tmp_path))
+    found = {}
+    for spec, path in ((COMPACT, ensure_onnx_model(COMPACT.name, cache_dir)), (SPEC, model_path)):
+        embedder = OnnxEmbedder(str(path), 2, 4)
+        gallery, queries = l2_normalise(embedder(originals)), l2_normalise(embedder(crops))
+        assert gallery.shape == (len(photos), spec.dim)
+        hits = (queries @ gallery.T).argmax(axis=1)
+        found[spec.name] = float((hits == np.arange(len(photos))).mean())
+    assert found[SPEC.name] >= 0.9
+    assert found[COMPACT.name] >= found[SPEC.name] - 0.05, found
