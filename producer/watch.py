@@ -235,6 +235,9 @@ class Watcher:
                 yield url
 
     def _defer_if_fresh(self, path: str) -> bool:
+        """True for a file the settle wait holds (it sends it) or should hold (too fresh)."""
+        if path in self.settle.pending:
+            return True
         if self.settle.is_fresh(path):
             self.settle.touch(path)
             return True
