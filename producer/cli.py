@@ -249,14 +249,13 @@ def watch(
     as_json: bool,
     verbose: bool,
 ) -> None:
-    """Follow ROOTS (folders) until Ctrl-C: enqueue new and changed images once they settle
-    (RIS_WATCH_SETTLE_SECONDS), prune deleted ones, rescan every RIS_WATCH_RESCAN_SECONDS."""
-    from producer.watch import Watcher  # watchdog only where it watches
+    """Follow ROOTS (folders, URL prefixes such as s3://bucket/prefix) until Ctrl-C: enqueue new
+    and changed images (files once they settle, RIS_WATCH_SETTLE_SECONDS), prune deleted ones;
+    rescan folders and list URL prefixes every RIS_WATCH_RESCAN_SECONDS."""
+    from producer.watch import Watcher, split_roots  # watchdog only where it watches
 
     configure_logging(verbose)
-    for root in roots:
-        if not os.path.isdir(root):
-            raise click.ClickException(f"{root}: not a folder")
+    split_roots(roots, load_settings().watch_rescan_seconds)  # before connecting anywhere
     producer = _producer(queue, collection)
     settings = producer.settings
     watcher = Watcher(
@@ -268,7 +267,9 @@ def watch(
     )
     with stop_on_interrupt() as stop:
         if not as_json:
-            stderr.print(f"watching {len(watcher.roots)} folder(s); Ctrl-C to stop")
+            urls = f", {len(watcher.urls)} URL prefix(es) listed every {watcher.rescan_seconds:g} s"
+            folders = f"{len(watcher.folders)} folder(s)"
+            stderr.print(f"watching {folders}{urls if watcher.urls else ''}; Ctrl-C to stop")
         watcher.run(stop)
     stderr.print("stopped; a restart picks up whatever changed meanwhile")
 

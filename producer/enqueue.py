@@ -123,28 +123,33 @@ class Enqueuer:
         self.tracker.create(report.job, root=label, collection=collection, model=model)
         room = 0  # batches the queue takes before its length is asked again
         # The index and the failure record are asked once per window of several batches.
-        for window in batched(paths, self.batch_size * LOOKUP_BATCHES):
-            changed = self._changed(window, collection)
-            skipped = len(window) - len(changed)
-            if skipped:
-                self.tracker.add_skipped(report.job, skipped)
-                report.skipped += skipped
-                on_progress(report)
-            for batch in batched(changed, self.batch_size):
-                if room <= 0:
-                    room = self._wait_for_room(should_stop)
+        try:
+            for window in batched(paths, self.batch_size * LOOKUP_BATCHES):
+                changed = self._changed(window, collection)
+                skipped = len(window) - len(changed)
+                if skipped:
+                    self.tracker.add_skipped(report.job, skipped)
+                    report.skipped += skipped
+                    on_progress(report)
+                for batch in batched(changed, self.batch_size):
+                    if room <= 0:
+                        room = self._wait_for_room(should_stop)
+                    if should_stop():
+                        break
+                    number = self.tracker.add_batch(report.job, len(batch))
+                    self.send(BatchPayload(report.job, number, batch, collection, model))
+                    room -= 1
+                    report.enqueued += len(batch)
+                    report.batches += 1
+                    on_progress(report)
                 if should_stop():
+                    report.interrupted = True
                     break
-                number = self.tracker.add_batch(report.job, len(batch))
-                self.send(BatchPayload(report.job, number, batch, collection, model))
-                room -= 1
-                report.enqueued += len(batch)
-                report.batches += 1
-                on_progress(report)
-            if should_stop():
-                report.interrupted = True
-                break
-        self._finish(report)
+        except BaseException:
+            report.interrupted = True  # a listing that failed: the batches sent still finish
+            raise
+        finally:
+            self._finish(report)
         log.info(
             "job %s: %d seen, %d enqueued in %d batches, %d unchanged skipped%s",
             report.job,

@@ -1,7 +1,9 @@
-"""`producer watch`: folders followed by file-system events, debounced, with periodic rescans."""
+"""`producer watch`: folders followed by file-system events, debounced, with periodic rescans;
+URL prefixes (s3://, gs://, http(s)://) followed by listing them at start and every rescan."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import queue
@@ -15,8 +17,10 @@ from watchdog.observers import Observer
 from producer.client import Producer
 from producer.enqueue import EnqueueReport
 from producer.prune import PruneReport, prune, prune_paths
+from ris.errors import RisError
 from ris.files.changes import file_state
-from ris.files.identity import has_image_extension, normalise_path
+from ris.files.identity import has_image_extension, is_url, normalise_path
+from ris.files.remote import ListedStates, Remote
 from ris.files.scan import iter_image_paths
 
 log = logging.getLogger(__name__)
@@ -98,10 +102,29 @@ class _Inbox(FileSystemEventHandler):
                 return
 
 
+def split_roots(roots: Iterable[str], rescan_seconds: float) -> tuple[list[str], list[str]]:
+    """(folders, URL prefixes) among `roots`, normalised. RisError for a root that is neither,
+    and for URL roots without a periodic rescan (nothing would look at them again)."""
+    folders: list[str] = []
+    urls: list[str] = []
+    for root in roots:
+        if not is_url(root) and not os.path.isdir(root):
+            raise RisError(f"{root}: not a folder or URL")
+        (urls if is_url(root) else folders).append(normalise_path(root))
+    if urls and not rescan_seconds:
+        raise RisError(
+            f"{urls[0]}: a URL prefix is followed by listing it every RIS_WATCH_RESCAN_SECONDS;"
+            " set it above 0"
+        )
+    return folders, urls
+
+
 class Watcher:
-    """Keeps the index in step with folders until stopped: a full scan at start and every
-    `rescan_seconds` (0: only at start), events in between. New and changed files go through the
-    same enqueuer as `producer enqueue` (unchanged ones skipped), deleted ones are pruned."""
+    """Keeps the index in step with folders and URL prefixes until stopped: a full scan (a
+    listing, for URLs) at start and every `rescan_seconds` (0: only at start), folder events in
+    between. New and changed images go through the same enqueuer as `producer enqueue`
+    (unchanged ones skipped), gone ones are pruned. A rescan that fails after the first is
+    logged and tried again at the next one; nothing is pruned from a failed listing."""
 
     def __init__(
         self,
@@ -113,26 +136,31 @@ class Watcher:
         observe: bool = True,
     ):
         self.producer = producer
-        self.roots = [normalise_path(root) for root in roots]
+        self.folders, self.urls = split_roots(roots, rescan_seconds)
+        self.roots = self.folders + self.urls
+        self.remote = Remote(producer.settings.fetch_options)
         self.settle = Settle(settle_seconds)
         self.rescan_seconds = rescan_seconds
         self.on_report = on_report
-        self.observe = observe
+        self.observe = observe and bool(self.folders)
         self.inbox = _Inbox()
         self.tick = min(0.5, settle_seconds / 4)
+        self.unfinished: list[str] = []  # jobs sent and not yet seen done
 
     def run(self, should_stop: Callable[[], bool]) -> None:
         """Watch until `should_stop()` turns true; what is left then, a restart picks up."""
         observer = Observer()
         if self.observe:
-            for root in self.roots:
+            for root in self.folders:
                 observer.schedule(self.inbox, root, recursive=True)
             observer.start()  # before the first scan, so nothing falls between the two
         try:
             next_rescan = 0.0
             while not should_stop():
-                if time.monotonic() >= next_rescan:
-                    self._rescan(should_stop)
+                # A rescan waits for the jobs sent before it: what they carry is not indexed
+                # yet, and would be sent again.
+                if time.monotonic() >= next_rescan and not self._busy():
+                    self._rescan(should_stop, first=next_rescan == 0.0)
                     interval = self.rescan_seconds or float("inf")
                     next_rescan = time.monotonic() + interval
                 self._step(should_stop)
@@ -162,33 +190,73 @@ class Watcher:
         if gone:
             self._report(prune_paths(self.producer.index, gone, label="watch"))
 
-    def _rescan(self, should_stop: Callable[[], bool]) -> None:
-        """Everything under the roots: changed files sent (fresh ones wait), gone ones pruned."""
-        paths = (
+    def _busy(self) -> bool:
+        """True while a job this watch sent is not done."""
+        tracker = self.producer.tracker
+        self.unfinished = [
+            job for job in self.unfinished if (status := tracker.status(job)) and not status.done
+        ]
+        return bool(self.unfinished)
+
+    def _rescan(self, should_stop: Callable[[], bool], first: bool) -> None:
+        """A full scan; one that fails after the first is logged and left to the next."""
+        try:
+            self._scan(should_stop)
+        except (RisError, OSError) as error:
+            if first:
+                raise
+            log.warning("rescan failed, trying again in %g s: %s", self.rescan_seconds, error)
+
+    def _scan(self, should_stop: Callable[[], bool]) -> None:
+        """Everything under the roots: changed images sent (fresh files wait), gone ones pruned
+        (under a URL prefix: those its listing no longer holds)."""
+        states = ListedStates(self.remote)
+        listed: set[str] = set()
+        files = (
             path
-            for root in self.roots
+            for root in self.folders
             for path in iter_image_paths(root)
             if not self._defer_if_fresh(path)
         )
-        self._enqueue(paths, os.pathsep.join(self.roots), should_stop)
+        objects = self._listing(states, listed)
+        label = os.pathsep.join(self.roots)
+        self._enqueue(itertools.chain(files, objects), label, should_stop, states)
         for root in self.roots:
             if should_stop():
                 return
-            self._report(prune(self.producer.index, root))
+            exists: Callable[[str], bool] = listed.__contains__ if is_url(root) else os.path.exists
+            self._report(prune(self.producer.index, root, exists=exists))
+
+    def _listing(self, states: ListedStates, listed: set[str]) -> Iterator[str]:
+        """The images under the URL roots, each one's state kept in `states`, and in `listed`."""
+        for root in self.urls:
+            for url in self.remote.list_images(root, states.known, missing_ok=True):
+                listed.add(url)
+                yield url
 
     def _defer_if_fresh(self, path: str) -> bool:
+        """True for a file the settle wait holds (it sends it) or should hold (too fresh)."""
+        if path in self.settle.pending:
+            return True
         if self.settle.is_fresh(path):
             self.settle.touch(path)
             return True
         return False
 
-    def _enqueue(self, paths: Iterable[str], label: str, should_stop: Callable[[], bool]) -> None:
+    def _enqueue(
+        self,
+        paths: Iterable[str],
+        label: str,
+        should_stop: Callable[[], bool],
+        states: ListedStates | None = None,
+    ) -> None:
         """One job of `paths` (unchanged ones skipped), reported when it sent anything."""
         settings = self.producer.settings
-        report = self.producer.enqueuer().run(
+        report = self.producer.enqueuer(remote_states=states).run(
             paths, label, settings.collection, should_stop=should_stop, model=settings.model
         )
         if report.enqueued:
+            self.unfinished.append(report.job)
             self.on_report(report)
 
     def _report(self, report: PruneReport) -> None:

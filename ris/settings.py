@@ -116,7 +116,8 @@ class Settings(BaseSettings):
         600.0,
         ge=0,
         description="`producer watch` rescans its folders this often to catch missed events "
-        "(network mounts); 0 turns the periodic rescan off.",
+        "(network mounts), and lists its URL prefixes this often; 0 turns the periodic rescan "
+        "off (refused with a URL prefix).",
     )
     outage_retry_seconds: float = Field(
         300.0,

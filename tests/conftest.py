@@ -21,7 +21,7 @@ from ris.embedding.models import DEFAULT_MODEL, get_model_spec
 from ris.embedding.pipeline import EmbeddingPipeline
 from ris.index.milvus import MilvusIndex
 from ris.settings import Settings
-from tests.helpers import launch_workers, stop_workers
+from tests.helpers import launch_workers, set_env, stop_workers
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +51,15 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS3]:
     """moto's S3 server, a separate process on a free loopback port."""
     with LocalS3(tmp_path_factory.mktemp("s3")) as server:
         yield server  # type: ignore[misc]
+
+
+@pytest.fixture
+def s3_env(
+    s3_server: LocalS3, ris_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """The test's services and the S3 server's standard AWS variables, here and for workers."""
+    set_env(ris_env, monkeypatch, s3_server.client_environment())
+    return ris_env
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ __all__ = [
     "headless_chromium",
     "invoke",
     "launch_workers",
+    "set_env",
     "stop_workers",
 ]
 
@@ -47,6 +48,15 @@ def launch_workers(
     return launch_local_workers(
         env, count, log_dir, name, command_prefix=_without_root_file_access(), cwd=REPO
     )
+
+
+def set_env(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, variables: dict[str, str]
+) -> None:
+    """Variables for this process and for the workers and CLIs a test starts with `env`."""
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    env.update(variables)
 
 
 def invoke(command: Command, *args: str) -> Result:

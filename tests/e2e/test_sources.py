@@ -16,28 +16,13 @@ from fastapi.testclient import TestClient
 from producer.cli import main as producer
 from query.cli import main as query
 from query.service import create_app
-from ris.dev.services import LocalS3
 from ris.settings import load_settings
-from tests.helpers import invoke
+from tests.helpers import invoke, set_env
 
 pytestmark = pytest.mark.e2e
 
 BUCKET = "photos"
 NOT_AN_IMAGE = "not an image (unrecognised format)"
-
-
-def _set(env: dict[str, str], monkeypatch, variables: dict[str, str]) -> None:
-    """Variables for this process and for the workers `start_workers` launches with `env`."""
-    for name, value in variables.items():
-        monkeypatch.setenv(name, value)
-    env.update(variables)
-
-
-@pytest.fixture
-def s3_env(s3_server: LocalS3, ris_env: dict[str, str], monkeypatch) -> dict[str, str]:
-    """The test's services and the S3 server's standard AWS variables, here and for workers."""
-    _set(ris_env, monkeypatch, s3_server.client_environment())
-    return ris_env
 
 
 def _enqueue(*args: str, stdin: str | None = None) -> dict:
@@ -56,7 +41,7 @@ def test_an_s3_prefix_is_indexed_kept_in_step_and_pruned(
     s3.put_object(Bucket=BUCKET, Key="set/broken.jpg", Body=b"not a picture")
     s3.put_object(Bucket=BUCKET, Key="set/notes.txt", Body=b"not listed: no image extension")
     s3.put_object(Bucket=BUCKET, Key="elsewhere/cat.jpg", Body=photos[5].read_bytes())
-    _set(s3_env, monkeypatch, {"RIS_ALLOWED_ROOTS": f"s3://{BUCKET}/set"})
+    set_env(s3_env, monkeypatch, {"RIS_ALLOWED_ROOTS": f"s3://{BUCKET}/set"})
     start_workers(1)
     root = f"s3://{BUCKET}/set"
 
