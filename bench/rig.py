@@ -134,8 +134,8 @@ class Rig:
         rows_before = self.index.count()
         fleet.pause()
         with CpuSampler() as cpu:
-            cpu.watch("redis", _pid(self.redis))
-            cpu.watch("milvus", _pid(self.milvus))
+            cpu.watch("redis", self.redis.pid)
+            cpu.watch("milvus", self.milvus.pid)
             for process in fleet.processes:
                 cpu.watch("workers", process.pid)
             watch = JobWatch(self.redis.url, fleet.queue, on_first=cpu.begin, on_done=cpu.end)
@@ -169,7 +169,7 @@ class Rig:
         deadline = time.monotonic() + INDEX_TIMEOUT
         try:
             with CpuSampler() as cpu:
-                cpu.watch("milvus", _pid(self.milvus))
+                cpu.watch("milvus", self.milvus.pid)
                 cpu.begin()
                 while client.describe_index(COLLECTION, "vector").get("pending_index_rows", 0):
                     if time.monotonic() > deadline:
@@ -192,8 +192,3 @@ def _enqueue(root: Path, env: dict[str, str]) -> None:
     )
     if producer.returncode != 0:
         raise RuntimeError(f"producer failed: {producer.stderr.decode(errors='replace')[-300:]}")
-
-
-def _pid(service: LocalRedis | LocalMilvusServer) -> int:
-    assert service.process is not None
-    return service.process.pid

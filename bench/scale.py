@@ -39,6 +39,7 @@ from ris.files.scan import iter_image_paths
 from ris.index.base import ImageRecord
 from ris.index.milvus import INDEX_KINDS, SEARCH_EF, SEARCH_NPROBE, MilvusIndex
 from ris.jobs.contract import BatchPayload
+from ris.search.audit import exact_top
 from ris.settings import load_settings
 
 console = Console(highlight=False, width=110)
@@ -132,21 +133,6 @@ def wait_until_ready(index: MilvusIndex, rows: int) -> None:
         time.sleep(1)
 
 
-def exact_top(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """Each query's K nearest ids by brute force, the rows taken in blocks."""
-    best_scores = np.full((len(queries), K), -np.inf, np.float32)
-    best_rows = np.zeros((len(queries), K), np.int64)
-    for start in range(0, len(vectors), 100_000):
-        scores = queries @ vectors[start : start + 100_000].T
-        rows = ids[start : start + scores.shape[1]]
-        merged = np.concatenate([best_scores, scores], axis=1)
-        candidates = np.concatenate([best_rows, np.broadcast_to(rows, scores.shape)], axis=1)
-        keep = np.argsort(-merged, axis=1)[:, :K]
-        best_scores = np.take_along_axis(merged, keep, 1)
-        best_rows = np.take_along_axis(candidates, keep, 1)
-    return best_rows
-
-
 def search_one_by_one(
     index: MilvusIndex, queries: np.ndarray, breadth: int = 0
 ) -> tuple[list[float], list[list[int]]]:
@@ -231,7 +217,7 @@ def measure(rows: int, work: Path, index_type: str) -> dict[str, Any]:
     ids = np.array([image_id(path) for path in paths], dtype=np.int64)
     milvus = LocalMilvusServer(work / "milvus", settings.cache_dir / "milvus")
     with milvus:
-        disk_before, rss_before = storage_bytes(work / "milvus"), tree_rss(_pid(milvus))
+        disk_before, rss_before = storage_bytes(work / "milvus"), tree_rss(milvus.pid)
         console.print(f"loading {rows:,} rows of {vectors.shape[1]}-d")
         load_seconds = load(milvus.url, paths, ids, vectors, index_type)
         started = time.perf_counter()
@@ -239,15 +225,16 @@ def measure(rows: int, work: Path, index_type: str) -> dict[str, Any]:
         wait_until_ready(index, rows)
         index.ensure_collection()  # learns the index it was built with
         ready_seconds = time.perf_counter() - started
-        rss, disk = tree_rss(_pid(milvus)), storage_bytes(work / "milvus") - disk_before
+        rss, disk = tree_rss(milvus.pid), storage_bytes(work / "milvus") - disk_before
         console.print("searching")
-        truth = exact_top(vectors, ids, queries)
+        blocks = ((ids[s : s + 100_000], vectors[s : s + 100_000]) for s in range(0, rows, 100_000))
+        truth = exact_top(blocks, queries, K)
         recall, latencies = {}, {}
         shipped = SEARCH_EF if index_type == "hnsw" else SEARCH_NPROBE
         for breadth in (shipped // 2, shipped, 2 * shipped, 4 * shipped):
             latencies[breadth], found = search_one_by_one(index, queries, breadth)
             recall[breadth] = np.mean(
-                [len(set(f) & set(t)) / K for f, t in zip(found, truth, strict=True)]
+                [len(set(f) & t) / K for f, t in zip(found, truth, strict=True)]
             )
         chosen = np.random.default_rng(1).choice(rows, SAMPLE, replace=False)
         _, self_found = search_one_by_one(index, vectors[chosen], shipped)
@@ -291,11 +278,6 @@ def measure(rows: int, work: Path, index_type: str) -> dict[str, Any]:
         "self_rank1": round(float(self_rank1), 4),
         **rescanned,
     }
-
-
-def _pid(service: LocalMilvusServer) -> int:
-    assert service.process is not None
-    return service.process.pid
 
 
 def main() -> None:

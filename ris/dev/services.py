@@ -68,6 +68,12 @@ class LocalService:
     def ready(self) -> bool:
         return _port_open(self.port)
 
+    @property
+    def pid(self) -> int:
+        """The started process's id (benchmarks watch its CPU and memory)."""
+        assert self.process is not None, f"{self.name} is not started"
+        return self.process.pid
+
     def start(self, timeout: float = 60.0) -> LocalService:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.data_dir / f"{self.name}.log"

@@ -233,7 +233,7 @@ class MilvusIndex:
         return INDEX_KINDS["flat" if lite else "hnsw"]
 
     def _create(self) -> None:
-        self.index_kind = self._kind_for_new_collection()
+        kind = self._kind_for_new_collection()
         schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
@@ -244,9 +244,9 @@ class MilvusIndex:
         index = self.client.prepare_index_params()
         index.add_index(
             field_name="vector",
-            index_type=self.index_kind.milvus_type,
+            index_type=kind.milvus_type,
             metric_type="IP",
-            params=self.index_kind.build,
+            params=kind.build,
         )
         try:
             self.client.create_collection(

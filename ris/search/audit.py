@@ -4,7 +4,7 @@ and by their file, and the index's top 10 compared with exact search over every 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -54,14 +54,17 @@ def _rank(hits: list[SearchHit], row_id: int) -> int | None:
     return None
 
 
-def _exact_top(index: VectorIndex, queries: np.ndarray) -> list[set[int]]:
-    """The ids of each query's K nearest rows by brute force, the rows read page by page."""
+def exact_top(
+    blocks: Iterable[tuple[np.ndarray, np.ndarray]], queries: np.ndarray, k: int = K
+) -> list[set[int]]:
+    """The ids of each query's k nearest rows by brute force over (ids, vectors) blocks,
+    keeping only the best k so far: the rows never all sit in memory at once."""
     best_ids = np.zeros((len(queries), 0), np.int64)
     best_scores = np.zeros((len(queries), 0), np.float32)
-    for ids, vectors in index.iter_vectors():
+    for ids, vectors in blocks:
         scores = np.concatenate([best_scores, queries @ vectors.T], axis=1)
         candidates = np.concatenate([best_ids, np.broadcast_to(ids, (len(queries), len(ids)))], 1)
-        keep = np.argsort(-scores, axis=1)[:, :K]
+        keep = np.argsort(-scores, axis=1)[:, :k]
         best_scores = np.take_along_axis(scores, keep, 1)
         best_ids = np.take_along_axis(candidates, keep, 1)
     return [set(row.tolist()) for row in best_ids]
@@ -93,7 +96,7 @@ def audit(
     on_progress("searching by stored vector")
     by_vector = index.search(vectors, K)
     on_progress("exact search over every row")
-    exact = _exact_top(index, vectors)
+    exact = exact_top(index.iter_vectors(), vectors)
     on_progress("searching by file")
     by_file = search.search_many([path for _, path in chosen], K)
     unfound, found_by_vector, found_by_file, unreadable, overlap = [], 0, 0, 0, 0
