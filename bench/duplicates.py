@@ -28,11 +28,11 @@ from rich.table import Table
 from bench.measure import merge_json
 from bench.scale import fitted_sampler
 from ris.datasets import dataset_path
+from ris.evaluation.run import embedded_services, ingest_folder
+from ris.files.remote import Remote
 from ris.index.base import ImageRecord
 from ris.index.milvus import open_index
 from ris.search.duplicates import DuplicateReport, find_duplicates
-from ris.files.remote import Remote
-from ris.evaluation.run import embedded_services, ingest_folder
 from ris.settings import Settings, load_settings
 
 console = Console(highlight=False, width=140)
@@ -139,7 +139,9 @@ def fill_with_synthetic_rows(index: Any, rows: int, seed: int = 0) -> int:
             vectors = sample(min(SYNTHETIC_BATCH, missing - start))
             index.upsert(
                 [
-                    ImageRecord(10**15 + start + offset, f"/synthetic/{start + offset}.jpg", v, 0, 0)
+                    ImageRecord(
+                        10**15 + start + offset, f"/synthetic/{start + offset}.jpg", v, 0, 0
+                    )
                     for offset, v in enumerate(vectors)
                 ]
             )
@@ -189,7 +191,9 @@ def show(results: Iterable[dict[str, Any]]) -> None:
     for result in results:
         table.add_row(
             *(
-                f"{result[key]:.3f}" if isinstance(result[key], float) and key != "run" else str(result[key])
+                f"{result[key]:.3f}"
+                if isinstance(result[key], float) and key != "run"
+                else str(result[key])
                 for key, _ in columns
             )
         )

@@ -140,7 +140,9 @@ class FeatureCache:
                 return self._unpack(self._kept[row_id])
         features = self.pictures.features(path)
         # SIFT descriptors are whole numbers 0-255: as bytes they take a quarter of the memory.
-        packed = None if features is None else (features.points, features.descriptors.astype(np.uint8))
+        packed = (
+            None if features is None else (features.points, features.descriptors.astype(np.uint8))
+        )
         with self._lock:
             self._kept[row_id] = packed
             while len(self._kept) > self.capacity:
@@ -178,7 +180,8 @@ def candidate_pairs(
     done = 0
     on_progress("searching", 0, total)
     for ids, vectors in _batches(index.iter_vectors(under), SEARCH_BATCH):
-        for row_id, hits in zip(ids.tolist(), index.search(vectors, neighbours + 1, where)):
+        found = index.search(vectors, neighbours + 1, where)
+        for row_id, hits in zip(ids.tolist(), found, strict=True):
             paths.update((hit.id, hit.path) for hit in hits)
             others = [hit for hit in hits if hit.id != row_id][:neighbours]
             crowd[row_id] = others[-1].score if len(others) == neighbours else -1.0

@@ -12,7 +12,7 @@ from typing import Any, cast
 from ris.embedding.imaging import ImageSource
 from ris.embedding.pipeline import EmbeddedBatch, EmbeddingPipeline
 from ris.errors import ImageDecodeError
-from ris.files.identity import is_url, normalise_path
+from ris.files.identity import normalise_path
 from ris.files.remote import Remote
 from ris.index.base import RowFilter, SearchHit, VectorIndex
 from ris.search.verify import MIN_INLIERS, Pictures, inliers, local_features

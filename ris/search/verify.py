@@ -71,7 +71,8 @@ def local_features(
 
 def mirrored(features: LocalFeatures) -> LocalFeatures:
     """The features of the picture flipped left to right, without detecting them again."""
-    return LocalFeatures(features.points * np.float32([-1, 1]), features.descriptors[:, _MIRROR])
+    flip = np.array([-1, 1], dtype=np.float32)
+    return LocalFeatures(features.points * flip, features.descriptors[:, _MIRROR])
 
 
 def inliers(query: LocalFeatures, candidate: LocalFeatures) -> int:
