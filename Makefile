@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint unit bench bench-quality bench-scale datasets clean
+.PHONY: install demo test lint unit bench bench-quality bench-scale bench-duplicates datasets clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ bench: install
 # readiness, memory and bytes per image, search latency and recall against exact search.
 bench-scale: datasets
 	$(BIN)/python -m bench.scale $(if $(BENCH_JSON),--json $(BENCH_JSON))
+
+# `query duplicates` against the true pairs of the copy-detection sets (indexed with their
+# queries), then timed on the same collection filled up to 100,000 rows.
+bench-duplicates: datasets
+	$(BIN)/python -m bench.duplicates $(if $(BENCH_JSON),--json $(BENCH_JSON))
 
 # Development datasets for retrieval quality, fetched once into RIS_CACHE_DIR/datasets/.
 datasets: install

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import click
-from rich.progress import Progress
+from rich.progress import Progress, TaskID
 
 from query.contact_sheet import contact_sheet
 from query.render import audit_table, outcomes_json, results_table, write_results_csv
@@ -167,6 +167,81 @@ def audit(sample: int, as_json: bool, verbose: bool) -> None:
         print_json(report.as_dict())
         return
     stdout.print(audit_table(report, settings.collection))
+
+
+@main.command()
+@click.option(
+    "--min-score",
+    type=click.FloatRange(-1.0, 1.0),
+    help="Pairs less similar are not considered [default: 0.55 with verification, 0.9 without].",
+)
+@click.option(
+    "--verify/--no-verify",
+    default=True,
+    show_default=True,
+    help="Check each pair by local features (a crop, resize or edit of one picture); without "
+    "it the score alone decides, which also groups different pictures that look alike.",
+)
+@click.option("--under", metavar="FOLDER", help="Only images under this folder (or URL prefix).")
+@json_option
+@click.option(
+    "--save",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write a contact sheet per group into this folder (group-0001.png, ...).",
+)
+@verbose_option
+@one_line_errors
+def duplicates(
+    min_score: float | None,
+    verify: bool,
+    under: str | None,
+    as_json: bool,
+    save: Path | None,
+    verbose: bool,
+) -> None:
+    """Print every group of near-duplicate images in the collection: exact copies, re-encoded
+    and resized copies, and crops and edits confirmed by local features. The image to keep
+    (most pixels, then the largest file) comes first; the others show their similarity to it.
+
+    Each image searches the collection for its nearest; nothing is compared all against all.
+    """
+    from query.contact_sheet import group_sheet
+    from query.render import duplicates_json, duplicates_table
+    from ris.files.remote import Remote
+    from ris.search.duplicates import find_duplicates
+    from ris.search.filters import path_prefix
+
+    configure_logging(verbose)
+    settings = load_settings()
+    index = open_index(settings)
+    index.require_collection()
+    with Progress(*progress_columns("{task.description}"), console=stderr) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def advance(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total, description=stage)
+
+        report = find_duplicates(
+            index,
+            Remote(settings.fetch_options),
+            settings.max_pixels,
+            min_score,
+            verify,
+            path_prefix(under) if under is not None else "",
+            on_progress=advance,
+        )
+    if save is not None:
+        save.mkdir(parents=True, exist_ok=True)
+        for group in report.groups:
+            group_sheet(group, save / f"group-{group.group:04d}.png", settings.max_pixels)
+    if as_json:
+        print_json(duplicates_json(report))
+        return
+    stdout.print(duplicates_table(report))
+    if save is not None:
+        stdout.print(f"{len(report.groups)} contact sheets in {save}", markup=False)
 
 
 @main.command("eval")

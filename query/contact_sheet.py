@@ -1,4 +1,4 @@
-"""A contact sheet: the query image beside its top results, with scores, as one PNG."""
+"""Contact sheets: a query beside its top results, or a duplicate group, with scores, as PNG."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageOps
 
 from ris.embedding.imaging import open_image
+from ris.search.duplicates import DuplicateGroup
 from ris.search.image_search import SearchResult
 
 TILE = 220
@@ -38,15 +39,31 @@ def contact_sheet(
     query: str, results: Sequence[SearchResult], destination: Path, max_pixels: int = 10**8
 ) -> int:
     """Write the sheet to `destination` (PNG); returns the number of tiles, query included."""
-    tiles = [_tile(query, "query", True, max_pixels)]
+    tiles = [("query", query, True)]
     for result in results:
         verified = "  verified" if result.verified else ""
         label = f"#{result.rank}  {result.score:.3f}{verified}  {os.path.basename(result.path)}"
-        tiles.append(_tile(result.path, label, False, max_pixels))
-    columns = min(COLUMNS, len(tiles))
-    rows = -(-len(tiles) // columns)
+        tiles.append((label, result.path, False))
+    return _write_sheet(tiles, destination, max_pixels)
+
+
+def group_sheet(group: DuplicateGroup, destination: Path, max_pixels: int = 10**8) -> int:
+    """A duplicate group's images, the one to keep first and framed; returns the tile count."""
+    tiles = []
+    for position, image in enumerate(group.images):
+        size = f"{image.width}x{image.height}" if image.width else "?"
+        label = f"{'keep' if position == 0 else f'{image.score:.3f}'}  {size}  "
+        tiles.append((label + os.path.basename(image.path), image.path, position == 0))
+    return _write_sheet(tiles, destination, max_pixels)
+
+
+def _write_sheet(tiles: Sequence[tuple[str, str, bool]], destination: Path, max_pixels: int) -> int:
+    """(caption, path, framed) tiles in rows of COLUMNS, written as one PNG."""
+    drawn = [_tile(path, caption, framed, max_pixels) for caption, path, framed in tiles]
+    columns = min(COLUMNS, len(drawn))
+    rows = -(-len(drawn) // columns)
     sheet = Image.new("RGB", (columns * TILE, rows * (TILE + CAPTION)), (246, 247, 249))
-    for number, tile in enumerate(tiles):
+    for number, tile in enumerate(drawn):
         sheet.paste(tile, ((number % columns) * TILE, (number // columns) * (TILE + CAPTION)))
     sheet.save(destination, format="PNG")
-    return len(tiles)
+    return len(drawn)

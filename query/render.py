@@ -1,4 +1,4 @@
-"""How the query CLI shows results: the ranked hits of a search, an evaluation's figures."""
+"""How the query CLI shows results: ranked hits, duplicate groups, an evaluation's figures."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from query.schemas import CliAnswer, CliHit, Timings
+from query.schemas import CliAnswer, CliDuplicateGroup, CliHit, Timings
 from ris.errors import ImageDecodeError
 from ris.files.identity import display_path
+from ris.search.duplicates import DuplicateReport
 from ris.search.image_search import SearchResponse, SearchResult
 
 if TYPE_CHECKING:
@@ -75,6 +76,45 @@ def results_table(image: str, results: list[SearchResult]) -> Table:
                 f"[bold green]{matches} verified[/bold green]" if result.verified else matches
             )
         table.add_row(*row, result.path)
+    return table
+
+
+def duplicates_json(report: DuplicateReport) -> list[dict[str, Any]]:
+    """The groups as `query duplicates --json` prints them."""
+    return [
+        CliDuplicateGroup.model_validate(
+            {
+                "group": group.group,
+                "images": [
+                    {**vars(image), "path": display_path(image.path)} for image in group.images
+                ],
+            }
+        ).model_dump()
+        for group in report.groups
+    ]
+
+
+def duplicates_table(report: DuplicateReport) -> Table:
+    """Every group, its images one per row, the one to keep first."""
+    how = "verified by local features" if report.verify else "by score alone"
+    table = Table(
+        title=f"{len(report.groups)} groups of near-duplicates among {report.rows} images "
+        f"({how}, score >= {report.min_score:.2f})",
+        title_justify="left",
+    )
+    for column in ("group", "score", "size"):
+        table.add_column(column, justify="right")
+    table.add_column("path", overflow="fold")
+    for group in report.groups:
+        for position, image in enumerate(group.images):
+            size = f"{image.width}x{image.height}" if image.width else "unreadable"
+            table.add_row(
+                str(group.group) if position == 0 else "",
+                "keep" if position == 0 else f"{image.score:.4f}",
+                size,
+                display_path(image.path),
+                end_section=position == len(group.images) - 1,
+            )
     return table
 
 

@@ -1,4 +1,4 @@
-"""The JSON shapes of `query search --json` and of `POST /search`, in one place.
+"""The JSON shapes of `query search --json`, `query duplicates --json` and of the HTTP API.
 
 FastAPI shows the HTTP ones on the service's OpenAPI page (`/docs`); the CLI's output is checked
 against these models by the tests. Ids are strings over HTTP (63-bit integers are beyond what a
@@ -55,3 +55,43 @@ class HttpSearchResponse(_Strict):
 
     results: list[HttpHit]
     timings_ms: Timings
+
+
+class _DuplicateImage(_Strict):
+    path: str
+    score: float = Field(description="similarity to the group's first image (the one to keep)")
+    width: int | None = Field(description="pixels across; null when the file cannot be read")
+    height: int | None
+
+
+class CliDuplicateImage(_DuplicateImage):
+    id: int
+
+
+class HttpDuplicateImage(_DuplicateImage):
+    id: str
+
+
+class CliDuplicateGroup(_Strict):
+    """One group of `query duplicates --json`: the image to keep (most pixels) first."""
+
+    group: int = Field(ge=1)
+    images: list[CliDuplicateImage]
+
+
+class HttpDuplicateGroup(_Strict):
+    group: int = Field(ge=1)
+    images: list[HttpDuplicateImage]
+
+
+class HttpDuplicatesResponse(_Strict):
+    """What `GET /duplicates` returns: the groups, and how they were found."""
+
+    rows: int = Field(description="images compared")
+    min_score: float
+    verify: bool
+    candidate_pairs: int
+    verified_pairs: int
+    accepted_pairs: int
+    groups: list[HttpDuplicateGroup]
+    seconds: dict[str, float]

@@ -26,7 +26,13 @@ from PIL import ImageOps
 from starlette.concurrency import run_in_threadpool
 
 from query.auth import Access, TokenGrant, check, parse_grants
-from query.schemas import HttpHit, HttpSearchResponse, Timings
+from query.schemas import (
+    HttpDuplicateGroup,
+    HttpDuplicatesResponse,
+    HttpHit,
+    HttpSearchResponse,
+    Timings,
+)
 from ris.embedding.imaging import open_image
 from ris.errors import ImageDecodeError, RisError
 from ris.files.identity import is_url
@@ -36,7 +42,8 @@ from ris.index.base import RowFilter
 from ris.index.milvus import open_index
 from ris.jobs.connection import connect_redis
 from ris.jobs.tracker import JobTracker
-from ris.search.filters import row_filter
+from ris.search.duplicates import find_duplicates
+from ris.search.filters import path_prefix, row_filter
 from ris.search.image_search import ImageSearch
 from ris.settings import Settings
 
@@ -67,6 +74,26 @@ class SearchService:
             ],
             timings_ms=Timings(**response.timings_ms),
         )
+
+    def duplicates(
+        self, min_score: float | None, verify: bool, under: str
+    ) -> HttpDuplicatesResponse:
+        report = find_duplicates(
+            self.index,
+            self.image_search.remote,
+            self.settings.max_pixels,
+            min_score,
+            verify,
+            path_prefix(under) if under.strip() else "",
+        )
+        groups = [
+            HttpDuplicateGroup(
+                group=group.group,
+                images=[{**vars(image), "id": str(image.id)} for image in group.images],
+            )
+            for group in report.groups
+        ]
+        return HttpDuplicatesResponse(**{**report.as_dict(), "groups": groups})
 
     def fetch_query(self, url: str) -> bytes:
         """A query image by URL, held to the upload limit and to RIS_ALLOWED_ROOTS (when set:
@@ -218,6 +245,19 @@ def create_app(settings: Settings) -> FastAPI:
         else:
             data = await run_in_threadpool(service().fetch_query, (url or "").strip())
         return await run_in_threadpool(service().search, data, top_k, where, min_score)
+
+    @app.get("/duplicates", dependencies=authorized)
+    def duplicates(
+        min_score: Annotated[
+            float | None,
+            Query(ge=-1.0, le=1.0, description="0.55 with verification, 0.9 without"),
+        ] = None,
+        verify: Annotated[bool, Query(description="check pairs by local features")] = True,
+        under: Annotated[str, Query(description="only images under this folder or prefix")] = "",
+    ) -> HttpDuplicatesResponse:
+        """Every group of near-duplicate images, the one to keep first. It searches the whole
+        collection: seconds for thousands of images, minutes for a hundred thousand."""
+        return service().duplicates(min_score, verify, under)
 
     @app.get("/images/{image_id}", dependencies=authorized)
     def original(image_id: int) -> Response:

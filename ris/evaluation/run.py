@@ -76,26 +76,26 @@ def _enqueue_and_wait(root: Path, environment: dict[str, str]) -> dict[str, Any]
     command = [str(producer), "enqueue", str(root), "--force", "--wait", "--json"]
     finished = subprocess.run(command, env=environment, stdout=subprocess.PIPE, text=True)
     if finished.returncode != 0:
-        raise EvaluationError(f"indexing the gallery failed: producer exited {finished.returncode}")
+        raise EvaluationError(f"indexing {root} failed: producer exited {finished.returncode}")
     status: dict[str, Any] = json.loads(finished.stdout)
     return status
 
 
-def _ingest(
-    eval_set: EvalSet, settings: Settings, workers: int, log_dir: Path
+def ingest_folder(
+    root: Path, settings: Settings, workers: int, log_dir: Path
 ) -> tuple[int, int, float]:
-    """Index the gallery with real worker processes; (indexed, failed, images per second)."""
+    """Index a folder with real worker processes; (indexed, failed, seconds)."""
     # Converted here, once, so the workers start with it and the timing is ingestion alone.
     model_file(get_model_spec(settings.model), settings.cache_dir)
     environment = {**os.environ, **settings_environment(settings)}
     processes = launch_workers(environment, workers, log_dir, "eval")
     try:
-        status = _enqueue_and_wait(eval_set.gallery_root, environment)
+        status = _enqueue_and_wait(root, environment)
     finally:
         stop_workers(processes)
     # From the job's creation to its last batch flushed, as the job record timed it.
     seconds = status["finished_at"] - status["created_at"]
-    return status["indexed"], status["failed"], len(eval_set.gallery) / seconds
+    return status["indexed"], status["failed"], seconds
 
 
 def _ranked_paths(query: EvalQuery, paths: list[str], leave_one_out: bool, k: int) -> list[str]:
@@ -157,7 +157,9 @@ def evaluate(
         )
         index = open_index(settings)
         stack.callback(_clean_up, settings, index)
-        indexed, failed, ingest_rate = _ingest(eval_set, settings, workers, state_dir)
+        indexed, failed, seconds = ingest_folder(
+            eval_set.gallery_root, settings, workers, state_dir
+        )
         metrics, failed_queries, query_rate = _score(eval_set, settings, index, top_k, progress)
     return EvalReport(
         dataset=str(eval_set.root),
@@ -171,7 +173,7 @@ def evaluate(
         queries=len(eval_set.queries),
         failed_queries=failed_queries,
         unanswerable=eval_set.unanswerable,
-        ingest_images_per_s=ingest_rate,
+        ingest_images_per_s=len(eval_set.gallery) / seconds,
         queries_per_s=query_rate,
         metrics=metrics,
     )

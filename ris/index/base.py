@@ -89,8 +89,8 @@ class VectorIndex(Protocol):
     def iter_paths(self, prefix: str = "") -> Iterator[tuple[int, str]]:
         """(id, path) of every row whose path starts with `prefix`."""
 
-    def iter_vectors(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids, vectors) of every row, a page at a time."""
+    def iter_vectors(self, prefix: str = "") -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) of every row whose path starts with `prefix`, a page at a time."""
 
     def get_vectors(self, ids: list[int]) -> dict[int, np.ndarray]: ...
 

@@ -468,10 +468,14 @@ class MilvusIndex:
         """Rows of vectors one read may return: at most 16 MB of them, and Milvus' cap."""
         return max(2, min(QUERY_WINDOW, UPSERT_MAX_BYTES // (self.dim * 4)))
 
-    def iter_vectors(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids, vectors) of every row, a page at a time, each page one bounded message."""
+    def iter_vectors(self, prefix: str = "") -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) of every row whose path starts with `prefix`, a page at a time, each
+        page one bounded message."""
         window = self._vector_window
-        for rows in self._pages("", ["id", "vector"], window // 2, window):
+        condition = f"path like {_filter_literal(prefix.replace('%', '') + '%')}" if prefix else ""
+        fields = ["id", "vector", "path"] if prefix else ["id", "vector"]
+        for rows in self._pages(condition, fields, window // 2, window):
+            rows = [row for row in rows if row.get("path", prefix).startswith(prefix)]
             if rows:
                 ids = np.array([int(row["id"]) for row in rows], dtype=np.int64)
                 yield ids, np.array([row["vector"] for row in rows], dtype=np.float32)

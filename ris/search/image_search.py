@@ -12,10 +12,10 @@ from typing import Any, cast
 from ris.embedding.imaging import ImageSource
 from ris.embedding.pipeline import EmbeddedBatch, EmbeddingPipeline
 from ris.errors import ImageDecodeError
-from ris.files.identity import is_url, normalise_path
+from ris.files.identity import normalise_path
 from ris.files.remote import Remote
 from ris.index.base import RowFilter, SearchHit, VectorIndex
-from ris.search.verify import MIN_INLIERS, LocalFeatures, inliers, local_features
+from ris.search.verify import MIN_INLIERS, Pictures, inliers, local_features
 from ris.settings import Settings
 
 # Queries embedded and searched together: one inference batch and one index request (32 query
@@ -94,6 +94,7 @@ class ImageSearch:
         self.embed_lock = embed_lock or contextlib.nullcontext()
         # Reads query images and indexed objects given by URL (verification reads the hits).
         self.remote = remote or Remote()
+        self.pictures = Pictures(self.remote, max_pixels)
 
     @classmethod
     def from_settings(
@@ -227,25 +228,15 @@ class ImageSearch:
         if not hits or self.verify_top == 0 or hits[0].score >= SAME_PICTURE_SCORE:
             return {}
         try:
-            query_features = local_features(self._readable(query), self.max_pixels)
+            query_features = local_features(self.pictures.readable(query), self.max_pixels)
         except ImageDecodeError:  # a query URL that could be read a moment ago, now cannot
             return {}
         checked: dict[int, int] = {}
         for position, hit in enumerate(hits[: self.verify_top]):
-            hit_features = self._features(hit.path)
+            hit_features = self.pictures.features(hit.path)
             if hit_features is None:
                 continue
             checked[position] = inliers(query_features, hit_features)
             if checked[position] >= MIN_INLIERS:
                 break
         return checked
-
-    def _readable(self, source: ImageSource) -> ImageSource:
-        """A path or bytes Pillow can open: a URL's bytes are fetched."""
-        return self.remote.fetch(source) if isinstance(source, str) and is_url(source) else source
-
-    def _features(self, path: str) -> LocalFeatures | None:
-        try:
-            return local_features(self._readable(path), self.max_pixels)
-        except ImageDecodeError:
-            return None

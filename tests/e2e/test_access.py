@@ -81,6 +81,7 @@ def test_no_token_is_401_and_health_stays_open(guarded: Guarded) -> None:
         guarded.get(f"/images/{indexed}"),
         guarded.get(f"/images/{indexed}/thumbnail"),
         guarded.get("/stats"),
+        guarded.get("/duplicates"),
         guarded.search("ris_not-a-token-anyone-was-given"),
     ):
         assert response.status_code == 401, response.text
@@ -95,6 +96,7 @@ def test_a_token_for_another_collection_is_403(guarded: Guarded) -> None:
         guarded.search(guarded.elsewhere),
         guarded.get(f"/images/{indexed}", guarded.elsewhere),
         guarded.get(f"/images/{indexed}/thumbnail", guarded.elsewhere),
+        guarded.get("/duplicates", guarded.elsewhere),
     ):
         assert response.status_code == 403, response.text
         assert "may not search collection 'guarded'" in response.json()["detail"]
@@ -107,6 +109,7 @@ def test_a_token_granted_the_collection_works(guarded: Guarded) -> None:
     original = guarded.get(f"/images/{image_id(guarded.photos[1])}", guarded.allowed)
     assert original.status_code == 200 and original.content == guarded.photos[1].read_bytes()
     assert guarded.get("/stats", guarded.allowed).json()["images"] == 4
+    assert guarded.get("/duplicates", guarded.allowed).json()["rows"] == 4
 
 
 def test_the_page_asks_for_a_token_then_shows_results(guarded: Guarded, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from ris.index.base import ImageRecord
 from ris.index.milvus import MilvusIndex
 from ris.search.image_search import ImageSearch
 from ris.search.verify import MIN_INLIERS, inliers, local_features
+from ris.search.verify import mirrored as mirrored_features
 from tests.imagefiles import hard_copy
 
 MAX_PIXELS = 10**8
@@ -35,6 +36,36 @@ def test_a_cropped_copy_matches_its_original_and_nothing_else(
     assert inliers(copy, local_features(str(photos[0]), MAX_PIXELS)) >= MIN_INLIERS
     for other in photos[1:6]:
         assert inliers(copy, local_features(str(other), MAX_PIXELS)) < MIN_INLIERS
+
+
+def test_a_mirrored_copy_matches_its_original_as_the_flipped_pixels_would(
+    photos: list[Path], tmp_path: Path
+) -> None:
+    with Image.open(hard_copy(photos[0], tmp_path)) as copy:
+        copy.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(tmp_path / "mirrored.jpg")
+    mirrored = local_features(str(tmp_path / "mirrored.jpg"), MAX_PIXELS)
+    original = local_features(str(photos[0]), MAX_PIXELS)
+    assert inliers(mirrored, original) >= MIN_INLIERS
+    for other in photos[1:6]:
+        assert inliers(mirrored, local_features(str(other), MAX_PIXELS)) < MIN_INLIERS
+
+
+def test_mirrored_descriptors_are_those_sift_finds_on_the_flipped_pixels(
+    photos: list[Path], tmp_path: Path
+) -> None:
+    with Image.open(photos[0]) as photo:
+        photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(tmp_path / "flipped.png")
+        width = min(photo.size[0], 320)
+    mirror = mirrored_features(local_features(str(photos[0]), MAX_PIXELS))
+    flipped = local_features(str(tmp_path / "flipped.png"), MAX_PIXELS)
+    # The same keypoint sits at x in one and at width - 1 - x in the other.
+    positions = mirror.points + np.float32([width - 1, 0])
+    distances = np.linalg.norm(positions[:, None] - flipped.points[None], axis=2)
+    same = distances.min(axis=1) < 0.5
+    nearest = distances.argmin(axis=1)[same]
+    assert same.sum() >= 100
+    difference = np.linalg.norm(mirror.descriptors[same] - flipped.descriptors[nearest], axis=1)
+    assert np.median(difference / np.linalg.norm(flipped.descriptors[nearest], axis=1)) < 0.05
 
 
 def test_an_image_without_texture_has_no_features_and_matches_nothing(

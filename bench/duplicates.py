@@ -1,0 +1,235 @@
+"""`make bench-duplicates`: `query duplicates` against the true pairs of copy-detection sets.
+
+Each set's gallery is indexed together with its mild and hard queries (`producer enqueue` and a
+real worker into Milvus Lite), so every original and its copies form one true group. The pairs
+inside the groups found are scored against the pairs inside the true groups: precision, and
+recall of pairs with a hard copy in them and of the others (an original and its mild copies).
+Then synthetic rows, drawn from a Gaussian fitted to the collection's own vectors, fill the
+collection up to `--rows`, and the same search is timed there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import tempfile
+from collections.abc import Iterable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from bench.measure import merge_json
+from bench.scale import fitted_sampler
+from ris.datasets import dataset_path
+from ris.evaluation.run import embedded_services, ingest_folder
+from ris.files.remote import Remote
+from ris.index.base import ImageRecord
+from ris.index.milvus import open_index
+from ris.search.duplicates import DuplicateReport, find_duplicates
+from ris.settings import Settings, load_settings
+
+console = Console(highlight=False, width=140)
+STRENGTHS = ("mild", "hard")
+# (name shown, gallery dataset, {strength: dataset holding that strength's queries})
+FAMILIES = {
+    "copydetect": ("copydetect-mild", {s: f"copydetect-{s}" for s in STRENGTHS}),
+}
+SYNTHETIC_BATCH = 2048
+# Synthetic rows take ids from here on; a real id (a hash of its path, uniform over 63 bits)
+# falls in this range with a chance of about 1e-5 per million rows.
+SYNTHETIC_IDS = 10**15
+SYNTHETIC_ID_RANGE = 10**8
+
+
+@dataclass
+class TrueGroups:
+    """The files of one combined tree and which of them are copies of which original."""
+
+    root: Path
+    pairs: dict[tuple[str, str], str]  # (path, path) sorted -> "mild" or "hard"
+
+
+def combined_tree(family: str, work: Path) -> TrueGroups:
+    """`work/<family>/gallery/`, `mild/` and `hard/`: links to the set's files; the true pairs."""
+    gallery_set, query_sets = FAMILIES[family]
+    root = work / family
+    gallery = dataset_path(gallery_set) / "gallery"
+    members: dict[str, list[tuple[str, str]]] = {}  # original -> [(path, strength)]
+    (root / "gallery").mkdir(parents=True)
+    for source in sorted(gallery.iterdir()):
+        (root / "gallery" / source.name).symlink_to(source)
+        members[source.name] = [(str(root / "gallery" / source.name), "original")]
+    for strength, name in query_sets.items():
+        folder = dataset_path(name)
+        (root / strength).mkdir()
+        truth = json.loads((folder / "truth.json").read_text())
+        for query, original in sorted(truth.items()):
+            (root / strength / query).symlink_to(folder / "queries" / query)
+            members[original].append((str(root / strength / query), strength))
+    pairs = {}
+    for group in members.values():
+        for (first, first_kind), (second, second_kind) in itertools.combinations(group, 2):
+            kind = "hard" if "hard" in (first_kind, second_kind) else "mild"
+            pairs[(min(first, second), max(first, second))] = kind
+    return TrueGroups(root, pairs)
+
+
+def found_pairs(report: DuplicateReport) -> set[tuple[str, str]]:
+    """Pairs of real images in the same group (synthetic rows name real files: left out)."""
+    return {
+        (min(first.path, second.path), max(first.path, second.path))
+        for group in report.groups
+        for first, second in itertools.combinations(group.images, 2)
+        if not (is_synthetic(first.id) or is_synthetic(second.id))
+    }
+
+
+def is_synthetic(row_id: int) -> bool:
+    return SYNTHETIC_IDS <= row_id < SYNTHETIC_IDS + SYNTHETIC_ID_RANGE
+
+
+def scored(report: DuplicateReport, truth: TrueGroups, label: str) -> dict[str, Any]:
+    found = found_pairs(report)
+    right = found & truth.pairs.keys()
+    recall = {
+        kind: sum(truth.pairs[pair] == kind for pair in right)
+        / max(1, sum(value == kind for value in truth.pairs.values()))
+        for kind in STRENGTHS
+    }
+    return {
+        "run": label,
+        "rows": report.rows,
+        "groups": len(report.groups),
+        "true_pairs": len(truth.pairs),
+        "found_pairs": len(found),
+        "precision": len(right) / len(found) if found else 1.0,
+        "recall_mild": recall["mild"],
+        "recall_hard": recall["hard"],
+        "candidate_pairs": report.candidate_pairs,
+        "verified_pairs": report.verified_pairs,
+        **{f"{phase}_s": seconds for phase, seconds in report.seconds.items()},
+    }
+
+
+def run(index: Any, settings: Settings, verify: bool, label: str, truth: TrueGroups) -> dict:
+    with Progress(console=console, transient=True) as progress:
+        tasks: dict[str, Any] = {}
+
+        def advance(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(f"{label}: {stage}", total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        report = find_duplicates(
+            index,
+            Remote(settings.fetch_options),
+            settings.max_pixels,
+            verify=verify,
+            on_progress=advance,
+        )
+    return scored(report, truth, label)
+
+
+def fill_with_synthetic_rows(index: Any, rows: int, files: list[str], seed: int = 0) -> int:
+    """Rows drawn from a Gaussian fitted to the collection's vectors, up to `rows` in all.
+    Each names one of `files` in turn, so checking a pair costs what it costs on real photos.
+    Returns how many were added."""
+    real = np.concatenate([vectors for _, vectors in index.iter_vectors()])
+    sample = fitted_sampler(real, seed)
+    missing = max(0, rows - index.count())
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("synthetic rows", total=missing)
+        for start in range(0, missing, SYNTHETIC_BATCH):
+            vectors = sample(min(SYNTHETIC_BATCH, missing - start))
+            numbers = range(start, start + len(vectors))
+            index.upsert(
+                [
+                    ImageRecord(SYNTHETIC_IDS + n, files[n % len(files)], vector, 0, 0)
+                    for n, vector in zip(numbers, vectors, strict=True)
+                ]
+            )
+            progress.advance(task, len(vectors))
+    index.flush()
+    return missing
+
+
+def measure_family(family: str, settings: Settings, rows: int, work: Path) -> list[dict]:
+    truth = combined_tree(family, work)
+    results = []
+    with ExitStack() as stack:
+        settings = stack.enter_context(embedded_services(settings, work / f"{family}-services"))
+        settings = settings.model_copy(update={"collection": f"dup_{family}", "queue": "dup"})
+        indexed, failed, seconds = ingest_folder(truth.root, settings, 1, work)
+        console.print(f"{family}: {indexed} images indexed ({failed} failed) in {seconds:.0f} s")
+        index = open_index(settings)
+        stack.callback(index.close)
+        for verify in (True, False):
+            label = f"{family}, {'verified' if verify else 'score only'}"
+            results.append({"set": family, **run(index, settings, verify, label, truth)})
+        if rows > indexed:
+            distractors = [
+                path
+                for path in map(str, (truth.root / "gallery").iterdir())
+                if not any(path in pair for pair in truth.pairs)
+            ]
+            added = fill_with_synthetic_rows(index, rows, distractors)
+            console.print(f"{family}: {added} synthetic rows added")
+            label = f"{family} + synthetic, verified"
+            results.append({"set": family, **run(index, settings, True, label, truth)})
+    return results
+
+
+def show(results: Iterable[dict[str, Any]]) -> None:
+    table = Table(title="query duplicates against the true pairs")
+    columns = (
+        ("run", "run"),
+        ("rows", "rows"),
+        ("groups", "groups"),
+        ("precision", "pair precision"),
+        ("recall_mild", "recall mild"),
+        ("recall_hard", "recall hard"),
+        ("candidate_pairs", "candidates"),
+        ("verified_pairs", "verified"),
+        ("search_s", "search s"),
+        ("verify_s", "verify s"),
+        ("total_s", "total s"),
+    )
+    for _, header in columns:
+        table.add_column(header, justify="left" if header == "run" else "right")
+    for result in results:
+        table.add_row(
+            *(
+                f"{result[key]:.3f}"
+                if isinstance(result[key], float) and key != "run"
+                else str(result[key])
+                for key, _ in columns
+            )
+        )
+    console.print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000, help="Rows for the timed run.")
+    parser.add_argument("--sets", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
+    parser.add_argument("--json", type=Path, help="Also merge the figures into this JSON file.")
+    arguments = parser.parse_args()
+    settings = load_settings()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="ris-bench-dup-") as work:
+        for family in arguments.sets:
+            results += measure_family(family, settings, arguments.rows, Path(work))
+    show(results)
+    if arguments.json:
+        merge_json(arguments.json, {"duplicates": results})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""`query duplicates` and `GET /duplicates` on a real collection whose groups are made here:
+exactly those groups, the largest picture first, `--under` kept to its folder, none where there
+are none, and the web page's duplicates view."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from PIL import Image, ImageEnhance, ImageOps
+
+from query.cli import main as query
+from query.schemas import CliDuplicateGroup, HttpDuplicatesResponse
+from ris.dev.services import LocalMilvusLite, LocalQueryService
+from ris.embedding.pipeline import EmbeddingPipeline
+from ris.index.milvus import MilvusIndex
+from tests.helpers import headless_chromium
+from workers.ingest import process_batch
+
+pytestmark = pytest.mark.e2e
+UNIQUE = 10
+
+
+@dataclass
+class Collection:
+    env: dict[str, str]
+    root: Path
+    groups: set[frozenset[str]]
+    originals: dict[frozenset[str], str]
+
+
+def _copies(photo: Path, folder: Path, stem: str) -> list[Path]:
+    """The photo, a half-size re-encoded copy and a mirrored, brightened JPEG 40 copy."""
+    original = Path(shutil.copy(photo, folder / f"{stem}.jpg"))
+    with Image.open(photo) as image:
+        rgb = image.convert("RGB")
+    half = folder / f"{stem}-half.jpg"
+    rgb.resize((rgb.width // 2, rgb.height // 2)).save(half, quality=80)
+    flipped = folder / f"{stem}-flipped.jpg"
+    ImageEnhance.Brightness(ImageOps.mirror(rgb)).enhance(1.3).save(flipped, quality=40)
+    return [original, half, flipped]
+
+
+def _crop(photo: Path, destination: Path) -> Path:
+    """A third of the picture (the middle of it), saturated, re-encoded."""
+    with Image.open(photo) as image:
+        rgb = image.convert("RGB")
+    box = (rgb.width // 5, rgb.height // 5, rgb.width * 4 // 5, rgb.height * 3 // 4)
+    ImageEnhance.Color(rgb.crop(box)).enhance(1.6).save(destination, quality=60)
+    return destination
+
+
+def _ingest(server: LocalMilvusLite, name: str, paths: list[Path], pipeline) -> MilvusIndex:
+    index = MilvusIndex(server.url, name, dim=pipeline.dim)
+    index.drop()
+    process_batch([str(path) for path in paths], pipeline, index)
+    index.flush()
+    return index
+
+
+@pytest.fixture(scope="module")
+def collection(
+    redis_server,
+    milvus_server: LocalMilvusLite,
+    photos: list[Path],
+    pipeline: EmbeddingPipeline,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Collection]:
+    root = tmp_path_factory.mktemp("duplicates")
+    (root / "a").mkdir()
+    (root / "b").mkdir()
+    first = _copies(photos[0], root / "a", "first")
+    second = [
+        Path(shutil.copy(photos[1], root / "a" / "second.jpg")),
+        _crop(photos[1], root / "a" / "second-crop.jpg"),
+        Path(shutil.copy(photos[1], root / "b" / "second-again.jpg")),
+    ]
+    unique = [Path(shutil.copy(p, root / "a" / p.name)) for p in photos[2 : 2 + UNIQUE]]
+    index = _ingest(milvus_server, "duplicates", first + second + unique, pipeline)
+    env = {
+        **os.environ,
+        "RIS_REDIS_URL": redis_server.url,
+        "RIS_MILVUS_URI": milvus_server.url,
+        "RIS_COLLECTION": "duplicates",
+    }
+    groups = {frozenset(map(str, first)), frozenset(map(str, second))}
+    # The first of each is the largest picture; of the two identical ones, the shorter path.
+    originals = {
+        frozenset(map(str, first)): str(first[0]),
+        frozenset(map(str, second)): str(second[0]),
+    }
+    yield Collection(env, root, groups, originals)
+    index.drop()
+    index.close()
+
+
+def _run(collection: Collection, *arguments: str) -> list[dict]:
+    result = CliRunner().invoke(query, ["duplicates", "--json", *arguments], env=collection.env)
+    assert result.exit_code == 0, result.output
+    return [
+        CliDuplicateGroup.model_validate(group).model_dump() for group in json.loads(result.stdout)
+    ]
+
+
+def test_the_cli_finds_exactly_the_groups_made_and_the_largest_first(
+    collection: Collection,
+) -> None:
+    groups = _run(collection)
+    found = {frozenset(image["path"] for image in group["images"]) for group in groups}
+    assert found == collection.groups
+    for group in groups:
+        images = group["images"]
+        assert images[0]["path"] == collection.originals[frozenset(i["path"] for i in images)]
+        assert images[0]["score"] == 1.0 and all(i["score"] < 1.0001 for i in images)
+        assert all(i["width"] and i["height"] for i in images)
+    assert [group["group"] for group in groups] == [1, 2]
+
+
+def test_under_keeps_to_its_folder(collection: Collection) -> None:
+    groups = _run(collection, "--under", str(collection.root / "a"))
+    found = {frozenset(image["path"] for image in group["images"]) for group in groups}
+    assert found == {
+        frozenset(path for path in group if "/a/" in path) for group in collection.groups
+    }
+    assert _run(collection, "--under", str(collection.root / "b")) == []
+
+
+def test_score_alone_groups_only_close_copies(collection: Collection) -> None:
+    groups = _run(collection, "--no-verify")
+    found = [frozenset(image["path"] for image in group["images"]) for group in groups]
+    # Every group lies within a true one; the identical files are always together.
+    assert all(any(group <= true for true in collection.groups) for group in found)
+    identical = {
+        str(collection.root / "a" / "second.jpg"),
+        str(collection.root / "b" / "second-again.jpg"),
+    }
+    assert any(identical <= group for group in found)
+
+
+def test_contact_sheets_one_per_group(collection: Collection, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        query, ["duplicates", "--save", str(tmp_path / "sheets")], env=collection.env
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 groups of near-duplicates among 16 images" in result.stdout
+    sheets = sorted((tmp_path / "sheets").iterdir())
+    assert [sheet.name for sheet in sheets] == ["group-0001.png", "group-0002.png"]
+    with Image.open(sheets[0]) as sheet:
+        assert sheet.size == (3 * 220, 220 + 34)
+
+
+def test_a_collection_without_duplicates_has_no_groups(
+    milvus_server: LocalMilvusLite, photos: list[Path], pipeline: EmbeddingPipeline
+) -> None:
+    index = _ingest(milvus_server, "no_duplicates", photos[2 : 2 + UNIQUE], pipeline)
+    try:
+        env = {"RIS_MILVUS_URI": milvus_server.url, "RIS_COLLECTION": "no_duplicates"}
+        result = CliRunner().invoke(query, ["duplicates", "--json"], env=env)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout) == []
+    finally:
+        index.drop()
+        index.close()
+
+
+def test_the_http_api_and_the_page_show_the_same_groups(
+    collection: Collection, tmp_path: Path
+) -> None:
+    server = LocalQueryService(tmp_path / "serve", collection.env).start(timeout=90)
+    try:
+        response = httpx.get(f"{server.url}/duplicates", timeout=120)
+        assert response.status_code == 200, response.text
+        body = HttpDuplicatesResponse.model_validate(response.json())
+        found = {frozenset(image.path for image in group.images) for group in body.groups}
+        assert found == collection.groups and body.rows == 16 and body.verify
+        assert all(isinstance(image.id, str) for group in body.groups for image in group.images)
+        under = httpx.get(
+            f"{server.url}/duplicates", params={"under": str(collection.root / "b")}, timeout=120
+        )
+        assert under.status_code == 200 and under.json()["groups"] == []
+        with headless_chromium() as browser:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(server.url)
+            page.click("#findDuplicates")
+            page.wait_for_function(
+                """() => {
+                    const images = [...document.querySelectorAll('#grid .group .hit img')];
+                    return images.length === 6
+                        && images.every(i => i.complete && i.naturalWidth > 0);
+                }""",
+                timeout=120_000,
+            )
+            rows = page.locator("#grid .group").count()
+            page.screenshot(path=str(tmp_path / "duplicates.png"), full_page=True)
+        assert rows == 2
+    finally:
+        server.stop()
