@@ -10,9 +10,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# The convert extra brings PyTorch for the one-time ONNX conversion; workers never import it.
+# The convert extra brings PyTorch for the one-time ONNX conversion and datasets AugLy for the
+# held-out copy-detection sets; workers never import them.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[convert,test]'
+	$(BIN)/python -m pip install --quiet -e '.[convert,datasets,test]'
 	touch $@
 
 install: $(STAMP)

@@ -40,6 +40,8 @@ STRENGTHS = ("mild", "hard")
 # (name shown, gallery dataset, {strength: dataset holding that strength's queries})
 FAMILIES = {
     "copydetect": ("copydetect-mild", {s: f"copydetect-{s}" for s in STRENGTHS}),
+    # Held out: no setting of `query duplicates` was chosen on it.
+    "augly": ("augly-mild", {s: f"augly-{s}" for s in STRENGTHS}),
 }
 SYNTHETIC_BATCH = 2048
 # Synthetic rows take ids from here on; a real id (a hash of its path, uniform over 63 bits)

@@ -7,7 +7,9 @@ is missing or was made by an older recipe. Names and layouts:
   retrieval, leave one out);
 - `foolbox`: `foolbox/<imagenet class index>/*.jpg`, foolbox's 20 labelled ImageNet photos;
 - `copydetect-mild`, `copydetect-hard`: `gallery/*.jpg`, `queries/*.jpg` and `truth.json`
-  (query file name -> gallery file name).
+  (query file name -> gallery file name);
+- `augly-mild`, `augly-hard`: the same layout, other originals, edits made by AugLy (held out:
+  no setting is chosen on them).
 
 Each holds a `manifest.json` (counts, sources and their versions, seed, selection rules).
 """
@@ -21,12 +23,14 @@ from pathlib import Path
 from ris.datasets import copydetect, foolbox, tuxpaint
 from ris.datasets.layout import is_current
 
-NAMES = ("tuxpaint", "foolbox", "copydetect-mild", "copydetect-hard")
+NAMES = ("tuxpaint", "foolbox", "copydetect-mild", "copydetect-hard", "augly-mild", "augly-hard")
 _VERSIONS = {
     "tuxpaint": tuxpaint.VERSION,
     "foolbox": foolbox.VERSION,
     "copydetect-mild": copydetect.VERSION,
     "copydetect-hard": copydetect.VERSION,
+    "augly-mild": copydetect.AUGLY_VERSION,
+    "augly-hard": copydetect.AUGLY_VERSION,
 }
 
 
@@ -45,8 +49,11 @@ def _builder(name: str, root: Path) -> Callable[[Path], None]:
         return lambda cache_dir: tuxpaint.build(cache_dir, root / "tuxpaint")
     if name == "foolbox":
         return lambda cache_dir: foolbox.build(cache_dir, root / "foolbox")
-    # Both copy-detection sets share one gallery, so they are built together.
-    folders = {"mild": root / "copydetect-mild", "hard": root / "copydetect-hard"}
+    # Both strengths of a copy-detection family share one gallery, so they are built together.
+    family = name.rsplit("-", 1)[0]
+    folders = {strength: root / f"{family}-{strength}" for strength in ("mild", "hard")}
+    if family == "augly":
+        return lambda cache_dir: copydetect.build_augly(cache_dir, folders)
     return lambda cache_dir: copydetect.build(cache_dir, folders)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -243,23 +243,48 @@ def drop_near_duplicates(
     return kept, dropped
 
 
-def make_queries(originals: list[Picture], strength: str) -> list[Query]:
-    """QUERIES_PER_ORIGINAL edited copies of each original, each from its own seeded generator."""
-    edit = edits.STRENGTHS[strength]
-    strength_id = list(edits.STRENGTHS).index(strength)
+@dataclass(frozen=True)
+class Recipe:
+    """One family of copy-detection sets: `<prefix>-<strength>`, sharing one gallery."""
+
+    prefix: str
+    version: int
+    seed: int
+    strengths: dict[str, Callable[[Image.Image, np.random.Generator], edits.Edited]]
+    edits: dict[str, str]  # what each strength does, for the manifest
+    selection: str  # how the photos were chosen, for the manifest
+    # (originals, distractors, source versions) of the set from the cache and the pool's
+    # originals, distractors and source versions (a split that fetches more adds its own)
+    split: Callable[
+        [Path, list[Picture], list[Picture], dict[str, str]],
+        tuple[list[Picture], list[Picture], dict[str, str]],
+    ]
+    queries_per_original: int = QUERIES_PER_ORIGINAL
+
+
+def make_queries(
+    originals: list[Picture], strength: str, recipe: Recipe | None = None
+) -> list[Query]:
+    """The recipe's copies of each original, each from its own seeded generator."""
+    recipe = recipe or RECIPE
+    edit = recipe.strengths[strength]
+    strength_id = list(recipe.strengths).index(strength)
     queries: list[Query] = []
     for picture in sorted(originals, key=lambda p: p.name):
-        for copy in range(QUERIES_PER_ORIGINAL):
-            seed = [SEED, strength_id, zlib.crc32(picture.name.encode()), copy]
+        for copy in range(recipe.queries_per_original):
+            seed = [recipe.seed, strength_id, zlib.crc32(picture.name.encode()), copy]
             edited = edit(picture.image, np.random.default_rng(seed))
             name = f"q{len(queries) + 1:04d}.jpg"
             queries.append(Query(name, picture.name, edited.image, edited.quality, edited.steps))
     return queries
 
 
-def build(cache_dir: Path, folders: dict[str, Path]) -> None:
+def build(cache_dir: Path, folders: dict[str, Path], recipe: Recipe | None = None) -> None:
     """Both strengths at once (they share the gallery): folders = {"mild": path, "hard": path}."""
-    originals, distractors, versions = originals_and_distractors(cache_dir)
+    recipe = recipe or RECIPE
+    originals, distractors, versions = recipe.split(
+        cache_dir, *originals_and_distractors(cache_dir)
+    )
     gallery, near_duplicates = drop_near_duplicates(originals + distractors)
     names = {picture.name for picture in gallery}
     originals = [picture for picture in originals if picture.name in names]
@@ -271,17 +296,25 @@ def build(cache_dir: Path, folders: dict[str, Path]) -> None:
                 write_gallery(root, {picture.name: picture.image for picture in gallery})
             else:
                 link_gallery(scratch[0], root)
-            queries = make_queries(originals, strength)
+            queries = make_queries(originals, strength, recipe)
             write_queries(root, queries)
             write_json(
                 root / "manifest.json",
                 _manifest(
-                    strength, gallery, originals, distractors, queries, versions, near_duplicates
+                    recipe,
+                    strength,
+                    gallery,
+                    originals,
+                    distractors,
+                    queries,
+                    versions,
+                    near_duplicates,
                 ),
             )
 
 
 def _manifest(
+    recipe: Recipe,
     strength: str,
     gallery: list[Picture],
     originals: list[Picture],
@@ -292,26 +325,20 @@ def _manifest(
 ) -> dict:
     original_names = {picture.name for picture in originals}
     return {
-        "name": f"copydetect-{strength}",
-        "version": VERSION,
-        "seed": SEED,
+        "name": f"{recipe.prefix}-{strength}",
+        "version": recipe.version,
+        "seed": recipe.seed,
         "task": "copy detection: each query's original (truth.json) should rank first in gallery/",
-        "edits": {
-            "mild": "one or two of: resize 0.3-0.8x, JPEG quality 20-50, rotation 2-10 degrees, "
-            "horizontal flip, colour jitter 0.6-1.4, grayscale, Gaussian blur, text overlay, "
-            "coloured border; saved as JPEG 95 unless JPEG was drawn",
-            "hard": "crop keeping 25-50% of the area, then two or three of the mild image "
-            "edits (not JPEG), then JPEG quality 20-50",
-        }[strength],
+        "edits": recipe.edits[strength],
         "gallery": len(gallery),
         "originals": len(originals),
         "distractors": len(distractors),
         "queries": len(queries),
-        "queries_per_original": QUERIES_PER_ORIGINAL,
+        "queries_per_original": recipe.queries_per_original,
         "originals_by_source": dict(sorted(Counter(p.kind for p in originals).items())),
         "distractors_by_source": dict(sorted(Counter(p.kind for p in distractors).items())),
         "sources": versions,
-        "selection": __doc__.strip() if __doc__ else "",
+        "selection": recipe.selection,
         "near_duplicates_dropped": near_duplicates,
         "gallery_files": {
             p.name: {
@@ -324,3 +351,99 @@ def _manifest(
             query.name: {"original": query.original, "steps": query.steps} for query in queries
         },
     }
+
+
+def _as_drawn(
+    cache_dir: Path, originals: list[Picture], distractors: list[Picture], versions: dict[str, str]
+) -> tuple[list[Picture], list[Picture], dict[str, str]]:
+    return originals, distractors, versions
+
+
+RECIPE = Recipe(
+    prefix="copydetect",
+    version=VERSION,
+    seed=SEED,
+    strengths=edits.STRENGTHS,
+    edits={
+        "mild": "one or two of: resize 0.3-0.8x, JPEG quality 20-50, rotation 2-10 degrees, "
+        "horizontal flip, colour jitter 0.6-1.4, grayscale, Gaussian blur, text overlay, "
+        "coloured border; saved as JPEG 95 unless JPEG was drawn",
+        "hard": "crop keeping 25-50% of the area, then two or three of the mild image "
+        "edits (not JPEG), then JPEG quality 20-50",
+    },
+    selection=__doc__.strip() if __doc__ else "",
+    split=_as_drawn,
+)
+
+AUGLY_VERSION = 1
+AUGLY_SEED = 20261201
+# Whole wallpapers that no copydetect picture is cut from (the compact model's projection was
+# learned on crops of them: its figures on these sets are not held out), then photographed
+# objects that no copydetect query was made from.
+AUGLY_WALLPAPERS = ("ukui-wallpapers", "lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04")
+AUGLY_TUX_ORIGINALS = 60
+AUGLY_QUERIES_PER_ORIGINAL = 3
+
+
+def _augly_split(
+    cache_dir: Path, originals: list[Picture], distractors: list[Picture], versions: dict[str, str]
+) -> tuple[list[Picture], list[Picture], dict[str, str]]:
+    """New originals: the wallpapers of AUGLY_WALLPAPERS and a seeded draw of Tux Paint photos
+    from the distractors; copydetect's originals become distractors."""
+    versions = dict(versions)
+    wallpapers = []
+    for package in AUGLY_WALLPAPERS:
+        root, versions[package] = sources.debian_files(
+            cache_dir, package, sources.image_under("usr/share/")
+        )
+        for path in sorted(
+            p for p in root.rglob("*") if p.suffix.lower() in sources.IMAGE_SUFFIXES
+        ):
+            member = str(path.relative_to(root))
+            wallpapers.append(
+                Picture(
+                    f"{package.split('-')[0]}-{_slug(path.name)}.jpg",
+                    f"{package}: {member}",
+                    "wallpaper",
+                    photos.fit(_open(path), MAX_SIDE),
+                )
+            )
+    tux = [p.name for p in distractors if p.kind == "tuxpaint"]
+    rng = np.random.default_rng(AUGLY_SEED)
+    chosen = {tux[int(i)] for i in rng.choice(len(tux), AUGLY_TUX_ORIGINALS, replace=False)}
+    new_originals = wallpapers + [p for p in distractors if p.name in chosen]
+    return new_originals, originals + [p for p in distractors if p.name not in chosen], versions
+
+
+def _augly_recipe() -> Recipe:
+    from ris.datasets import augly_edits
+
+    return Recipe(
+        prefix="augly",
+        version=AUGLY_VERSION,
+        seed=AUGLY_SEED,
+        strengths=augly_edits.STRENGTHS,
+        edits={
+            "mild": "AugLy: half the time a crop keeping 60-90% of the area, then one or two "
+            "of its edits (emoji or text overlay, pasted into a web or phone screenshot, "
+            "padding, rotation 5-30 degrees, flip, colour jitter, grayscale, pixelation, "
+            "noise, blur, sharpening, stripes, skew, aspect ratio 0.5-2, opacity); half the "
+            "time JPEG quality 15-45",
+            "hard": "AugLy: a crop keeping 10-25% of the area, then two or three of the mild "
+            "edits, then JPEG quality 15-45",
+        },
+        selection=(
+            "The copydetect gallery, with other originals: the whole wallpapers of "
+            + ", ".join(AUGLY_WALLPAPERS)
+            + f" (added) and a seeded draw of {AUGLY_TUX_ORIGINALS} of its Tux Paint "
+            "distractors (no copydetect query was made from them); "
+            "copydetect's originals are distractors here. Edits by AugLy, not ris.datasets.edits."
+        ),
+        split=_augly_split,
+        queries_per_original=AUGLY_QUERIES_PER_ORIGINAL,
+    )
+
+
+def build_augly(cache_dir: Path, folders: dict[str, Path]) -> None:
+    """`augly-mild` and `augly-hard` (they share the gallery)."""
+    build(cache_dir, folders, _augly_recipe())

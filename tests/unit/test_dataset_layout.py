@@ -143,6 +143,7 @@ def test_dataset_path_uses_a_current_cache_and_never_fetches_when_told_not_to(
         folder.mkdir(parents=True)
         version = foolbox.VERSION if name == "foolbox" else None
         version = tuxpaint.VERSION if name == "tuxpaint" else version
+        version = copydetect.AUGLY_VERSION if name.startswith("augly") else version
         version = copydetect.VERSION if version is None else version
         layout.write_json(folder / layout.MANIFEST, {"version": version})
         assert dataset_path(name, tmp_path) == folder
