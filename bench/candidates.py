@@ -26,7 +26,7 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
-from bench.descriptor_sweep import feature_map_session
+from bench.descriptor_sweep import feature_map_session, pool
 from bench.measure import merge_json
 from ris.convert.export import ensure_onnx_model
 from ris.datasets import dataset_path
@@ -76,10 +76,6 @@ class Option:
 def _cells(low: float, high: float, cells: int) -> slice:
     first = int(round(low * cells))
     return slice(first, max(first + 1, int(round(high * cells))))
-
-
-def _gem(block: np.ndarray) -> np.ndarray:
-    return np.power(np.power(np.clip(block, 1e-6, None), 3).mean(axis=(1, 2)), 1 / 3)
 
 
 class RegionVectors:
@@ -136,7 +132,7 @@ class RegionVectors:
                 block = feature_map[
                     :, _cells(y0, y1, feature_map.shape[1]), _cells(x0, x1, feature_map.shape[2])
                 ]
-                parts.append(l2_normalise(_gem(block)[None])[0])
+                parts.append(l2_normalise(pool(block, "gem")[None])[0])
             rows.append(np.concatenate(parts))
         return l2_normalise(np.stack(rows))
 

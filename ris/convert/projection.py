@@ -3,8 +3,8 @@
 Learned whitening (Radenović et al., "Fine-tuning CNN image retrieval with no human
 annotation"): whiten by the covariance of the differences between a crop and an edited copy of
 it, then keep the principal directions of the whitened descriptors. The pairs are cut from
-Debian wallpaper photos that no development or evaluation set uses, so the projection never
-sees an image it is scored on.
+Debian wallpaper photos that the tuning sets (tuxpaint, copydetect) do not use; the held-out
+augly sets do use them whole, so the compact model's augly figures are not held out.
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from ris.datasets.sources import debian_files, image_under
+from ris.datasets.sources import OTHER_WALLPAPERS, package_images
 from ris.embedding.imaging import to_rgb
-from ris.files.identity import has_image_extension
 
-WALLPAPER_PACKAGES = ("ukui-wallpapers", "lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04")
 PAIRS_PER_PHOTO = 100
 # The pairs' difference covariance plus this many times its mean eigenvalue on the diagonal
 # (about 6,000 pairs cannot pin down 2,560 dimensions): chosen on the development sets, where
@@ -55,9 +53,8 @@ def _edited(image: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 def wallpaper_photos(cache_dir: Path) -> Iterator[Image.Image]:
     """The wallpaper photos, decoded to at most 1600 px a side, in a stable order."""
-    for package in WALLPAPER_PACKAGES:
-        root, _ = debian_files(cache_dir, package, image_under("usr/share/"))
-        for path in sorted(p for p in root.rglob("*") if has_image_extension(p.name)):
+    for package in OTHER_WALLPAPERS:
+        for path in package_images(cache_dir, package)[0].values():
             with Image.open(path) as image:
                 image.draft("RGB", (1024, 1024))
                 photo = to_rgb(image)

@@ -23,15 +23,16 @@ from pathlib import Path
 from ris.datasets import copydetect, foolbox, tuxpaint
 from ris.datasets.layout import is_current
 
-NAMES = ("tuxpaint", "foolbox", "copydetect-mild", "copydetect-hard", "augly-mild", "augly-hard")
 _VERSIONS = {
     "tuxpaint": tuxpaint.VERSION,
     "foolbox": foolbox.VERSION,
-    "copydetect-mild": copydetect.VERSION,
-    "copydetect-hard": copydetect.VERSION,
-    "augly-mild": copydetect.AUGLY_VERSION,
-    "augly-hard": copydetect.AUGLY_VERSION,
+    **{
+        f"{prefix}-{strength}": recipe.version
+        for prefix, recipe in copydetect.RECIPES.items()
+        for strength in recipe.strengths
+    },
 }
+NAMES = tuple(_VERSIONS)
 
 
 def datasets_dir(cache_dir: Path) -> Path:
@@ -50,11 +51,9 @@ def _builder(name: str, root: Path) -> Callable[[Path], None]:
     if name == "foolbox":
         return lambda cache_dir: foolbox.build(cache_dir, root / "foolbox")
     # Both strengths of a copy-detection family share one gallery, so they are built together.
-    family = name.rsplit("-", 1)[0]
-    folders = {strength: root / f"{family}-{strength}" for strength in ("mild", "hard")}
-    if family == "augly":
-        return lambda cache_dir: copydetect.build_augly(cache_dir, folders)
-    return lambda cache_dir: copydetect.build(cache_dir, folders)
+    recipe = copydetect.RECIPES[name.rsplit("-", 1)[0]]
+    folders = {strength: root / f"{recipe.prefix}-{strength}" for strength in recipe.strengths}
+    return lambda cache_dir: copydetect.build(cache_dir, folders, recipe)
 
 
 def is_ready(name: str, cache_dir: Path) -> bool:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ris.datasets import edits, photos, sources, tuxpaint
+from ris.datasets import augly_edits, edits, photos, sources, tuxpaint
 from ris.datasets.layout import (
     Query,
     building,
@@ -279,9 +279,8 @@ def make_queries(
     return queries
 
 
-def build(cache_dir: Path, folders: dict[str, Path], recipe: Recipe | None = None) -> None:
+def build(cache_dir: Path, folders: dict[str, Path], recipe: Recipe) -> None:
     """Both strengths at once (they share the gallery): folders = {"mild": path, "hard": path}."""
-    recipe = recipe or RECIPE
     originals, distractors, versions = recipe.split(
         cache_dir, *originals_and_distractors(cache_dir)
     )
@@ -377,10 +376,6 @@ RECIPE = Recipe(
 
 AUGLY_VERSION = 1
 AUGLY_SEED = 20261201
-# Whole wallpapers that no copydetect picture is cut from (the compact model's projection was
-# learned on crops of them: its figures on these sets are not held out), then photographed
-# objects that no copydetect query was made from.
-AUGLY_WALLPAPERS = ("ukui-wallpapers", "lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04")
 AUGLY_TUX_ORIGINALS = 60
 AUGLY_QUERIES_PER_ORIGINAL = 3
 
@@ -388,18 +383,14 @@ AUGLY_QUERIES_PER_ORIGINAL = 3
 def _augly_split(
     cache_dir: Path, originals: list[Picture], distractors: list[Picture], versions: dict[str, str]
 ) -> tuple[list[Picture], list[Picture], dict[str, str]]:
-    """New originals: the wallpapers of AUGLY_WALLPAPERS and a seeded draw of Tux Paint photos
-    from the distractors; copydetect's originals become distractors."""
+    """New originals: the whole wallpapers of sources.OTHER_WALLPAPERS (no copydetect picture is
+    cut from them) and a seeded draw of Tux Paint photos from the distractors (no copydetect
+    query was made from them); copydetect's originals become distractors."""
     versions = dict(versions)
     wallpapers = []
-    for package in AUGLY_WALLPAPERS:
-        root, versions[package] = sources.debian_files(
-            cache_dir, package, sources.image_under("usr/share/")
-        )
-        for path in sorted(
-            p for p in root.rglob("*") if p.suffix.lower() in sources.IMAGE_SUFFIXES
-        ):
-            member = str(path.relative_to(root))
+    for package in sources.OTHER_WALLPAPERS:
+        files, versions[package] = sources.package_images(cache_dir, package)
+        for member, path in files.items():
             wallpapers.append(
                 Picture(
                     f"{package.split('-')[0]}-{_slug(path.name)}.jpg",
@@ -415,35 +406,29 @@ def _augly_split(
     return new_originals, originals + [p for p in distractors if p.name not in chosen], versions
 
 
-def _augly_recipe() -> Recipe:
-    from ris.datasets import augly_edits
-
-    return Recipe(
-        prefix="augly",
-        version=AUGLY_VERSION,
-        seed=AUGLY_SEED,
-        strengths=augly_edits.STRENGTHS,
-        edits={
-            "mild": "AugLy: half the time a crop keeping 60-90% of the area, then one or two "
-            "of its edits (emoji or text overlay, pasted into a web or phone screenshot, "
-            "padding, rotation 5-30 degrees, flip, colour jitter, grayscale, pixelation, "
-            "noise, blur, sharpening, stripes, skew, aspect ratio 0.5-2, opacity); half the "
-            "time JPEG quality 15-45",
-            "hard": "AugLy: a crop keeping 10-25% of the area, then two or three of the mild "
-            "edits, then JPEG quality 15-45",
-        },
-        selection=(
-            "The copydetect gallery, with other originals: the whole wallpapers of "
-            + ", ".join(AUGLY_WALLPAPERS)
-            + f" (added) and a seeded draw of {AUGLY_TUX_ORIGINALS} of its Tux Paint "
-            "distractors (no copydetect query was made from them); "
-            "copydetect's originals are distractors here. Edits by AugLy, not ris.datasets.edits."
-        ),
-        split=_augly_split,
-        queries_per_original=AUGLY_QUERIES_PER_ORIGINAL,
-    )
-
-
-def build_augly(cache_dir: Path, folders: dict[str, Path]) -> None:
-    """`augly-mild` and `augly-hard` (they share the gallery)."""
-    build(cache_dir, folders, _augly_recipe())
+AUGLY_RECIPE = Recipe(
+    prefix="augly",
+    version=AUGLY_VERSION,
+    seed=AUGLY_SEED,
+    strengths=augly_edits.STRENGTHS,
+    edits={
+        "mild": "AugLy: half the time a crop keeping 60-90% of the area, then one or two "
+        "of its edits (emoji or text overlay, pasted into a web or phone screenshot, "
+        "padding, rotation 5-30 degrees, flip, colour jitter, grayscale, pixelation, "
+        "noise, blur, sharpening, stripes, skew, aspect ratio 0.5-2, opacity); half the "
+        "time JPEG quality 15-45",
+        "hard": "AugLy: a crop keeping 10-25% of the area, then two or three of the mild "
+        "edits, then JPEG quality 15-45",
+    },
+    selection=(
+        "The copydetect gallery, with other originals: the whole wallpapers of "
+        + ", ".join(sources.OTHER_WALLPAPERS)
+        + f" (added) and a seeded draw of {AUGLY_TUX_ORIGINALS} of its Tux Paint "
+        "distractors (no copydetect query was made from them); "
+        "copydetect's originals are distractors here. Edits by AugLy, not ris.datasets.edits."
+    ),
+    split=_augly_split,
+    queries_per_original=AUGLY_QUERIES_PER_ORIGINAL,
+)
+# Each family's recipe by its prefix: sets `<prefix>-mild` and `<prefix>-hard`.
+RECIPES = {recipe.prefix: recipe for recipe in (RECIPE, AUGLY_RECIPE)}

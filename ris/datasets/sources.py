@@ -97,6 +97,19 @@ def image_under(prefix: str) -> Callable[[str], bool]:
     return keep
 
 
+# Wallpaper photos that no copydetect picture comes from: the compact model's projection is
+# learned on crops of them (ris.convert.projection), and the augly sets use them whole.
+OTHER_WALLPAPERS = ("ukui-wallpapers", "lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04")
+
+
+def package_images(cache_dir: Path, package: str) -> tuple[dict[str, Path], str]:
+    """The images a Debian package installs under usr/share/ ({member path: file}, sorted by
+    member) and the package's version, fetched once."""
+    root, version = debian_files(cache_dir, package, image_under("usr/share/"))
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return {str(path.relative_to(root)): path for path in files}, version
+
+
 def one_of(names: tuple[str, ...]) -> Callable[[str], bool]:
     """A `keep` filter: exactly these paths."""
     wanted = frozenset(names)
