@@ -48,7 +48,10 @@ def build_corpus(cache_dir: Path, count: int = 2000) -> list[Path]:
 
 
 def same_photo(path: str | Path, other: str | Path, sources: int) -> bool:
-    """Whether two corpus files are variants of the same sample photo (of `sources`)."""
+    """Whether two corpus files are variants of the same sample photo (of `sources`); a path
+    outside the corpus is a variant of none."""
+    if not Path(path).stem.startswith("photo-"):
+        return False
     number = int(Path(path).stem.removeprefix("photo-"))
     return number % sources == int(Path(other).stem.removeprefix("photo-")) % sources
 

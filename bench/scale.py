@@ -5,6 +5,8 @@ The rows are made from the real descriptor distribution: the compact model embed
 of the development sets, a Gaussian with their mean and covariance is fitted, and the rows (and
 the queries) are drawn from it and L2-normalised. A Gaussian has none of the clusters real
 collections have, so an approximate index finds its neighbours harder than in a real one.
+The benchmark corpus's 2,000 real photos are written beside them, so that the million can also
+be searched by image through `query serve`, as bench.query searches 10,000 rows.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ import redis
 from rich.console import Console
 from rich.progress import Progress
 
-from bench.corpus import placeholder_tree
+from bench.corpus import build_corpus, placeholder_tree
 from bench.measure import merge_json, process_tree
+from bench.query import CROPS, SEQUENTIAL, crop_queries, measure_mix
 from ris.datasets import dataset_path
-from ris.dev.services import LocalMilvusServer, LocalRedis
+from ris.datasets.samples import sample_photos
+from ris.dev.services import LocalMilvusServer, LocalQueryService, LocalRedis
 from ris.embedding.pipeline import EmbeddingPipeline
 from ris.embedding.session import l2_normalise
 from ris.evaluation.eval_sets import read_eval_set
@@ -64,6 +68,40 @@ def real_descriptors(settings: Any) -> np.ndarray:
     )
     chunks = [pipeline(paths[start : start + 64]).vectors for start in range(0, len(paths), 64)]
     return np.concatenate(chunks)
+
+
+def corpus_rows(settings: Any) -> tuple[list[str], np.ndarray]:
+    """The benchmark corpus's photos (real files, searched by image later) and their vectors."""
+    pipeline = EmbeddingPipeline(settings)
+    paths = [str(path) for path in build_corpus(settings.cache_dir)]
+    chunks = [pipeline(paths[start : start + 64]) for start in range(0, len(paths), 64)]
+    return [path for chunk in chunks for path in chunk.paths], np.concatenate(
+        [chunk.vectors for chunk in chunks]
+    )
+
+
+def queries_as_users(
+    settings: Any, milvus: LocalMilvusServer, photos: list[str], work: Path
+) -> dict[str, float]:
+    """`query serve` over the whole collection, asked as bench.query asks the 10,000-row one:
+    photos of the collection and cropped, re-compressed copies that verify, interleaved."""
+    exact = [Path(path).read_bytes() for path in photos[::17][:SEQUENTIAL]]
+    crops = crop_queries(photos[5::40][:CROPS])
+    with LocalRedis(work / "serve-redis") as broker:
+        environment = {
+            **os.environ,
+            "RIS_REDIS_URL": broker.url,
+            "RIS_MILVUS_URI": milvus.url,
+            "RIS_COLLECTION": "scale",
+            "RIS_MODEL": MODEL,
+        }
+        server = LocalQueryService(work / "serve", environment).start()
+        try:
+            sources = len(sample_photos(settings.cache_dir))
+            measure_mix(server.url, exact[:5], crops[:2], sources)  # warm-up
+            return measure_mix(server.url, exact, crops, sources)
+        finally:
+            server.stop()
 
 
 def fitted_sampler(real: np.ndarray, seed: int) -> Any:
@@ -210,24 +248,32 @@ def measure(rows: int, work: Path, index_type: str) -> dict[str, Any]:
     settings = load_settings().model_copy(update={"model": MODEL})
     console.print("embedding the development sets with the compact model")
     sample = fitted_sampler(real_descriptors(settings), seed=0)
-    vectors = np.concatenate([sample(min(100_000, rows - s)) for s in range(0, rows, 100_000)])
+    # The synthetic rows, then the corpus's real photos (searched by image at the end).
+    photos, photo_vectors = corpus_rows(settings)
+    vectors = np.concatenate(
+        [sample(min(100_000, rows - s)) for s in range(0, rows, 100_000)] + [photo_vectors]
+    )
     queries = sample(QUERIES)
     tree = placeholder_tree(settings.cache_dir / "bench" / f"tree-{rows}", rows)
     paths = list(iter_image_paths(str(tree)))
-    ids = np.array([image_id(path) for path in paths], dtype=np.int64)
+    written = paths + photos
+    ids = np.array([image_id(path) for path in written], dtype=np.int64)
+    total = len(written)
     milvus = LocalMilvusServer(work / "milvus", settings.cache_dir / "milvus")
     with milvus:
         disk_before, rss_before = storage_bytes(work / "milvus"), tree_rss(milvus.pid)
-        console.print(f"loading {rows:,} rows of {vectors.shape[1]}-d")
-        load_seconds = load(milvus.url, paths, ids, vectors, index_type)
+        console.print(f"loading {total:,} rows of {vectors.shape[1]}-d")
+        load_seconds = load(milvus.url, written, ids, vectors, index_type)
         started = time.perf_counter()
         index = MilvusIndex(milvus.url, "scale", dim=vectors.shape[1], model=MODEL)
-        wait_until_ready(index, rows)
+        wait_until_ready(index, total)
         index.ensure_collection()  # learns the index it was built with
         ready_seconds = time.perf_counter() - started
         rss, disk = tree_rss(milvus.pid), storage_bytes(work / "milvus") - disk_before
         console.print("searching")
-        blocks = ((ids[s : s + 100_000], vectors[s : s + 100_000]) for s in range(0, rows, 100_000))
+        blocks = (
+            (ids[s : s + 100_000], vectors[s : s + 100_000]) for s in range(0, total, 100_000)
+        )
         truth = exact_top(blocks, queries, K)
         recall, latencies = {}, {}
         shipped = SEARCH_EF if index_type == "hnsw" else SEARCH_NPROBE
@@ -236,7 +282,7 @@ def measure(rows: int, work: Path, index_type: str) -> dict[str, Any]:
             recall[breadth] = np.mean(
                 [len(set(f) & t) / K for f, t in zip(found, truth, strict=True)]
             )
-        chosen = np.random.default_rng(1).choice(rows, SAMPLE, replace=False)
+        chosen = np.random.default_rng(1).choice(total, SAMPLE, replace=False)
         _, self_found = search_one_by_one(index, vectors[chosen], shipped)
         self_rank1 = np.mean(
             [bool(f) and f[0] == ids[row] for f, row in zip(self_found, chosen, strict=True)]
@@ -250,17 +296,19 @@ def measure(rows: int, work: Path, index_type: str) -> dict[str, Any]:
             "RIS_MODEL": MODEL,
         }
         rescanned = rescan(tree, paths, environment, work)
+        console.print("searching by image through `query serve`")
+        as_users = queries_as_users(settings, milvus, photos, work)
     return {
         "rows": counted,
         "dim": vectors.shape[1],
-        "load_rows_per_s": round(rows / load_seconds),
+        "load_rows_per_s": round(total / load_seconds),
         "load_s": round(load_seconds, 1),
         "ready_s": round(load_seconds + ready_seconds, 1),
         "index_after_load_s": round(ready_seconds, 1),
         "milvus_rss_mb": round(rss / 2**20),
         # What the rows added to the loaded server's memory, and to its storage.
-        "bytes_per_image": round((rss - rss_before) / rows),
-        "disk_bytes_per_image": round(disk / rows),
+        "bytes_per_image": round((rss - rss_before) / total),
+        "disk_bytes_per_image": round(disk / total),
         # At the shipped search breadth, then wider ones beside it.
         "search_p50_ms": round(float(np.percentile(latencies[shipped], 50)), 2),
         "search_p99_ms": round(float(np.percentile(latencies[shipped], 99)), 2),
@@ -277,6 +325,8 @@ def measure(rows: int, work: Path, index_type: str) -> dict[str, Any]:
         },
         "self_rank1": round(float(self_rank1), 4),
         **rescanned,
+        # The whole request of `query serve` (embed, search, verify), as bench.query reports it.
+        "queries_as_users": {name: round(value, 3) for name, value in as_users.items()},
     }
 
 
