@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +181,9 @@ def bulk_import(
     import ended."""
     index = MilvusIndex(url, "scale", dim=vectors.shape[1], model=MODEL, index_type=index_type)
     index.ensure_collection()
-    # The ORM's bulk insert: Milvus 2.3's import call, which MilvusClient does not offer.
+    # The ORM's bulk insert: Milvus 2.3's import call, which MilvusClient does not offer
+    # (pymilvus marks the ORM deprecated).
+    warnings.filterwarnings("ignore", ".*ORM-style PyMilvus API", FutureWarning)
     connections.connect(alias="bench-import", uri=url)
     started = time.perf_counter()
     tasks = []
