@@ -20,11 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import redis
+from pymilvus import connections, utility
 from rich.console import Console
 from rich.progress import Progress
 
@@ -51,6 +53,9 @@ MODEL = "lite0-mobilenet-v2-gem-deframe-256"
 SETS = ("tuxpaint", "copydetect-mild", "copydetect-hard")
 # Like RIS_BATCH_SIZE workers writing at once.
 WRITERS, BATCH = 4, 64
+# How rows reach Milvus: the product's upsert, insert of new ids, or bulk import of files.
+WRITE_PATHS = ("upsert", "insert", "import")
+IMPORT_ROWS = 100_000
 QUERIES, SAMPLE, K = 1000, 1000, 10
 BIN = Path(sys.executable).parent
 
@@ -129,9 +134,10 @@ def records(
 
 
 def load(
-    url: str, paths: list[str], ids: np.ndarray, vectors: np.ndarray, index_type: str
+    url: str, paths: list[str], ids: np.ndarray, vectors: np.ndarray, index_type: str, write: str
 ) -> float:
-    """Rows written by WRITERS concurrent clients in BATCH-row upserts; returns seconds."""
+    """Rows written by WRITERS concurrent clients in BATCH-row messages, by upsert (the
+    product's path) or by insert; returns seconds."""
     dim = vectors.shape[1]
     indexes = [
         MilvusIndex(url, "scale", dim=dim, model=MODEL, index_type=index_type)
@@ -144,15 +150,74 @@ def load(
         concurrent.futures.ThreadPoolExecutor(WRITERS) as pool,
         Progress(console=console, transient=True) as progress,
     ):
-        task = progress.add_task("loading", total=len(vectors))
+        task = progress.add_task(f"loading by {write}", total=len(vectors))
 
-        def write(number_start: tuple[int, int]) -> None:
+        def write_batch(number_start: tuple[int, int]) -> None:
             number, start = number_start
             batch = vectors[start : start + BATCH]
-            indexes[number % WRITERS].upsert(records(paths, ids, batch, start))
+            index = indexes[number % WRITERS]
+            written = records(paths, ids, batch, start)
+            if write == "upsert":
+                index.upsert(written)
+            else:
+                for rows in index.messages(written):
+                    index.client.insert(index.collection, rows)
             progress.advance(task, len(batch))
 
-        list(pool.map(write, enumerate(starts)))
+        list(pool.map(write_batch, enumerate(starts)))
+    return time.perf_counter() - started
+
+
+def bulk_import(
+    url: str,
+    files_root: Path,
+    paths: list[str],
+    ids: np.ndarray,
+    vectors: np.ndarray,
+    index_type: str,
+) -> float:
+    """Rows written as NumPy files (one per field, IMPORT_ROWS rows each) under `files_root` in
+    Milvus' own storage, then imported by Milvus (bulk insert); returns seconds until every
+    import ended."""
+    index = MilvusIndex(url, "scale", dim=vectors.shape[1], model=MODEL, index_type=index_type)
+    index.ensure_collection()
+    # The ORM's bulk insert: Milvus 2.3's import call, which MilvusClient does not offer
+    # (pymilvus marks the ORM deprecated).
+    warnings.filterwarnings("ignore", ".*ORM-style PyMilvus API", FutureWarning)
+    connections.connect(alias="bench-import", uri=url)
+    started = time.perf_counter()
+    tasks = []
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("writing files, importing", total=len(vectors))
+        for start in range(0, len(vectors), IMPORT_ROWS):
+            folder = files_root / f"{start:09d}"
+            folder.mkdir(parents=True)
+            chunk = slice(start, start + IMPORT_ROWS)
+            states = [file_state(path) for path in paths[chunk]]
+            columns = {
+                "id": ids[chunk],
+                "vector": vectors[chunk],
+                "path": np.array(paths[chunk]),
+                "size": np.array([size for size, _ in states], dtype=np.int64),
+                "mtime_ns": np.array([mtime for _, mtime in states], dtype=np.int64),
+                "content_hash": np.array([""] * len(states)),
+            }
+            for field, values in columns.items():
+                np.save(folder / f"{field}.npy", values)
+            files = [str(folder / f"{field}.npy") for field in columns]
+            tasks.append(utility.do_bulk_insert("scale", files=files, using="bench-import"))
+            progress.advance(task, len(states))
+        for number in tasks:
+            while (
+                state := utility.get_bulk_insert_state(number, using="bench-import")
+            ).state_name not in (
+                "Completed",
+                "Failed",
+            ):
+                time.sleep(1)
+            if state.state_name == "Failed":
+                raise RuntimeError(f"bulk import failed: {state.infos}")
+    connections.disconnect("bench-import")
     return time.perf_counter() - started
 
 
@@ -171,6 +236,23 @@ def wait_until_ready(index: MilvusIndex, rows: int) -> None:
         time.sleep(1)
 
 
+def settle(index: MilvusIndex, limit_s: float = 900, still_s: float = 60) -> dict[str, Any]:
+    """What Milvus is left with once ready: its segments, and how long compaction goes on
+    merging them (until their number has not changed for `still_s`)."""
+    started = last_change = time.perf_counter()
+    first = segments = len(index.client.list_persistent_segments(index.collection))
+    while time.perf_counter() - last_change < still_s and time.perf_counter() - started < limit_s:
+        time.sleep(5)
+        now = len(index.client.list_persistent_segments(index.collection))
+        if now != segments:
+            segments, last_change = now, time.perf_counter()
+    return {
+        "segments_when_ready": first,
+        "segments_settled": segments,
+        "compaction_after_ready_s": round(last_change - started, 1),
+    }
+
+
 def search_one_by_one(
     index: MilvusIndex, queries: np.ndarray, breadth: int = 0
 ) -> tuple[list[float], list[list[int]]]:
@@ -187,10 +269,17 @@ def tree_rss(pid: int) -> int:
     return sum(process.memory_info().rss for process in process_tree(pid))
 
 
-def storage_bytes(milvus_dir: Path) -> int:
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) Milvus has used so far: one process, its etcd inside."""
+    return sum(sum(process.cpu_times()[:2]) for process in process_tree(pid))
+
+
+def storage_bytes(
+    milvus_dir: Path,
+    folders: tuple[str, ...] = ("insert_log", "delta_log", "stats_log", "index_files"),
+) -> int:
     """The collection's files in Milvus' storage: row and delete logs, statistics, index files
     (its message log and metadata left out). Segments compacted away stay until collected."""
-    folders = ("insert_log", "delta_log", "stats_log", "index_files")
     return sum(
         path.stat().st_size
         for folder in folders
@@ -244,7 +333,38 @@ def queued_payloads(url: str) -> list[BatchPayload]:
     return payloads
 
 
-def measure(rows: int, work: Path, index_type: str) -> dict[str, Any]:
+def write_rows(
+    url: str,
+    work: Path,
+    written: list[str],
+    ids: np.ndarray,
+    vectors: np.ndarray,
+    index_type: str,
+    write: str,
+) -> float:
+    if write == "import":
+        # Each call its own folder of files in Milvus' storage (the wheel's local storage).
+        files_root = work / "milvus" / "data" / "bench-import" / f"{time.time_ns()}"
+        return bulk_import(url, files_root, written, ids, vectors, index_type)
+    return load(url, written, ids, vectors, index_type, write)
+
+
+def redelivered(index: MilvusIndex, ids: list[int], write_again: Any) -> dict[str, int]:
+    """A batch (rows `ids`) written again by the same path, as a redelivered task writes it:
+    the rows Milvus then counts beyond the ones before, and how many it returns for those ids."""
+    before = index.count()
+    write_again()
+    index.flush()
+    deadline = time.perf_counter() + 120
+    while index.count() == before and time.perf_counter() < deadline:
+        time.sleep(5)  # imported rows show once their segment is indexed and loaded
+    returned = index.client.query(index.collection, filter=f"id in {ids}", output_fields=["id"])
+    return {"extra_rows_counted": index.count() - before, "rows_returned": len(returned)}
+
+
+def measure(
+    rows: int, work: Path, index_type: str, write: str = "upsert", loading_only: bool = False
+) -> dict[str, Any]:
     settings = load_settings().model_copy(update={"model": MODEL})
     console.print("embedding the development sets with the compact model")
     sample = fitted_sampler(real_descriptors(settings), seed=0)
@@ -262,14 +382,48 @@ def measure(rows: int, work: Path, index_type: str) -> dict[str, Any]:
     milvus = LocalMilvusServer(work / "milvus", settings.cache_dir / "milvus")
     with milvus:
         disk_before, rss_before = storage_bytes(work / "milvus"), tree_rss(milvus.pid)
-        console.print(f"loading {total:,} rows of {vectors.shape[1]}-d")
-        load_seconds = load(milvus.url, written, ids, vectors, index_type)
+        cpu_before = tree_cpu_seconds(milvus.pid)
+        console.print(f"loading {total:,} rows of {vectors.shape[1]}-d by {write}")
+        load_seconds = write_rows(milvus.url, work, written, ids, vectors, index_type, write)
         started = time.perf_counter()
         index = MilvusIndex(milvus.url, "scale", dim=vectors.shape[1], model=MODEL)
         wait_until_ready(index, total)
         index.ensure_collection()  # learns the index it was built with
         ready_seconds = time.perf_counter() - started
         rss, disk = tree_rss(milvus.pid), storage_bytes(work / "milvus") - disk_before
+        cpu_ready = tree_cpu_seconds(milvus.pid) - cpu_before
+        console.print("waiting for compaction to settle")
+        settled = settle(index)
+        cpu_settled = tree_cpu_seconds(milvus.pid) - cpu_before
+        loading = {
+            "write": write,
+            "rows": index.count(),
+            "load_rows_per_s": round(total / load_seconds),
+            "load_s": round(load_seconds, 1),
+            "ready_s": round(load_seconds + ready_seconds, 1),
+            "index_after_load_s": round(ready_seconds, 1),
+            **settled,
+            # Milvus' CPU for the rows (writes, flushes, index builds, compactions) per row.
+            "milvus_cpu_ms_per_row_ready": round(cpu_ready * 1000 / total, 3),
+            "milvus_cpu_ms_per_row_settled": round(cpu_settled * 1000 / total, 3),
+            # Delete entries: an upsert is a delete and an insert, even of a new id.
+            "delete_log_bytes": storage_bytes(work / "milvus", ("delta_log",)),
+            "redelivered_batch": redelivered(
+                index,
+                [int(number) for number in ids[:BATCH]],
+                lambda: write_rows(
+                    milvus.url,
+                    work,
+                    written[:BATCH],
+                    ids[:BATCH],
+                    vectors[:BATCH],
+                    index_type,
+                    write,
+                ),
+            ),
+        }
+        if loading_only:
+            return loading
         console.print("searching")
         blocks = (
             (ids[s : s + 100_000], vectors[s : s + 100_000]) for s in range(0, total, 100_000)
@@ -301,10 +455,11 @@ def measure(rows: int, work: Path, index_type: str) -> dict[str, Any]:
     return {
         "rows": counted,
         "dim": vectors.shape[1],
-        "load_rows_per_s": round(total / load_seconds),
-        "load_s": round(load_seconds, 1),
-        "ready_s": round(load_seconds + ready_seconds, 1),
-        "index_after_load_s": round(ready_seconds, 1),
+        "load_rows_per_s": loading["load_rows_per_s"],
+        "load_s": loading["load_s"],
+        "ready_s": loading["ready_s"],
+        "index_after_load_s": loading["index_after_load_s"],
+        "loading": loading,
         "milvus_rss_mb": round(rss / 2**20),
         # What the rows added to the loaded server's memory, and to its storage.
         "bytes_per_image": round((rss - rss_before) / total),
@@ -334,14 +489,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--index", choices=list(INDEX_KINDS), default="hnsw")
+    parser.add_argument(
+        "--write", choices=WRITE_PATHS, default="upsert", help="how the rows reach Milvus"
+    )
+    parser.add_argument(
+        "--loading-only",
+        action="store_true",
+        help="stop after loading, readiness, compaction and a redelivered batch",
+    )
     parser.add_argument("--json", type=Path, help="merge the figures into this JSON file")
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ris-scale-") as work:
-        figures = measure(arguments.rows, Path(work), arguments.index)
+        figures = measure(
+            arguments.rows, Path(work), arguments.index, arguments.write, arguments.loading_only
+        )
     for name, value in figures.items():
         console.print(f"{name:>22}  {value}")
     if arguments.json:
-        merge_json(arguments.json, {f"scale_{arguments.index}": figures})
+        key = f"scale_{arguments.index}" + (
+            "" if arguments.write == "upsert" else f"_{arguments.write}"
+        )
+        merge_json(arguments.json, {key + ("_loading" if arguments.loading_only else ""): figures})
 
 
 if __name__ == "__main__":

@@ -111,9 +111,9 @@ class EmbedImages:
     """Runs the model on each chunk of decoded images as soon as that chunk is ready.
 
     A batch of one chunk runs on one session with all the inference threads (lowest latency).
-    A batch of several runs its chunks concurrently on one single-threaded session per thread
-    ("lanes", made on first use): on a CPU, two sessions of one thread each embedded 15-30%
-    more images per second than one session of two threads (docs/BENCHMARKS.md, Query speed).
+    A batch of several runs its chunks concurrently on one single-threaded ONNX Runtime session
+    per thread ("lanes", made on first use): on a CPU, two sessions of one thread each embedded
+    15-30% more images per second than one session of two threads (docs/BENCHMARKS.md).
     """
 
     def __init__(
@@ -128,7 +128,9 @@ class EmbedImages:
         )
         self.embedder = self._make(threads=threads)
         self.chunk = model_batch_size
-        self.lane_count = threads if device == "cpu" else 1
+        # ONNX Runtime only: two OpenVINO compiled models inferring at once hung a forked Celery
+        # worker here (tests/e2e/test_faults.py, one run in three); OpenVINO keeps one model.
+        self.lane_count = threads if device == "cpu" and choice.runtime == "onnxruntime" else 1
         self._lanes: queue.SimpleQueue[Embedder] | None = None
         self._lane_pool: ThreadPoolExecutor | None = None
         self._making_lanes = threading.Lock()

@@ -352,9 +352,15 @@ class MilvusIndex:
 
     def upsert(self, records: Sequence[ImageRecord]) -> int:
         """Insert or replace rows by id, in messages small enough for gRPC. Returns rows written."""
+        for rows in self.messages(records):
+            self._upsert_rows(rows)
+        return len(records)
+
+    def messages(self, records: Sequence[ImageRecord]) -> Iterator[list[dict[str, Any]]]:
+        """`records` as Milvus rows, in messages far below gRPC's limit whatever the dimension."""
         rows_per_message = max(1, UPSERT_MAX_BYTES // (self.dim * 4 + PATH_MAX_LENGTH))
         for start in range(0, len(records), rows_per_message):
-            rows = [
+            yield [
                 {
                     "id": record.id,
                     "vector": record.vector.tolist(),
@@ -365,8 +371,6 @@ class MilvusIndex:
                 }
                 for record in records[start : start + rows_per_message]
             ]
-            self._upsert_rows(rows)
-        return len(records)
 
     def _upsert_rows(self, rows: list[dict[str, Any]]) -> None:
         self._loaded(

@@ -63,7 +63,8 @@ def local_features(
     detector = cv2.SIFT.create(nfeatures=max_features, contrastThreshold=CONTRAST_THRESHOLD)
     grey = _grey(source, max_pixels, max_side)
     keypoints, descriptors = detector.detectAndCompute(grey, None)
-    if descriptors is None:
+    # OpenCV 5.0 gives None for no features, 5.1 an empty array.
+    if descriptors is None or len(keypoints) == 0:
         return LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32))
     points = np.array([point.pt for point in keypoints], dtype=np.float32)
     return LocalFeatures(points, descriptors)
