@@ -60,28 +60,22 @@ QUERIES, SAMPLE, K = 1000, 1000, 10
 BIN = Path(sys.executable).parent
 
 
-def real_descriptors(settings: Any) -> np.ndarray:
-    """The compact model's vectors of every development-set image, through the real pipeline."""
-    pipeline = EmbeddingPipeline(settings)
-    paths = sorted(
+def embed_all(pipeline: EmbeddingPipeline, paths: list[str]) -> tuple[list[str], np.ndarray]:
+    """The paths that decoded and their vectors, through the real pipeline, 64 at a time."""
+    chunks = [pipeline(paths[start : start + 64]) for start in range(0, len(paths), 64)]
+    kept = [path for chunk in chunks for path in chunk.paths]
+    return kept, np.concatenate([chunk.vectors for chunk in chunks])
+
+
+def development_images() -> list[str]:
+    """Every image of the development sets, galleries and queries."""
+    return sorted(
         {
             path
             for name in SETS
             for eval_set in [read_eval_set(dataset_path(name))]
             for path in eval_set.gallery + [query.path for query in eval_set.queries]
         }
-    )
-    chunks = [pipeline(paths[start : start + 64]).vectors for start in range(0, len(paths), 64)]
-    return np.concatenate(chunks)
-
-
-def corpus_rows(settings: Any) -> tuple[list[str], np.ndarray]:
-    """The benchmark corpus's photos (real files, searched by image later) and their vectors."""
-    pipeline = EmbeddingPipeline(settings)
-    paths = [str(path) for path in build_corpus(settings.cache_dir)]
-    chunks = [pipeline(paths[start : start + 64]) for start in range(0, len(paths), 64)]
-    return [path for chunk in chunks for path in chunk.paths], np.concatenate(
-        [chunk.vectors for chunk in chunks]
     )
 
 
@@ -367,9 +361,11 @@ def measure(
 ) -> dict[str, Any]:
     settings = load_settings().model_copy(update={"model": MODEL})
     console.print("embedding the development sets with the compact model")
-    sample = fitted_sampler(real_descriptors(settings), seed=0)
+    pipeline = EmbeddingPipeline(settings)
+    sample = fitted_sampler(embed_all(pipeline, development_images())[1], seed=0)
     # The synthetic rows, then the corpus's real photos (searched by image at the end).
-    photos, photo_vectors = corpus_rows(settings)
+    corpus = [str(path) for path in build_corpus(settings.cache_dir)]
+    photos, photo_vectors = embed_all(pipeline, corpus)
     vectors = np.concatenate(
         [sample(min(100_000, rows - s)) for s in range(0, rows, 100_000)] + [photo_vectors]
     )
