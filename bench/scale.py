@@ -49,7 +49,7 @@ from ris.search.audit import exact_top
 from ris.settings import load_settings
 
 console = Console(highlight=False, width=110)
-MODEL = "lite0-mobilenet-v2-gem-deframe-256"
+MODEL = "lite0-mobilenet-v2-gem-deframe-384"
 SETS = ("tuxpaint", "copydetect-mild", "copydetect-hard")
 # Like RIS_BATCH_SIZE workers writing at once.
 WRITERS, BATCH = 4, 64
