@@ -33,12 +33,11 @@ class Measured:
     # bench.scale, 2026-12-02 (docs/SCALING.md): 1,002,000 rows of the compact model in an
     # IVF_SQ8 collection of one Milvus 2.3.5 standalone, written by the product's upsert.
     million_rows: int = 1_002_000
-    million_dim: int = 256
-    million_bytes_per_image: float = 1104.0  # Milvus RSS growth / rows (codes, ids, scalars)
-    million_disk_bytes_per_image: float = 3695.0  # row logs, delete logs, index files
-    million_ready_s: float = 565.9  # first write -> every row flushed, indexed and loaded
-    million_milvus_cpu_ms_per_row: float = 0.944  # Milvus CPU until ready, over the rows
-    million_hnsw_bytes_per_image: float = 2227.0  # the same rows under HNSW M=16 (RSS growth)
+    million_dim: int = 384
+    million_bytes_per_image: float = 999.0  # Milvus RSS growth / rows (codes, ids, scalars)
+    million_disk_bytes_per_image: float = 4581.0  # row logs, delete logs, index files
+    million_ready_s: float = 606.1  # first write -> every row flushed, indexed and loaded
+    million_milvus_cpu_ms_per_row: float = 1.044  # Milvus CPU until ready, over the rows
     # bench.scaling, 2026-11-27 (docs/SCALING.md): 12,800 rows of 1280-d under HNSW.
     milvus_cpu_ms_per_task: float = 15.0  # Milvus CPU per upserted batch of 64, at the ceiling
     redis_cpu_ms_per_task: float = 0.40

@@ -484,7 +484,7 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--index", choices=list(INDEX_KINDS), default="hnsw")
+    parser.add_argument("--index", choices=list(INDEX_KINDS), default="ivf_sq8")
     parser.add_argument(
         "--write", choices=WRITE_PATHS, default="upsert", help="how the rows reach Milvus"
     )
