@@ -22,16 +22,23 @@ BEGIN, END = "<!-- capacity:begin -->", "<!-- capacity:end -->"
 
 @dataclass(frozen=True)
 class Measured:
-    """Figures from `make bench BENCH_JSON=...` on the 2-core machine (names are its keys)."""
+    """Figures measured on the 2-core machine; names are the keys of `make bench` BENCH_JSON,
+    `million_*` those of one `make bench-scale` run (its `scale_*` object)."""
 
     cores: int = 2
     # bench.ingest (README "Performance"): one 2-core host, the default model.
     e2e_ips: float = 96.0  # enqueue -> searchable
     compute_ips: float = 100.0  # decode + embed, no queue
     model_only_ips: float = 120.0  # the model alone, best allowed runtime and layout
-    # bench.scaling, 2026-11-27 (docs/SCALING.md): one Redis and one Milvus standalone.
-    ceiling_tasks_per_s: float = 48.9
-    ceiling_rows_per_s: float = 3127.0
+    # bench.scale, 2026-12-02 (docs/SCALING.md): 1,002,000 rows of the compact model in an
+    # IVF_SQ8 collection of one Milvus 2.3.5 standalone, written by the product's upsert.
+    million_rows: int = 1_002_000
+    million_dim: int = 384
+    million_bytes_per_image: float = 999.0  # Milvus RSS growth / rows (codes, ids, scalars)
+    million_disk_bytes_per_image: float = 4581.0  # row logs, delete logs, index files
+    million_ready_s: float = 606.1  # first write -> every row flushed, indexed and loaded
+    million_milvus_cpu_ms_per_row: float = 1.044  # Milvus CPU until ready, over the rows
+    # bench.scaling, 2026-11-27 (docs/SCALING.md): 12,800 rows of 1280-d under HNSW.
     milvus_cpu_ms_per_task: float = 15.0  # Milvus CPU per upserted batch of 64, at the ceiling
     redis_cpu_ms_per_task: float = 0.40
     worker_cpu_ms_per_task: float = 11.3  # queue, bookkeeping and upsert, without the model
@@ -45,14 +52,24 @@ class Measured:
 
     @classmethod
     def from_bench_json(cls, path: Path) -> Measured:
-        """Defaults overridden by whatever a BENCH_JSON file holds."""
+        """Defaults overridden by whatever a BENCH_JSON file of `make bench` or `make
+        bench-scale` holds."""
         data = json.loads(path.read_text())
         per_task = data.get("ceiling_cpu_ms_per_task", {})
-        data |= {f"{part}_cpu_ms_per_task": per_task[part] for part in ("milvus", "redis")}
-        if "workers" in per_task:
-            data["worker_cpu_ms_per_task"] = per_task["workers"]
+        names = {"milvus": "milvus", "redis": "redis", "workers": "worker"}
+        data |= {f"{names[part]}_cpu_ms_per_task": ms for part, ms in per_task.items()}
+        for run in [value for key, value in data.items() if key.startswith("scale_")]:
+            data |= {f"million_{key}": value for key, value in run.items()}
+            data["million_milvus_cpu_ms_per_row"] = run.get("loading", {}).get(
+                "milvus_cpu_ms_per_row_ready", cls.million_milvus_cpu_ms_per_row
+            )
         known = {field.name for field in fields(cls)}
         return replace(cls(), **{key: value for key, value in data.items() if key in known})
+
+    @property
+    def million_ready_rows_per_s(self) -> float:
+        """Rows per second that one standalone here turned into searchable rows."""
+        return self.million_rows / self.million_ready_s
 
     @property
     def cpu_ips_per_core(self) -> float:
@@ -112,22 +129,24 @@ def _size(value: float) -> str:
     return f"{value / GIB:.1f} GiB" if value >= GIB / 10 else f"{value / 2**20:.0f} MiB"
 
 
-def memory_table(a: Assumptions) -> list[list[str]]:
+def memory_table(m: Measured, a: Assumptions) -> list[list[str]]:
+    """Per scale: the compact IVF_SQ8 collection as measured at a million rows, beside the
+    default model's 2560-d vectors under HNSW and DiskANN by formula."""
     per = bytes_per_vector(a)
     rows = []
     for images in SCALES:
+        compact = images * m.million_bytes_per_image
         hnsw = images * (per["hnsw"] + per["scalars"])
         diskann = images * (per["diskann_ram"] + per["scalars"])
         rows.append(
             [
                 f"{images:,}",
-                _size(images * per["raw"]),
-                _size(images * per["hnsw"]),
-                _size(images * per["ivf_flat"]),
-                _size(images * per["ivf_pq"] + 256 * a.dim * 4),
-                f"{_size(images * per['diskann_ram'])} / {_size(images * per['diskann_disk'])}",
-                _size(images * per["scalars"]),
+                _size(compact),
+                _size(images * m.million_disk_bytes_per_image),
+                milvus_for(compact, a),
+                _size(hnsw),
                 milvus_for(hnsw, a),
+                f"{_size(diskann)} / {_size(images * per['diskann_disk'])}",
                 milvus_for(diskann, a),
             ]
         )
@@ -137,6 +156,12 @@ def memory_table(a: Assumptions) -> list[list[str]]:
 def index_ms_per_row(m: Measured, a: Assumptions) -> float:
     """HNSW build CPU per row, assumed linear in the dimension (distance computations)."""
     return m.index_milvus_cpu_ms_per_row * a.dim / m.index_measured_dim
+
+
+def default_hnsw_ms_per_row(m: Measured, a: Assumptions) -> float:
+    """Milvus CPU per row for the default model under HNSW: the 12,800-row insert path plus
+    the HNSW build extrapolated to the default's dimension."""
+    return m.milvus_cpu_ms_per_task / a.batch_size + index_ms_per_row(m, a)
 
 
 def ingestion_table(m: Measured, a: Assumptions, days: float) -> list[list[str]]:
@@ -150,9 +175,9 @@ def ingestion_table(m: Measured, a: Assumptions, days: float) -> list[list[str]]
                 f"{rate:,.0f}",
                 f"{math.ceil(rate / m.cpu_ips_per_core):,}",
                 f"{math.ceil(rate / a.gpu_ips):,}",
-                f"{rate / m.ceiling_rows_per_s:.2f}",
-                f"{tasks * m.milvus_cpu_ms_per_task / 1000:.1f}",
-                f"{rate * index_ms_per_row(m, a) / 1000:.1f}",
+                f"{rate * m.million_milvus_cpu_ms_per_row / 1000:.1f}",
+                f"{rate / m.million_ready_rows_per_s:.2f}",
+                f"{rate * default_hnsw_ms_per_row(m, a) / 1000:.1f}",
                 f"{tasks * m.redis_cpu_ms_per_task / 1000:.3f}",
             ]
         )
@@ -188,28 +213,32 @@ def _markdown(header: list[str], rows: list[list[str]]) -> str:
 def render(m: Measured, a: Assumptions) -> str:
     """The tables of docs/SCALING.md, in markdown."""
     per = bytes_per_vector(a)
+    compact = f"compact {m.million_dim}-d, IVF_SQ8"
+    default = f"default {a.dim}-d"
     memory = _markdown(
         [
             "images",
-            f"raw float32 ({per['raw']:.0f} B)",
-            f"HNSW M={a.hnsw_m} ({per['hnsw']:.0f} B)",
-            f"IVF_FLAT ({per['ivf_flat']:.0f} B)",
-            f"IVF_PQ m={a.ivf_pq_m} ({per['ivf_pq']:.0f} B)",
-            f"DiskANN RAM / disk ({per['diskann_ram']:.0f} / {per['diskann_disk']:.0f} B)",
-            f"scalar fields ({per['scalars']:.0f} B)",
-            "Milvus for HNSW + scalars",
-            "Milvus for DiskANN + scalars",
+            f"{compact}: Milvus memory ({m.million_bytes_per_image:,.0f} B, measured)",
+            f"its storage ({m.million_disk_bytes_per_image:,.0f} B, measured)",
+            f"Milvus for {compact}",
+            f"{default}, HNSW M={a.hnsw_m}: memory ({per['hnsw'] + per['scalars']:,.0f} B, "
+            "formula)",
+            "Milvus for it",
+            f"{default}, DiskANN: RAM / disk ({per['diskann_ram'] + per['scalars']:,.0f} / "
+            f"{per['diskann_disk']:,.0f} B, formula)",
+            "Milvus for it",
         ],
-        memory_table(a),
+        memory_table(m, a),
     )
     header = [
         "images",
         "images/s needed",
-        f"CPU cores ({m.cpu_ips_per_core:.0f}/s each)",
+        f"CPU worker cores ({m.cpu_ips_per_core:.0f}/s each)",
         f"GPUs ({a.gpu_ips:,.0f}/s each, assumed)",
-        "x measured standalone ceiling",
-        "Milvus insert cores",
-        "HNSW build cores",
+        f"Milvus cores, {compact} ({m.million_milvus_cpu_ms_per_row:.2f} ms per row, measured)",
+        f"x one standalone here ({m.million_ready_rows_per_s:,.0f} rows/s to ready)",
+        f"Milvus cores, {default} HNSW ({default_hnsw_ms_per_row(m, a):.1f} ms per row, "
+        "extrapolated)",
         "Redis cores",
     ]
     day, week = (_markdown(header, ingestion_table(m, a, days)) for days in (1, 7))
@@ -224,7 +253,7 @@ def render(m: Measured, a: Assumptions) -> str:
         redis_table(m, a),
     )
     return (
-        f"{BEGIN}\n**Vector memory** (bytes per vector in the headers):\n\n{memory}\n\n"
+        f"{BEGIN}\n**Milvus memory and storage** (bytes per image in the headers):\n\n{memory}\n\n"
         f"**Ingestion in 1 day:**\n\n{day}\n\n**Ingestion in 1 week:**\n\n{week}\n\n"
         f"Each GPU needs {math.ceil(a.gpu_ips / m.decode_ips_per_core)} cores decoding beside it "
         f"({m.decode_ips_per_core:.0f} images/s per core = 1 / ({m.cores}/{m.compute_ips:.0f} - "

@@ -49,7 +49,7 @@ from ris.search.audit import exact_top
 from ris.settings import load_settings
 
 console = Console(highlight=False, width=110)
-MODEL = "lite0-mobilenet-v2-gem-deframe-256"
+MODEL = "lite0-mobilenet-v2-gem-deframe-384"
 SETS = ("tuxpaint", "copydetect-mild", "copydetect-hard")
 # Like RIS_BATCH_SIZE workers writing at once.
 WRITERS, BATCH = 4, 64
@@ -484,7 +484,7 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--index", choices=list(INDEX_KINDS), default="hnsw")
+    parser.add_argument("--index", choices=list(INDEX_KINDS), default="ivf_sq8")
     parser.add_argument(
         "--write", choices=WRITE_PATHS, default="upsert", help="how the rows reach Milvus"
     )

@@ -179,7 +179,11 @@ def _learned_projection(spec: ModelSpec, cache_dir: Path) -> tuple[Any, Any]:
     embedder = OnnxEmbedder(str(_converted(unprojected, cache_dir)), 0, 16, "cpu")
     log.info("learning the %d-d projection of %s (one-time step)", spec.projection, spec.name)
     return learn_projection(
-        lambda images: l2_normalise(embedder(images)), cache_dir, spec.input_size, spec.projection
+        lambda images: l2_normalise(embedder(images)),
+        cache_dir,
+        spec.input_size,
+        spec.projection,
+        spec.projection_shrinkage,
     )
 
 

@@ -20,10 +20,6 @@ from ris.datasets.sources import OTHER_WALLPAPERS, package_images
 from ris.embedding.imaging import to_rgb
 
 PAIRS_PER_PHOTO = 100
-# The pairs' difference covariance plus this many times its mean eigenvalue on the diagonal
-# (about 6,000 pairs cannot pin down 2,560 dimensions): chosen on the development sets, where
-# 0.01-100 were tried and 30 kept class retrieval best at the same copy recall.
-SHRINKAGE = 30.0
 SEED = 1
 
 
@@ -77,14 +73,18 @@ def crop_pairs(cache_dir: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def learned_whitening(
-    crops: np.ndarray, copies: np.ndarray, dim: int
+    crops: np.ndarray, copies: np.ndarray, dim: int, shrinkage: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, projection) mapping unit descriptors to `dim` dimensions: x -> (x - mean) @ P."""
+    """(mean, projection) mapping unit descriptors to `dim` dimensions: x -> (x - mean) @ P.
+
+    The pairs' difference covariance gets `shrinkage` times its mean eigenvalue added on the
+    diagonal: about 6,000 pairs cannot pin down 2,560 dimensions (ModelSpec says how much).
+    """
     both = np.concatenate([crops, copies]).astype(np.float64)
     mean = both.mean(axis=0)
     differences = (crops - copies).astype(np.float64)
     within = differences.T @ differences / len(differences)
-    within += SHRINKAGE * np.trace(within) / len(within) * np.eye(len(within))
+    within += shrinkage * np.trace(within) / len(within) * np.eye(len(within))
     eigenvalues, eigenvectors = np.linalg.eigh(within)
     whitening = eigenvectors @ np.diag(eigenvalues**-0.5) @ eigenvectors.T
     whitened = (both - mean) @ whitening
@@ -94,8 +94,12 @@ def learned_whitening(
 
 
 def learn_projection(
-    describe: Callable[[np.ndarray], np.ndarray], cache_dir: Path, size: int, dim: int
+    describe: Callable[[np.ndarray], np.ndarray],
+    cache_dir: Path,
+    size: int,
+    dim: int,
+    shrinkage: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The projection for a model whose unit descriptors `describe` computes from uint8 images."""
     crops, copies = crop_pairs(cache_dir, size)
-    return learned_whitening(describe(crops), describe(copies), dim)
+    return learned_whitening(describe(crops), describe(copies), dim, shrinkage)

@@ -121,7 +121,7 @@ def test_cuda_that_cannot_start_is_an_error_not_a_cpu_fallback(
         OnnxEmbedder(str(model_path), threads=1, model_batch_size=4, device="cuda")
 
 
-COMPACT = get_model_spec("lite0-mobilenet-v2-gem-deframe-256")
+COMPACT = get_model_spec("lite0-mobilenet-v2-gem-deframe-384")
 
 
 def _centre_crops(photos: list[Path], folder: Path) -> list[Path]:
@@ -140,7 +140,7 @@ def _centre_crops(photos: list[Path], folder: Path) -> list[Path]:
 def test_the_compact_model_finds_what_the_default_finds(
     model_path: Path, photos: list[Path], cache_dir: Path, tmp_path: Path
 ) -> None:
-    """Projected to 256-d at conversion (learned on wallpaper crops, none of these photos):
+    """Projected to 384-d at conversion (learned on wallpaper crops, none of these photos):
     cropped copies still find their originals, as with the 2560-d default."""
     originals, crops = _decode(photos), _decode(_centre_crops(photos, tmp_path))
     found = {}

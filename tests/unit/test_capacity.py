@@ -53,3 +53,14 @@ def test_bench_json_overrides_the_measured_defaults(tmp_path: Path) -> None:
 def test_scaling_doc_holds_the_current_tables() -> None:
     document = (REPO / "docs" / "SCALING.md").read_text()
     assert render(Measured(), Assumptions()) in document, "run python -m bench.capacity --write"
+
+
+def test_bench_scale_json_sets_the_million_row_figures(tmp_path: Path) -> None:
+    figures = tmp_path / "scale.json"
+    run = {"rows": 2_000_000, "ready_s": 1000.0, "bytes_per_image": 900, "dim": 128}
+    run["loading"] = {"milvus_cpu_ms_per_row_ready": 0.5}
+    figures.write_text(json.dumps({"scale_ivf_sq8": run}))
+    measured = Measured.from_bench_json(figures)
+    assert (measured.million_bytes_per_image, measured.million_dim) == (900, 128)
+    assert measured.million_milvus_cpu_ms_per_row == 0.5
+    assert measured.million_ready_rows_per_s == pytest.approx(2000.0)
