@@ -14,6 +14,9 @@ from ris.errors import ModelUnavailableError
 CONVERTER_VERSION = 2
 # Bump when how a projection is learned changes (ris.convert.projection).
 PROJECTION_VERSION = 1
+# The shrinkage every projection was learned with before it was a recipe field: recipes that
+# keep it keep their fingerprints.
+FIRST_PROJECTION_SHRINKAGE = 30.0
 # The converted graph's input (uint8 NHWC images) and outputs (descriptors, ImageNet logits).
 INPUT_NAME = "images"
 FEATURES_OUTPUT = "features"
@@ -93,7 +96,7 @@ class ModelSpec:
     # The learned whitening's shrinkage towards the identity (ris.convert.projection), chosen
     # on the development sets: at 256-d, 30 kept class retrieval best at the same copy recall
     # (0.01-100 tried); at 384-d, 10 keeps copy recall and class mAP within 0.01 of the default.
-    projection_shrinkage: float = 30.0
+    projection_shrinkage: float = FIRST_PROJECTION_SHRINKAGE
 
     @property
     def dim(self) -> int:
@@ -113,8 +116,8 @@ class ModelSpec:
             recipe["projection_learning"] = PROJECTION_VERSION
         else:  # recipes from before projections existed keep their fingerprint
             del recipe["projection"]
-        if not self.projection or self.projection_shrinkage == 30.0:
-            del recipe["projection_shrinkage"]  # nor do those from before it was a setting
+        if not self.projection or self.projection_shrinkage == FIRST_PROJECTION_SHRINKAGE:
+            del recipe["projection_shrinkage"]
         return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
