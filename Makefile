@@ -41,8 +41,10 @@ bench-scale: datasets
 	$(BIN)/python -m bench.scale $(if $(BENCH_JSON),--json $(BENCH_JSON))
 
 # `query duplicates` against the true pairs of the copy-detection sets (indexed with their
-# queries), then timed on the same collection filled up to 100,000 rows.
+# queries), then timed on the same collection filled up to 100,000 rows; the verification
+# matcher beside the one it replaced.
 bench-duplicates: datasets
+	$(BIN)/python -m bench.matching $(if $(BENCH_JSON),--json $(BENCH_JSON))
 	$(BIN)/python -m bench.duplicates $(if $(BENCH_JSON),--json $(BENCH_JSON))
 
 # Development datasets for retrieval quality, fetched once into RIS_CACHE_DIR/datasets/.

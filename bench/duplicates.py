@@ -14,7 +14,7 @@ import argparse
 import itertools
 import json
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,7 @@ from bench.measure import merge_json
 from bench.scale import fitted_sampler
 from ris.datasets import dataset_path
 from ris.evaluation.run import embedded_services, ingest_folder
+from ris.files.identity import image_id
 from ris.files.remote import Remote
 from ris.index.base import ImageRecord
 from ris.index.milvus import open_index
@@ -44,10 +45,6 @@ FAMILIES = {
     "augly": ("augly-mild", {s: f"augly-{s}" for s in STRENGTHS}),
 }
 SYNTHETIC_BATCH = 2048
-# Synthetic rows take ids from here on; a real id (a hash of its path, uniform over 63 bits)
-# falls in this range with a chance of about 1e-5 per million rows.
-SYNTHETIC_IDS = 10**15
-SYNTHETIC_ID_RANGE = 10**8
 
 
 @dataclass
@@ -83,22 +80,26 @@ def combined_tree(family: str, work: Path) -> TrueGroups:
     return TrueGroups(root, pairs)
 
 
-def found_pairs(report: DuplicateReport) -> set[tuple[str, str]]:
+def found_pairs(report: DuplicateReport, synthetic: Set[int]) -> set[tuple[str, str]]:
     """Pairs of real images in the same group (synthetic rows name real files: left out)."""
     return {
         (min(first.path, second.path), max(first.path, second.path))
         for group in report.groups
         for first, second in itertools.combinations(group.images, 2)
-        if not (is_synthetic(first.id) or is_synthetic(second.id))
+        if first.id not in synthetic and second.id not in synthetic
     }
 
 
-def is_synthetic(row_id: int) -> bool:
-    return SYNTHETIC_IDS <= row_id < SYNTHETIC_IDS + SYNTHETIC_ID_RANGE
+def synthetic_id(number: int) -> int:
+    """A synthetic row's id: a hash like a real row's, so ids spread over the whole id space
+    as the index's paging expects of real collections."""
+    return image_id(f"synthetic:{number}")
 
 
-def scored(report: DuplicateReport, truth: TrueGroups, label: str) -> dict[str, Any]:
-    found = found_pairs(report)
+def scored(
+    report: DuplicateReport, truth: TrueGroups, label: str, synthetic: Set[int]
+) -> dict[str, Any]:
+    found = found_pairs(report, synthetic)
     right = found & truth.pairs.keys()
     recall = {
         kind: sum(truth.pairs[pair] == kind for pair in right)
@@ -120,7 +121,14 @@ def scored(report: DuplicateReport, truth: TrueGroups, label: str) -> dict[str, 
     }
 
 
-def run(index: Any, settings: Settings, verify: bool, label: str, truth: TrueGroups) -> dict:
+def run(
+    index: Any,
+    settings: Settings,
+    verify: bool,
+    label: str,
+    truth: TrueGroups,
+    synthetic: Set[int] = frozenset(),
+) -> dict:
     with Progress(console=console, transient=True) as progress:
         tasks: dict[str, Any] = {}
 
@@ -136,13 +144,15 @@ def run(index: Any, settings: Settings, verify: bool, label: str, truth: TrueGro
             verify=verify,
             on_progress=advance,
         )
-    return scored(report, truth, label)
+    return scored(report, truth, label, synthetic)
 
 
-def fill_with_synthetic_rows(index: Any, rows: int, files: list[str], seed: int = 0) -> int:
+def fill_with_synthetic_rows(
+    index: Any, rows: int, files: list[str], seed: int = 0
+) -> frozenset[int]:
     """Rows drawn from a Gaussian fitted to the collection's vectors, up to `rows` in all.
     Each names one of `files` in turn, so checking a pair costs what it costs on real photos.
-    Returns how many were added."""
+    Returns the ids added."""
     real = np.concatenate([vectors for _, vectors in index.iter_vectors()])
     sample = fitted_sampler(real, seed)
     missing = max(0, rows - index.count())
@@ -153,13 +163,13 @@ def fill_with_synthetic_rows(index: Any, rows: int, files: list[str], seed: int 
             numbers = range(start, start + len(vectors))
             index.upsert(
                 [
-                    ImageRecord(SYNTHETIC_IDS + n, files[n % len(files)], vector, 0, 0)
+                    ImageRecord(synthetic_id(n), files[n % len(files)], vector, 0, 0)
                     for n, vector in zip(numbers, vectors, strict=True)
                 ]
             )
             progress.advance(task, len(vectors))
     index.flush()
-    return missing
+    return frozenset(map(synthetic_id, range(missing)))
 
 
 def measure_family(family: str, settings: Settings, rows: int, work: Path) -> list[dict]:
@@ -181,10 +191,10 @@ def measure_family(family: str, settings: Settings, rows: int, work: Path) -> li
                 for path in map(str, (truth.root / "gallery").iterdir())
                 if not any(path in pair for pair in truth.pairs)
             ]
-            added = fill_with_synthetic_rows(index, rows, distractors)
-            console.print(f"{family}: {added} synthetic rows added")
+            synthetic = fill_with_synthetic_rows(index, rows, distractors)
+            console.print(f"{family}: {len(synthetic)} synthetic rows added")
             label = f"{family} + synthetic, verified"
-            results.append({"set": family, **run(index, settings, True, label, truth)})
+            results.append({"set": family, **run(index, settings, True, label, truth, synthetic)})
     return results
 
 

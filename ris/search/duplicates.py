@@ -1,6 +1,7 @@
-"""Duplicate groups: every set of near-duplicate images in a collection, found by batched
-searches over the collection's own vectors, pairs checked by local features, joined by
-union-find. Nothing is ever compared all against all: each row asks for its nearest rows."""
+"""Duplicate groups: every set of near-duplicate images in a collection, found among each row's
+nearest rows (blocked matrix products over the collection's own vectors, or batched index
+searches), pairs checked by local features, joined by union-find. No n x n matrix is ever held:
+each block of rows keeps only its nearest."""
 
 from __future__ import annotations
 
@@ -16,11 +17,17 @@ import numpy as np
 
 from ris.files.remote import Remote
 from ris.index.base import RowFilter, VectorIndex
+from ris.search.neighbours import nearest_rows
 from ris.search.verify import MIN_INLIERS, LocalFeatures, Pictures, inliers
 
 # Nearest rows each row is compared with. A group larger than this still comes out whole: its
 # members link to one another in chains, and union-find joins the chains.
 NEIGHBOURS = 10
+# Collections up to this many rows find each row's nearest in this process, by matrix products
+# over the vectors read once (ris/search/neighbours.py): exact, and far faster than one index
+# search per row on Milvus Lite's brute force. Larger ones ask the index in batches, where a
+# server's ANN index keeps the cost growing with n log n instead of n^2.
+IN_PROCESS_ROWS = 250_000
 # Rows searched in one index request.
 SEARCH_BATCH = 256
 # Candidates at least this similar. With verification, 0.55 kept 99.5% of the mild and 96.7%
@@ -171,7 +178,6 @@ def candidate_pairs(
     """(rows searched, {(smaller id, larger id): score} of pairs at or above `min_score`
     (and, with a `margin`, standing out by it), the paths seen). Every row under `under`
     searches the same rows for its `neighbours` nearest."""
-    where = RowFilter(prefixes=(under,)) if under else None
     total = _row_count(index, under)
     pairs: dict[tuple[int, int], float] = {}
     paths: dict[int, str] = {}
@@ -179,18 +185,17 @@ def candidate_pairs(
     crowd: dict[int, float] = {}
     done = 0
     on_progress("searching", 0, total)
-    for ids, vectors in _batches(index.iter_vectors(under), SEARCH_BATCH):
-        found = index.search(vectors, neighbours + 1, where)
-        for row_id, hits in zip(ids.tolist(), found, strict=True):
-            paths.update((hit.id, hit.path) for hit in hits)
-            others = [hit for hit in hits if hit.id != row_id][:neighbours]
-            crowd[row_id] = others[-1].score if len(others) == neighbours else -1.0
-            for hit in others:
-                if hit.score >= min_score:
-                    key = (min(row_id, hit.id), max(row_id, hit.id))
-                    pairs[key] = max(pairs.get(key, -1.0), hit.score)
-        done += len(ids)
-        on_progress("searching", done, max(total, done))
+    if total <= IN_PROCESS_ROWS:
+        nearest = _nearest_in_process(index, under, neighbours, paths, on_progress)
+    else:
+        nearest = _nearest_from_index(index, under, neighbours, paths, total, on_progress)
+    for row_id, others in nearest:
+        done += 1
+        crowd[row_id] = others[-1][1] if len(others) == neighbours else -1.0
+        for other_id, score in others:
+            if score >= min_score:
+                key = (min(row_id, other_id), max(row_id, other_id))
+                pairs[key] = max(pairs.get(key, -1.0), score)
     if margin is not None:
         pairs = {
             pair: score
@@ -199,6 +204,48 @@ def candidate_pairs(
             or score - (crowd.get(pair[0], -1.0) + crowd.get(pair[1], -1.0)) / 2 >= margin
         }
     return done, pairs, paths
+
+
+Nearest = Iterator[tuple[int, list[tuple[int, float]]]]
+
+
+def _nearest_in_process(
+    index: VectorIndex, under: str, neighbours: int, paths: dict[int, str], on_progress: Progress
+) -> Nearest:
+    """Each row's nearest (id, score), most similar first, from the rows' vectors read once."""
+    pages = list(index.iter_vectors(under))
+    if not pages:
+        return
+    ids = np.concatenate([page_ids for page_ids, _ in pages])
+    vectors = np.concatenate([page_vectors for _, page_vectors in pages]).astype(np.float32)
+    del pages
+    positions, scores = nearest_rows(
+        vectors, neighbours, lambda done, total: on_progress("searching", done, total)
+    )
+    del vectors
+    paths.update(index.iter_paths(under))
+    for row_id, row_positions, row_scores in zip(ids.tolist(), positions, scores, strict=True):
+        yield row_id, list(zip(ids[row_positions].tolist(), row_scores.tolist(), strict=True))
+
+
+def _nearest_from_index(
+    index: VectorIndex,
+    under: str,
+    neighbours: int,
+    paths: dict[int, str],
+    total: int,
+    on_progress: Progress,
+) -> Nearest:
+    """Each row's nearest (id, score), most similar first, asked of the index in batches."""
+    where = RowFilter(prefixes=(under,)) if under else None
+    done = 0
+    for ids, vectors in _batches(index.iter_vectors(under), SEARCH_BATCH):
+        found = index.search(vectors, neighbours + 1, where)
+        for row_id, hits in zip(ids.tolist(), found, strict=True):
+            paths.update((hit.id, hit.path) for hit in hits)
+            yield row_id, [(hit.id, hit.score) for hit in hits if hit.id != row_id][:neighbours]
+        done += len(ids)
+        on_progress("searching", done, max(total, done))
 
 
 def _batches(

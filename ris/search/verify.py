@@ -89,22 +89,14 @@ def inliers(query: LocalFeatures, candidate: LocalFeatures) -> int:
 def _inliers(query: LocalFeatures, candidate: LocalFeatures) -> int:
     if len(query.descriptors) < 2 or len(candidate.descriptors) < 2:
         return 0
-    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(query.descriptors, candidate.descriptors, k=2)
-    # One match per candidate feature: many query features piling onto one point would
-    # otherwise fit a transform that shrinks everything to that point.
-    best: dict[int, cv2.DMatch] = {}
-    for pair in pairs:
-        if len(pair) == 2 and pair[0].distance < RATIO * pair[1].distance:
-            match = pair[0]
-            if match.trainIdx not in best or match.distance < best[match.trainIdx].distance:
-                best[match.trainIdx] = match
-    if len(best) < 3:
+    query_index, train_index = _ratio_matches(query.descriptors, candidate.descriptors)
+    if len(query_index) < 3:
         return 0
-    matches = list(best.values())
-    source = query.points[[match.queryIdx for match in matches]]
-    target = candidate.points[[match.trainIdx for match in matches]]
     transform, mask = cv2.estimateAffinePartial2D(
-        source, target, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PIXELS
+        query.points[query_index],
+        candidate.points[train_index],
+        method=cv2.RANSAC,
+        ransacReprojThreshold=RANSAC_PIXELS,
     )
     if transform is None:
         return 0
@@ -112,6 +104,30 @@ def _inliers(query: LocalFeatures, candidate: LocalFeatures) -> int:
     if not SCALE_RANGE[0] < scale < SCALE_RANGE[1]:
         return 0
     return int(mask.sum())
+
+
+def _ratio_matches(query: np.ndarray, candidate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(query positions, candidate positions) of the matches that pass Lowe's ratio test, at
+    most one per candidate feature (the closest): many query features piling onto one point
+    would otherwise fit a transform that shrinks everything to that point. Distances come from
+    one matrix product, as a brute-force L2 matcher finds them, at a fraction of its cost in
+    Python objects."""
+    squared = (
+        np.einsum("ij,ij->i", query, query)[:, None]
+        + np.einsum("ij,ij->i", candidate, candidate)[None, :]
+        - 2.0 * (query @ candidate.T)
+    )
+    rows = np.arange(len(query))
+    train = np.argmin(squared, axis=1)
+    best = squared[rows, train]
+    squared[rows, train] = np.inf
+    second = squared.min(axis=1)
+    passed = np.flatnonzero(best < RATIO**2 * second)
+    # The closest query feature per candidate feature: sort by distance, keep each first.
+    by_distance = passed[np.argsort(best[passed], kind="stable")]
+    _, first = np.unique(train[by_distance], return_index=True)
+    kept = by_distance[first]
+    return kept, train[kept]
 
 
 class Pictures:

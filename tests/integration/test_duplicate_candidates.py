@@ -1,0 +1,53 @@
+"""Candidate pairs for `query duplicates`: found in this process or asked of Milvus, the same."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ris.index.base import ImageRecord
+from ris.index.milvus import MilvusIndex
+from ris.search import duplicates
+from ris.search.neighbours import PROJECTED_DIM
+
+DIM = PROJECTED_DIM + 64  # so the in-process search goes through its projection
+
+
+@pytest.fixture
+def clustered_index(any_milvus: str, collection: str):
+    """600 rows in tight clusters (a few copies around each original), in a real Milvus."""
+    rng = np.random.default_rng(11)
+    centres = rng.normal(size=(150, DIM))
+    vectors = centres[rng.integers(0, 150, 600)] + 0.35 * rng.normal(size=(600, DIM))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = MilvusIndex(any_milvus, collection, dim=DIM)
+    index.upsert(
+        [
+            ImageRecord(
+                id=n + 1, path=f"/{'a' if n % 2 else 'b'}/{n}.jpg", vector=v, size=1, mtime_ns=1
+            )
+            for n, v in enumerate(vectors.astype(np.float32))
+        ]
+    )
+    index.flush()
+    yield index
+    index.drop()
+    index.close()
+
+
+@pytest.mark.parametrize("under", ["", "/a/"])
+def test_both_ways_of_finding_neighbours_give_the_same_pairs(
+    clustered_index: MilvusIndex, under: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows, in_process, paths = duplicates.candidate_pairs(clustered_index, 0.55, under, margin=0.0)
+    monkeypatch.setattr(duplicates, "IN_PROCESS_ROWS", 0)
+    searched_rows, searched, _ = duplicates.candidate_pairs(
+        clustered_index, 0.55, under, margin=0.0
+    )
+    assert rows == searched_rows == (300 if under else 600)
+    assert len(in_process) > rows // 2  # every cluster gives pairs
+    common = in_process.keys() & searched.keys()
+    # Milvus standalone's HNSW is approximate: allow it a pair or two at the margin.
+    assert len(common) >= 0.98 * max(len(in_process), len(searched))
+    assert max(abs(in_process[pair] - searched[pair]) for pair in common) < 1e-4
+    assert all(paths[row_id].startswith(under) for pair in in_process for row_id in pair)
