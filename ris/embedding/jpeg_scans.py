@@ -33,6 +33,10 @@ class _Component(NamedTuple):
     rows: int  # 8x8 blocks down
 
 
+def _ceil_div(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)
+
+
 def _components(frame: bytes) -> list[_Component]:
     """The frame's components with their block grids (JPEG Annex A.1.1)."""
     height, width = int.from_bytes(frame[1:3], "big"), int.from_bytes(frame[3:5], "big")
@@ -42,8 +46,8 @@ def _components(frame: bytes) -> list[_Component]:
     return [
         _Component(
             identifier,
-            -(-(-(-width * (sampling >> 4) // widest)) // 8),
-            -(-(-(-height * (sampling & 0x0F) // tallest)) // 8),
+            _ceil_div(_ceil_div(width * (sampling >> 4), widest), 8),
+            _ceil_div(_ceil_div(height * (sampling & 0x0F), tallest), 8),
         )
         for identifier, sampling, _ in fields
     ]
