@@ -132,7 +132,7 @@ def draft(image: Image.Image, source: ImageSource, side: int) -> Image.Image:
     if not (eighth and image.info.get("progressive")):
         return image
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    fewer_scans = keep_scans_for_eighth_scale(data)
+    fewer_scans = keep_scans_for_eighth_scale(data, side)
     if fewer_scans is None:
         return image
     reduced = Image.open(io.BytesIO(fewer_scans))

@@ -28,18 +28,35 @@ def _draft_decode(data: bytes, side: int) -> np.ndarray:
 
 @pytest.mark.parametrize("subsampling", [0, 1, 2])  # 4:4:4, 4:2:2, 4:2:0
 def test_progressive_jpeg_at_an_eighth_keeps_every_pixel(subsampling: int) -> None:
+    """Chroma whose DC terms are fewer than `side` keeps its AC scans: every pixel as before."""
     out = io.BytesIO()
     _photo_like(1600, 1200).save(out, "JPEG", quality=92, progressive=True, subsampling=subsampling)
     whole = out.getvalue()
-    fewer = keep_scans_for_eighth_scale(whole)
-    assert fewer is not None and len(fewer) < 0.8 * len(whole)
     side = 1200 // 8
+    fewer = keep_scans_for_eighth_scale(whole, side)
+    assert fewer is not None and len(fewer) < 0.8 * len(whole)
     np.testing.assert_array_equal(_draft_decode(fewer, side), _draft_decode(whole, side))
+
+
+def test_chroma_with_enough_dc_terms_loses_only_its_finer_detail() -> None:
+    """4:2:0 chroma whose DC terms alone are `side` both ways is read from them: luma keeps
+    every pixel, colours stay close even on a picture of random colours."""
+    out = io.BytesIO()
+    _photo_like(2400, 1800).save(out, "JPEG", quality=90, progressive=True, subsampling=2)
+    whole = out.getvalue()
+    side = 1800 // 16
+    fewer = keep_scans_for_eighth_scale(whole, side)
+    assert fewer is not None and len(fewer) < 0.2 * len(whole)
+    reduced, full = _draft_decode(fewer, side), _draft_decode(whole, side)
+    luma = [np.asarray(Image.fromarray(array).convert("L"), np.int16) for array in (reduced, full)]
+    assert np.abs(luma[0] - luma[1]).max() <= 1
+    assert np.abs(reduced.astype(np.int16) - full).mean() < 8.0
 
 
 def test_load_image_gives_the_same_array_as_before(tmp_path) -> None:
     """The product's decode of a large progressive JPEG equals Pillow's plain draft decode."""
-    path = write_image(tmp_path / "big.jpg", _photo_like(2400, 1800), quality=90, progressive=True)
+    image = _photo_like(2400, 1800)
+    path = write_image(tmp_path / "big.jpg", image, quality=90, progressive=True, subsampling=0)
     side = SIZE * 3 // 4
     expected = Image.fromarray(_draft_decode(path.read_bytes(), side)).resize(
         (SIZE, SIZE), Image.Resampling.BILINEAR
@@ -48,11 +65,28 @@ def test_load_image_gives_the_same_array_as_before(tmp_path) -> None:
     np.testing.assert_array_equal(load_image(path.read_bytes(), SIZE, LIMIT), np.asarray(expected))
 
 
+@pytest.mark.parametrize(
+    ("mode", "options"),
+    [("L", {}), ("RGB", {"restart_marker_rows": 2, "subsampling": 0})],
+    ids=["grey", "restart-markers"],
+)
+def test_grey_and_restart_marked_progressive_jpegs_keep_every_pixel(
+    mode: str, options: dict[str, int]
+) -> None:
+    out = io.BytesIO()
+    image = _photo_like(1600, 1200).convert(mode)
+    image.save(out, "JPEG", quality=90, progressive=True, **options)
+    whole = out.getvalue()
+    fewer = keep_scans_for_eighth_scale(whole, 150)
+    assert fewer is not None and len(fewer) < 0.5 * len(whole)
+    np.testing.assert_array_equal(_draft_decode(fewer, 150), _draft_decode(whole, 150))
+
+
 def test_baseline_jpegs_are_left_to_the_plain_decoder() -> None:
     out = io.BytesIO()
     _photo_like(800, 600).save(out, "JPEG", quality=90)
-    assert keep_scans_for_eighth_scale(out.getvalue()) is None
-    assert keep_scans_for_eighth_scale(b"not a jpeg") is None
+    assert keep_scans_for_eighth_scale(out.getvalue(), 75) is None
+    assert keep_scans_for_eighth_scale(b"not a jpeg", 75) is None
 
 
 def test_a_reduced_progressive_jpeg_is_still_turned_upright(tmp_path) -> None:
