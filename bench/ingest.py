@@ -137,19 +137,25 @@ def rss_once_indexed(
     raise RuntimeError(f"no job indexed {images} images within 10 minutes")
 
 
-def tutorial(model_path: Path, paths: list[str], work: Path) -> Rate:
+def tutorial(model_name: str, cache_dir: Path, paths: list[str], work: Path) -> Rate:
     """The reference notebook's way: a towhee pipeline called once per image, full decode,
-    resize 256 + centre crop 224 + float normalisation as torchvision does, the PyTorch model
-    with the same weights, L2-normalised, every vector inserted at the end."""
+    resize 256 + centre crop 224, the PyTorch model with the same weights, L2-normalised, every
+    vector inserted at the end. EfficientNet-Lite0 is the notebook's own (float normalisation
+    as torchvision does, its feature map averaged); any other model runs its recipe's PyTorch
+    module, the one its ONNX file is exported from (uint8 pixels in, pooling inside)."""
     import torch
     from PIL import Image
     from pymilvus import MilvusClient
     from towhee import pipe
 
-    from ris.convert.export import backbone_module
+    from ris.convert.export import backbone_module, build_reference_model
     from ris.embedding.models import BACKBONES
 
-    network = backbone_module(BACKBONES[TUTORIAL_MODEL], model_path.parent.parent)
+    notebook = model_name == TUTORIAL_MODEL
+    if notebook:
+        network = backbone_module(BACKBONES[TUTORIAL_MODEL], cache_dir).network
+    else:
+        network = build_reference_model(get_model_spec(model_name), cache_dir)
     torch.set_num_threads(os.cpu_count() or 1)
 
     def preprocess(path: str) -> np.ndarray:
@@ -157,12 +163,16 @@ def tutorial(model_path: Path, paths: list[str], work: Path) -> Rate:
         scale = 256 / min(image.size)
         image = image.resize((round(image.width * scale), round(image.height * scale)))
         left, top = (image.width - 224) // 2, (image.height - 224) // 2
-        pixels = np.asarray(image.crop((left, top, left + 224, top + 224)), np.float32) / 255
-        return ((pixels - 0.5) / 0.5).transpose(2, 0, 1)
+        pixels = np.array(image.crop((left, top, left + 224, top + 224)))  # writable, for torch
+        if not notebook:
+            return pixels
+        return ((pixels.astype(np.float32) / 255 - 0.5) / 0.5).transpose(2, 0, 1)
 
     def embed(tensor: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            features = network.network.extract_features(torch.from_numpy(tensor[None]))
+            if not notebook:
+                return network(torch.from_numpy(tensor[None]))[0][0].numpy()
+            features = network.extract_features(torch.from_numpy(tensor[None]))
         return features.mean(dim=(2, 3))[0].numpy()
 
     embedding_pipeline = (
@@ -172,9 +182,10 @@ def tutorial(model_path: Path, paths: list[str], work: Path) -> Rate:
         .map("vector", "vector", lambda vector: vector / np.linalg.norm(vector))
         .output("vector")
     )
-    with LocalMilvusLite(work / "tutorial") as milvus:
+    dimension = len(embedding_pipeline(paths[0]).get()[0])
+    with LocalMilvusLite(work / f"tutorial-{model_name}") as milvus:
         client = MilvusClient(uri=milvus.url)
-        client.create_collection("tutorial", dimension=1280, metric_type="IP", auto_id=True)
+        client.create_collection("tutorial", dimension=dimension, metric_type="IP", auto_id=True)
 
         def run() -> None:
             vectors = [embedding_pipeline(path).get()[0] for path in paths]
@@ -255,8 +266,13 @@ def main() -> None:
         figures["e2e_runtime"] = e2e["runtime"]
         lite0_e2e = end_to_end(corpus_root, len(corpus), work / "lite0-e2e", TUTORIAL_MODEL)
         figures["lite0_e2e_ips"] = lite0_e2e["rate"].per_second
-        console.print("  the tutorial's way (Lite0, 200 images) ...")
-        figures["tutorial_ips"] = tutorial(lite0_path, corpus[:200], work).per_second
+        console.print("  the tutorial's way, 200 images: Lite0, then the default model ...")
+        figures["tutorial_ips"] = tutorial(
+            TUTORIAL_MODEL, settings.cache_dir, corpus[:200], work
+        ).per_second
+        figures["tutorial_default_ips"] = tutorial(
+            settings.model, settings.cache_dir, corpus[:200], work
+        ).per_second
         console.print("4/5 real-size photos ...")
         figures.update(real_corpus_figures(settings, work))
         console.print("5/5 producer: scan and enqueue 200,000 files ...")
@@ -267,7 +283,8 @@ def main() -> None:
     )
     figures["e2e_over_compute"] = figures["e2e_ips"] / figures["compute_ips"]
     figures["compute_over_model_only"] = figures["compute_ips"] / figures["model_only_ips"]
-    figures["e2e_over_tutorial"] = figures["e2e_ips"] / figures["tutorial_ips"]
+    # Each end-to-end rate against the tutorial's way with the same model.
+    figures["e2e_over_tutorial"] = figures["e2e_ips"] / figures["tutorial_default_ips"]
     figures["lite0_e2e_over_compute"] = figures["lite0_e2e_ips"] / figures["lite0_compute_ips"]
     figures["lite0_e2e_over_tutorial"] = figures["lite0_e2e_ips"] / figures["tutorial_ips"]
     report(figures)
@@ -337,7 +354,8 @@ def report(figures: dict[str, Any]) -> None:
             f"{figures['e2e_ips']:.0f}",
             ">= 200 moonshot",
         ),
-        ("tutorial's way (Lite0, PyTorch)", f"{figures['tutorial_ips']:.1f}", ""),
+        ("tutorial's way, default model (PyTorch)", f"{figures['tutorial_default_ips']:.1f}", ""),
+        ("tutorial's way, Lite0 (PyTorch)", f"{figures['tutorial_ips']:.1f}", ""),
         (
             "end to end / model only on ONNX Runtime f32",
             f"{figures['e2e_over_model_only_onnxruntime_f32']:.2f}",
@@ -345,7 +363,7 @@ def report(figures: dict[str, Any]) -> None:
         ),
         ("end to end / compute", f"{figures['e2e_over_compute']:.2f}", ">= 0.90"),
         ("compute / model only", f"{figures['compute_over_model_only']:.2f}", ">= 0.85"),
-        ("end to end / tutorial", f"{figures['e2e_over_tutorial']:.1f}", ">= 6"),
+        ("end to end / tutorial, same model", f"{figures['e2e_over_tutorial']:.1f}", ">= 6"),
         ("worker peak RSS (MB)", f"{figures['worker_peak_rss_mb']:.0f}", "<= 1000"),
         (
             "worker RSS early -> end (MB)",
