@@ -15,8 +15,9 @@ PROJECTION_SAMPLE = 20_000
 # Each row's nearest on the projection, this many times the neighbours asked for, are re-scored
 # on the full vectors; the exact nearest are kept.
 SHORTLIST_FACTOR = 3
-# Rows scored against every row in one matrix product (a block of 1,024 x 100,000 float32
-# scores is 400 MB).
+# Scores held at once: a block of rows against every row, float32 scores and the int64 positions
+# the shortlist is partitioned with (2**26 of each: 256 MB and 512 MB), at most 1,024 rows.
+BLOCK_SCORES = 2**26
 BLOCK_ROWS = 1024
 # Rows re-scored on the full vectors at once (their shortlists' vectors are gathered).
 RESCORE_ROWS = 128
@@ -53,8 +54,9 @@ def nearest_rows(
     shortlist = keep if basis is None else min(count - 1, keep * SHORTLIST_FACTOR)
     positions = np.empty((count, keep), np.int64)
     scores = np.empty((count, keep), np.float32)
-    for start in range(0, count, BLOCK_ROWS):
-        stop = min(count, start + BLOCK_ROWS)
+    block_rows = max(1, min(BLOCK_ROWS, BLOCK_SCORES // count))
+    for start in range(0, count, block_rows):
+        stop = min(count, start + block_rows)
         block = compared[start:stop] @ compared.T
         block[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # not itself
         candidates = np.argpartition(block, -shortlist, axis=1)[:, -shortlist:]

@@ -125,8 +125,11 @@ def _ratio_matches(query: np.ndarray, candidate: np.ndarray) -> tuple[np.ndarray
     passed = np.flatnonzero(best < RATIO**2 * second)
     # The closest query feature per candidate feature: sort by distance, keep each first.
     by_distance = passed[np.argsort(best[passed], kind="stable")]
-    _, first = np.unique(train[by_distance], return_index=True)
-    kept = by_distance[first]
+    _, closest = np.unique(train[by_distance], return_index=True)
+    # In the order each candidate feature was first matched, as a matcher walking the query's
+    # features gives them: RANSAC's fixed-seed samples, and so its verdicts, depend on it.
+    _, first_matched = np.unique(train[passed], return_index=True)
+    kept = by_distance[closest][np.argsort(first_matched, kind="stable")]
     return kept, train[kept]
 
 

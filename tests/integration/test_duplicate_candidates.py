@@ -40,7 +40,7 @@ def test_both_ways_of_finding_neighbours_give_the_same_pairs(
     clustered_index: MilvusIndex, under: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rows, in_process, paths = duplicates.candidate_pairs(clustered_index, 0.55, under, margin=0.0)
-    monkeypatch.setattr(duplicates, "IN_PROCESS_ROWS", 0)
+    monkeypatch.setattr(duplicates, "IN_PROCESS_BYTES", 0)
     searched_rows, searched, _ = duplicates.candidate_pairs(
         clustered_index, 0.55, under, margin=0.0
     )

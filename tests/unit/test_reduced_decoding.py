@@ -20,10 +20,10 @@ def _photo_like(width: int, height: int) -> Image.Image:
     return textured(width // 8, height // 8).resize((width, height), Image.Resampling.BICUBIC)
 
 
-def _draft_decode(data: bytes, side: int) -> np.ndarray:
+def _draft_decode(data: bytes, side: int, mode: str = "RGB") -> np.ndarray:
     image = Image.open(io.BytesIO(data))
-    image.draft("RGB", (side, side))
-    return np.asarray(image.convert("RGB"))
+    image.draft(mode, (side, side))
+    return np.asarray(image if image.mode == mode else image.convert(mode))
 
 
 @pytest.mark.parametrize("subsampling", [0, 1, 2])  # 4:4:4, 4:2:2, 4:2:0
@@ -47,10 +47,22 @@ def test_chroma_with_enough_dc_terms_loses_only_its_finer_detail() -> None:
     side = 1800 // 16
     fewer = keep_scans_for_eighth_scale(whole, side)
     assert fewer is not None and len(fewer) < 0.2 * len(whole)
+    luma = [_draft_decode(data, side, "YCbCr")[:, :, 0] for data in (fewer, whole)]
+    np.testing.assert_array_equal(luma[0], luma[1])
     reduced, full = _draft_decode(fewer, side), _draft_decode(whole, side)
-    luma = [np.asarray(Image.fromarray(array).convert("L"), np.int16) for array in (reduced, full)]
-    assert np.abs(luma[0] - luma[1]).max() <= 1
     assert np.abs(reduced.astype(np.int16) - full).mean() < 8.0
+
+
+def test_load_image_of_a_large_4_2_0_progressive_jpeg_stays_close_to_a_plain_draft(
+    tmp_path,
+) -> None:
+    path = write_image(tmp_path / "big.jpg", _photo_like(2400, 1800), quality=90, progressive=True)
+    side = SIZE * 3 // 4
+    expected = Image.fromarray(_draft_decode(path.read_bytes(), side)).resize(
+        (SIZE, SIZE), Image.Resampling.BILINEAR
+    )
+    array = load_image(str(path), SIZE, LIMIT).astype(np.int16)
+    assert np.abs(array - np.asarray(expected, np.int16)).mean() < 8.0
 
 
 def test_load_image_gives_the_same_array_as_before(tmp_path) -> None:
@@ -80,6 +92,61 @@ def test_grey_and_restart_marked_progressive_jpegs_keep_every_pixel(
     fewer = keep_scans_for_eighth_scale(whole, 150)
     assert fewer is not None and len(fewer) < 0.5 * len(whole)
     np.testing.assert_array_equal(_draft_decode(fewer, 150), _draft_decode(whole, 150))
+
+
+def _segment(data: bytes, marker: int, nth: int = 0) -> int:
+    """Where the `nth` segment with `marker` starts."""
+    position = -1
+    for _ in range(nth + 1):
+        position = data.index(bytes([0xFF, marker]), position + 1)
+    return position
+
+
+def _damaged(whole: bytes, damage: str) -> bytes:
+    data = bytearray(whole)
+    frame, second_scan = _segment(whole, 0xC2), _segment(whole, 0xDA, 1)
+    if damage == "zero sampling":
+        data[frame + 4 + 7] = 0x00
+    elif damage == "scan without components":
+        data[second_scan + 4] = 0
+    elif damage == "cut scan header":
+        del data[second_scan + 6 :]
+    elif damage == "second frame header":
+        length = int.from_bytes(whole[frame + 2 : frame + 4], "big")
+        data[second_scan:second_scan] = whole[frame : frame + 2 + length]
+    elif damage == "arithmetic coding":
+        data[frame + 1] = 0xCA
+    elif damage == "thousands of segments":
+        data[second_scan:second_scan] = b"\xff\xfe\x00\x03x" * 5000
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "zero sampling",
+        "scan without components",
+        "cut scan header",
+        "second frame header",
+        "arithmetic coding",
+        "thousands of segments",
+    ],
+)
+def test_hostile_headers_are_left_whole_and_decoded_or_refused_with_a_reason(
+    tmp_path, damage: str
+) -> None:
+    out = io.BytesIO()
+    _photo_like(1600, 1200).save(out, "JPEG", quality=90, progressive=True)
+    data = _damaged(out.getvalue(), damage)
+    assert keep_scans_for_eighth_scale(data, 150) is None
+    path = tmp_path / "damaged.jpg"
+    path.write_bytes(data)
+    try:
+        array = load_image(str(path), SIZE, LIMIT)
+    except ImageDecodeError as error:
+        assert str(error).startswith(("corrupt image", "not an image")), str(error)
+    else:
+        assert array.shape == (SIZE, SIZE, 3)
 
 
 def test_baseline_jpegs_are_left_to_the_plain_decoder() -> None:
