@@ -105,8 +105,8 @@ def keep_scans_for_eighth_scale(data: bytes, side: int) -> bytes | None:
     of a full decode: its 1/8 inverse DCT reads the DC term alone. A subsampled one may be
     scaled up by its inverse DCT, which then reads AC terms (4:2:0 chroma is): its AC scans are
     left out only when its DC terms alone are `side` samples both ways, and it may then differ
-    from a full decode by the chroma detail finer than that. The bytes come from anywhere: whatever they hold, this
-    returns bytes or None, reading each at most a few times."""
+    from a full decode by the chroma detail finer than that. The bytes come from anywhere:
+    whatever they hold, this returns bytes or None, reading each at most a few times."""
     try:
         return _without_ac_scans(data, side)
     except (IndexError, ValueError):  # a structure the checks below missed: decode it whole
