@@ -164,10 +164,6 @@ class FeatureCache:
         return LocalFeatures(packed[0], packed[1].astype(np.float32))
 
 
-def _row_count(index: VectorIndex, under: str) -> int:
-    return sum(1 for _ in index.iter_paths(under)) if under else index.count()
-
-
 def candidate_pairs(
     index: VectorIndex,
     min_score: float,
@@ -179,9 +175,10 @@ def candidate_pairs(
     """(rows searched, {(smaller id, larger id): score} of pairs at or above `min_score`
     (and, with a `margin`, standing out by it), the paths seen). Every row under `under`
     searches the same rows for its `neighbours` nearest."""
-    total = _row_count(index, under)
     pairs: dict[tuple[int, int], float] = {}
-    paths: dict[int, str] = {}
+    # Under a folder, its rows are counted by reading their paths: read once, kept.
+    paths: dict[int, str] = dict(index.iter_paths(under)) if under else {}
+    total = len(paths) if under else index.count()
     # Each row's `neighbours`-th nearest score: how crowded its neighbourhood is.
     crowd: dict[int, float] = {}
     done = 0
@@ -238,7 +235,10 @@ def _nearest_in_process(
         vectors, neighbours, lambda done, total: on_progress("searching", done, total)
     )
     del vectors
-    paths.update(index.iter_paths(under))
+    if not under:
+        paths.update(index.iter_paths())
+    else:  # rows written under the folder since its paths were read
+        paths.update(index.get_paths([row_id for row_id in ids.tolist() if row_id not in paths]))
     for row_id, row_positions, row_scores in zip(ids.tolist(), positions, scores, strict=True):
         yield row_id, list(zip(ids[row_positions].tolist(), row_scores.tolist(), strict=True))
 
