@@ -28,7 +28,7 @@ from ris.errors import DeviceUnavailableError
 log = logging.getLogger(__name__)
 
 # Bump when the profile's content or the way it is measured changes.
-PROFILE_VERSION = 2
+PROFILE_VERSION = 3
 
 
 @dataclass(frozen=True)
