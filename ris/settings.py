@@ -65,6 +65,11 @@ class Settings(BaseSettings):
         description="Inference precision: `f32`, or `bf16` (OpenVINO, on CPUs with BF16, only "
         "for a model that passed the quality gate in it); `auto` lets the measurement decide.",
     )
+    ungated_precision: bool = Field(
+        False,
+        description="Lets `RIS_PRECISION` name a precision the model has not passed the quality "
+        "gate in on the development sets: for `make bench-quality` measuring it, not for use.",
+    )
     batch_size: int = Field(64, ge=1, le=1024, description="Image paths per Celery task.")
     model_batch_size: int = Field(
         4, ge=1, le=1024, description="Images per inference call (small wins on CPU)."

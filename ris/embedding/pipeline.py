@@ -18,6 +18,7 @@ import numpy as np
 from ris.embedding.imaging import ImageSource, load_image
 from ris.embedding.models import gate_images, get_model_spec, model_file
 from ris.embedding.runtime import (
+    ALL_PRECISIONS,
     Candidate,
     RuntimeChoice,
     choose_runtime,
@@ -206,7 +207,7 @@ class EmbeddingPipeline:
                 settings.model_batch_size,
                 candidates,
             ),
-            allowed=precisions_passed(spec.name),
+            allowed=ALL_PRECISIONS if settings.ungated_precision else precisions_passed(spec.name),
         )
         log.info("inference on %s: %s", self.runtime.label, self.runtime.reason)
         self._pipe = (

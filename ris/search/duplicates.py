@@ -5,10 +5,12 @@ each block of rows keeps only its nearest."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from threading import Lock
 from typing import Any
@@ -54,8 +56,6 @@ VERIFY_CHUNK = 64
 # development sets as many hard-copy pairs verified (0.867 of them against 0.869).
 FEATURE_SIDE = 256
 FEATURE_COUNT = 500
-# Local features kept in memory (at most 64 KB each as bytes) while pairs are checked.
-FEATURE_CACHE = 4096
 
 Progress = Callable[[str, int, int], None]
 
@@ -132,36 +132,69 @@ class UnionFind:
         return [items for items in members.values() if len(items) > 1]
 
 
-class FeatureCache:
-    """Local features by row id, the least recently used dropped first; thread-safe."""
+class FeatureStore:
+    """Local features by row id, each picture's extracted once however many pairs it is in:
+    kept in an unnamed scratch file, so memory holds what the page cache can spare rather than
+    every picture's features (64 KB each as bytes). Thread-safe; a picture asked for while
+    another thread extracts it waits for that extraction."""
 
-    def __init__(self, pictures: Pictures, capacity: int = FEATURE_CACHE):
+    def __init__(self, pictures: Pictures):
         self.pictures = pictures
-        self.capacity = capacity
-        self._kept: OrderedDict[int, tuple[np.ndarray, np.ndarray] | None] = OrderedDict()
+        self._file = tempfile.TemporaryFile(prefix="ris-features-")
+        self._end = 0
+        # row id -> (offset, feature count) in the file, or None when it cannot be read.
+        self._stored: dict[int, tuple[int, int] | None] = {}
+        self._pending: dict[int, Future[LocalFeatures | None]] = {}
         self._lock = Lock()
+
+    def __enter__(self) -> FeatureStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
 
     def get(self, row_id: int, path: str) -> LocalFeatures | None:
         with self._lock:
-            if row_id in self._kept:
-                self._kept.move_to_end(row_id)
-                return self._unpack(self._kept[row_id])
-        features = self.pictures.features(path)
-        # SIFT descriptors are whole numbers 0-255: as bytes they take a quarter of the memory.
-        packed = (
-            None if features is None else (features.points, features.descriptors.astype(np.uint8))
-        )
+            if row_id in self._stored:
+                return self._read(self._stored[row_id])
+            waiting = self._pending.get(row_id)
+            if waiting is None:
+                self._pending[row_id] = mine = Future[LocalFeatures | None]()
+        if waiting is not None:
+            return waiting.result()
+        try:
+            features = self.pictures.features(path)
+            where = None if features is None else self._write(features)
+        except BaseException as error:
+            with self._lock:
+                del self._pending[row_id]
+            mine.set_exception(error)
+            raise
         with self._lock:
-            self._kept[row_id] = packed
-            while len(self._kept) > self.capacity:
-                self._kept.popitem(last=False)
+            self._stored[row_id] = where
+            del self._pending[row_id]
+        mine.set_result(features)
         return features
 
-    @staticmethod
-    def _unpack(packed: tuple[np.ndarray, np.ndarray] | None) -> LocalFeatures | None:
-        if packed is None:
+    def _write(self, features: LocalFeatures) -> tuple[int, int]:
+        # SIFT descriptors are whole numbers 0-255: as bytes they take a quarter of the space.
+        data = (
+            features.points.astype(np.float32).tobytes()
+            + features.descriptors.astype(np.uint8).tobytes()
+        )
+        with self._lock:
+            offset, self._end = self._end, self._end + len(data)
+        os.pwrite(self._file.fileno(), data, offset)
+        return offset, len(features.points)
+
+    def _read(self, where: tuple[int, int] | None) -> LocalFeatures | None:
+        if where is None:
             return None
-        return LocalFeatures(packed[0], packed[1].astype(np.float32))
+        offset, count = where
+        data = os.pread(self._file.fileno(), count * (2 * 4 + 128), offset)
+        points = np.frombuffer(data, np.float32, count * 2).reshape(count, 2)
+        descriptors = np.frombuffer(data, np.uint8, offset=count * 2 * 4).reshape(count, 128)
+        return LocalFeatures(points, descriptors.astype(np.float32))
 
 
 def candidate_pairs(
@@ -272,9 +305,9 @@ def _batches(
 
 
 def _in_checking_order(pairs: dict[tuple[int, int], float]) -> list[tuple[int, int]]:
-    """Pairs a connected cluster of candidates at a time (its images' features stay cached
-    while it is checked), the most similar first within each (the likeliest to join images,
-    which spares checking the weaker pairs between the same images)."""
+    """Pairs a connected cluster of candidates at a time, the most similar first within each
+    (the likeliest to join images, which spares checking the weaker pairs between the same
+    images)."""
     clusters = UnionFind()
     for first, second in pairs:
         clusters.union(first, second)
@@ -294,21 +327,22 @@ def accepted_pairs(
     joined = UnionFind()
     accepted = checked = 0
     order = _in_checking_order(pairs)
-    cache = FeatureCache(pictures) if pictures is not None else None
+    with ExitStack() as stack:
+        store = stack.enter_context(FeatureStore(pictures)) if pictures is not None else None
+        pool = stack.enter_context(ThreadPoolExecutor(max(1, threads), thread_name_prefix="verify"))
 
-    def matches(pair: tuple[int, int]) -> bool:
-        assert cache is not None
-        first = cache.get(pair[0], paths[pair[0]])
-        second = cache.get(pair[1], paths[pair[1]]) if first is not None else None
-        return second is not None and inliers(first, second) >= MIN_INLIERS  # type: ignore[arg-type]
+        def matches(pair: tuple[int, int]) -> bool:
+            assert store is not None
+            first = store.get(pair[0], paths[pair[0]])
+            second = store.get(pair[1], paths[pair[1]]) if first is not None else None
+            return second is not None and inliers(first, second) >= MIN_INLIERS  # type: ignore[arg-type]
 
-    on_progress("verifying", 0, len(order))
-    with ThreadPoolExecutor(max(1, threads), thread_name_prefix="verify") as pool:
+        on_progress("verifying", 0, len(order))
         for start in range(0, len(order), VERIFY_CHUNK):
             chunk = order[start : start + VERIFY_CHUNK]
             to_check = []
             for pair in chunk:
-                if cache is None or pairs[pair] >= IDENTICAL_SCORE:
+                if store is None or pairs[pair] >= IDENTICAL_SCORE:
                     joined.union(*pair)
                     accepted += 1
                 elif joined.find(pair[0]) != joined.find(pair[1]):

@@ -11,7 +11,13 @@ from PIL import Image
 
 from ris.embedding.imaging import load_image
 from ris.embedding.models import DEFAULT_MODEL, gate_images, get_model_spec
-from ris.embedding.openvino_session import openvino_capabilities
+from ris.embedding.openvino_session import (
+    OpenVinoEmbedder,
+    _core,
+    high_resolution_cuts,
+    openvino_capabilities,
+    split_at,
+)
 from ris.embedding.pipeline import EmbeddingPipeline
 from ris.embedding.runtime import (
     REFERENCE,
@@ -29,8 +35,10 @@ from ris.settings import Settings
 
 SPEC = get_model_spec(DEFAULT_MODEL)
 CAPABILITIES = openvino_capabilities()
-# A model that passed the gate in bf16 on the development sets (none of the shipped ones has).
+# A model that passed the gate in bf16 on the development sets, as the default model has.
 BF16_PASSED = frozenset({"f32", "bf16"})
+# A model that has not been through the gate below f32.
+NOT_GATED = "efficientnet-lite0"
 needs_bf16 = pytest.mark.skipif("BF16" not in CAPABILITIES, reason="this CPU has no BF16")
 
 
@@ -86,19 +94,58 @@ def test_auto_on_a_host_without_bf16_runs_f32(profile: list[Measured]) -> None:
         choose_runtime("auto", "bf16", "cpu", lambda _: profile, no_bf16, allowed=BF16_PASSED)
 
 
+def test_only_precisions_that_passed_on_the_development_sets_are_allowed() -> None:
+    assert precisions_passed(DEFAULT_MODEL) == {"f32", "bf16"}
+    assert precisions_passed(NOT_GATED) == {"f32"}
+
+
 @needs_bf16
-def test_a_precision_that_failed_on_the_development_sets_never_runs(
+def test_a_precision_that_did_not_pass_on_the_development_sets_never_runs(
     profile: list[Measured],
 ) -> None:
-    """The default model failed the gate in bf16 on the development sets: `auto` keeps f32 on
-    a host where bf16 is fastest and passes its own 36 photos, and asking for bf16 is refused."""
-    allowed = precisions_passed(DEFAULT_MODEL)
-    assert allowed == {"f32"}
+    """A model without a bf16 pass on the development sets: `auto` keeps f32 on a host where
+    bf16 is fastest and passes its own 36 photos, and asking for bf16 is refused."""
+    allowed = precisions_passed(NOT_GATED)
     choice = choose_runtime("auto", "auto", "cpu", lambda _: profile, CAPABILITIES, allowed=allowed)
     assert choice.precision == "f32"
     assert "failed the gate on the development sets: openvino/bf16" in choice.reason
     with pytest.raises(DeviceUnavailableError, match="did not pass the quality gate in bf16"):
         choose_runtime("openvino", "bf16", "cpu", lambda _: profile, CAPABILITIES, allowed=allowed)
+
+
+def test_bf16_keeps_the_high_resolution_blocks_whole_and_in_f32(
+    model_path: Path, gate_photos: np.ndarray
+) -> None:
+    """Each backbone is cut after its last block at 56 px; the two graphs run one after the other
+    give what the whole graph gives (here both in f32, which any CPU runs)."""
+    core = _core()
+    cuts = high_resolution_cuts(core.read_model(str(model_path)))
+    assert cuts == ["/backbones.0/_blocks.2/Add", "/backbones.1/features/features.3/Add"]
+    early, late = split_at(core, str(model_path), cuts)
+    assert [tuple(output.get_partial_shape())[2:] for output in early.outputs] == [(56, 56)] * 2
+    first = core.compile_model(early, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    second = core.compile_model(late, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    maps = first.create_infer_request().infer({0: gate_photos[:8]})
+    found = second.create_infer_request().infer([maps[output] for output in first.outputs])
+    whole = make_embedder(REFERENCE, model_path, 2, 8)
+    assert np.allclose(found[second.output("features")], whole(gate_photos[:8]), atol=1e-5)
+    assert np.allclose(found[second.output("logits")], whole.logits(gate_photos[:8]), atol=1e-3)
+
+
+@needs_bf16
+def test_bf16_runs_the_convolutions_past_56_px_in_bf16(model_path: Path) -> None:
+    embedder = OpenVinoEmbedder(str(model_path), 2, 4, "bf16")
+
+    def convolutions(compiled: object) -> set[str]:
+        ops = compiled.get_runtime_model().get_ordered_ops()  # type: ignore[attr-defined]
+        return {
+            op.get_rt_info()["runtimePrecision"].astype(str)
+            for op in ops
+            if op.get_rt_info()["layerType"].astype(str) == "Convolution"
+        }
+
+    assert convolutions(embedder.early) == {"f32"}
+    assert convolutions(embedder.compiled) == {"bf16"}
 
 
 @needs_bf16
@@ -178,7 +225,10 @@ def test_the_profile_is_measured_once_per_host(
 def test_the_pipeline_runs_what_the_settings_name(model_path: Path) -> None:
     chosen = EmbeddingPipeline(Settings(runtime="onnxruntime", precision="f32"), model_path)
     assert chosen.runtime.label == "onnxruntime/f32"
-    assert EmbeddingPipeline(Settings(), model_path).runtime.precision == "f32"
+    chosen_here = EmbeddingPipeline(Settings(), model_path).runtime.precision
+    assert chosen_here in precisions_passed(DEFAULT_MODEL)
+    if "BF16" not in CAPABILITIES:
+        assert chosen_here == "f32"
     with pytest.raises(DeviceUnavailableError, match="cannot run on this host"):
         EmbeddingPipeline(Settings(runtime="onnxruntime", precision="bf16"), model_path)
 

@@ -1,8 +1,23 @@
-"""Grouping pairs into duplicate groups: union-find, the order pairs are checked in."""
+"""Grouping pairs into duplicate groups: union-find, the order pairs are checked in, each
+picture's features extracted once."""
 
 from __future__ import annotations
 
-from ris.search.duplicates import UnionFind, _in_checking_order, accepted_pairs
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from ris.files.remote import Remote
+from ris.search.duplicates import (
+    FEATURE_COUNT,
+    FEATURE_SIDE,
+    FeatureStore,
+    UnionFind,
+    _in_checking_order,
+    accepted_pairs,
+)
+from ris.search.verify import LocalFeatures, Pictures
 
 
 def test_union_find_joins_chains_into_one_set_and_keeps_others_apart() -> None:
@@ -29,3 +44,36 @@ def test_without_verification_every_pair_joins_its_images() -> None:
     joined, checked, accepted = accepted_pairs(pairs, {}, None)
     assert (checked, accepted) == (0, 3)
     assert sorted(sorted(items) for items in joined.sets()) == [[1, 2, 3], [7, 8]]
+
+
+class CountingPictures(Pictures):
+    """The product's pictures, counting the features extracted."""
+
+    def __init__(self) -> None:
+        super().__init__(Remote(), 10**8, FEATURE_SIDE, FEATURE_COUNT)
+        self.extracted: list[str] = []
+
+    def features(self, path: str) -> LocalFeatures | None:
+        self.extracted.append(path)
+        return super().features(path)
+
+
+def test_each_pictures_features_are_extracted_once_and_read_back_unchanged(
+    photos: list[Path], tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not a jpeg")
+    paths = dict(enumerate([*map(str, photos[:4]), str(broken)]))
+    pictures = CountingPictures()
+    with FeatureStore(pictures) as store, ThreadPoolExecutor(4) as pool:
+        asked = [row_id for row_id in paths for _ in range(6)]
+        first = list(pool.map(lambda row_id: store.get(row_id, paths[row_id]), asked))
+        again = [store.get(row_id, paths[row_id]) for row_id in paths]
+    assert sorted(pictures.extracted) == sorted(paths.values())  # once each, however many asks
+    assert first[-1] is None and again[-1] is None  # unreadable, and remembered so
+    for row_id in range(4):
+        fresh = Pictures(Remote(), 10**8, FEATURE_SIDE, FEATURE_COUNT).features(paths[row_id])
+        stored = again[row_id]
+        assert fresh is not None and stored is not None and len(stored.points) > 100
+        assert np.array_equal(stored.points, fresh.points)
+        assert np.array_equal(stored.descriptors, fresh.descriptors)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ris.search.neighbours import PROJECTED_DIM, nearest_rows
+from ris.search.neighbours import PROJECTED_DIM, TILE, nearest_rows, top_columns
 
 
 def _clustered(count: int, dim: int, seed: int = 3) -> np.ndarray:
@@ -47,3 +47,18 @@ def test_few_dimensions_are_searched_exactly_and_small_sets_ask_for_what_exists(
     two = nearest_rows(vectors[:3], 10)
     assert two[0].shape == (3, 2) and set(two[0][0]) == {1, 2}
     assert nearest_rows(vectors[:1], 10)[0].shape == (1, 0)
+
+
+def test_top_columns_are_each_rows_largest_values() -> None:
+    rng = np.random.default_rng(5)
+    block = rng.normal(size=(40, TILE * 50)).astype(np.float32)
+    block[0, :] = 1.0  # all tied: any k of them
+    block[1, : TILE * 10] = -np.inf
+    block[2, rng.choice(block.shape[1], 40, replace=False)] = 9.0  # the largest share a few tiles
+    block[2, 7 : 7 + 30] = 8.0
+    for k in (1, 30, 49, 60):  # the last searches every column
+        found = top_columns(block.copy(), k)
+        assert found.shape == (40, k)
+        assert all(len(set(row)) == k for row in found)
+        mine = np.sort(np.take_along_axis(block, found, axis=1), axis=1)
+        assert np.array_equal(mine, np.sort(block, axis=1)[:, -k:])
