@@ -221,6 +221,9 @@ class LocalMilvusServer(LocalService):
         self.binary_dir = Path(binary_dir)
         # With authorization, clients sign in (the root user's password is `Milvus`).
         self.authorization = authorization
+        self._pick_internal_ports()
+
+    def _pick_internal_ports(self) -> None:
         self.ports = {key: free_port() for key in self._PORT_KEYS[1:]}
         self.ports["proxy_port"] = self.port
         self.metrics_port, self.etcd_client_port, self.etcd_peer_port = (
@@ -229,12 +232,22 @@ class LocalMilvusServer(LocalService):
             free_port(),
         )
 
-    def _configure(self) -> dict[str, str]:
+    def _configure(self, attempts: int = 5) -> dict[str, str]:
         from milvus import MilvusServerConfig, _initialize_data_files
 
-        config = MilvusServerConfig(data_dir=str(self.data_dir), **self.ports)
-        config.set("authorization_enabled", self.authorization)
-        config.resolve()  # writes data_dir/configs/milvus.yaml
+        for attempt in range(attempts):
+            config = MilvusServerConfig(data_dir=str(self.data_dir), **self.ports)
+            config.set("authorization_enabled", self.authorization)
+            try:
+                config.resolve()  # checks every port binds; writes data_dir/configs/milvus.yaml
+                break
+            except RuntimeError as error:
+                # A port found free a moment ago can be taken since: the system hands the same
+                # range out as the local ports of other processes' connections.
+                if "bind failed" not in str(error) or attempt == attempts - 1:
+                    raise
+                log.info("milvus: %s; picking other ports", error)
+                self._pick_internal_ports()
         if not (self.binary_dir / "bin" / "milvus").exists():
             _initialize_data_files(str(self.binary_dir))  # unpacks the binary, once
         etcd = self.data_dir / "configs" / "embedEtcd.yaml"
