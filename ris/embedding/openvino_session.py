@@ -70,14 +70,14 @@ def high_resolution_cuts(model: Any) -> list[str]:
     return [cuts[backbone][1] for backbone in sorted(cuts)]
 
 
-def split_at(core: Any, model_path: str, cuts: list[str]) -> tuple[Any, Any]:
-    """(the graph from its images to the `cuts`, the graph from the `cuts` to its outputs)."""
+def split_at(graph: Any, cuts: list[str]) -> tuple[Any, Any]:
+    """(the graph from its images to the `cuts`, the graph from the `cuts` to its outputs);
+    `graph` itself is left whole."""
     import openvino as ov
 
-    early_graph = core.read_model(model_path)
-    nodes = {node.get_friendly_name(): node for node in early_graph.get_ordered_ops()}
-    early = ov.Model([nodes[name].output(0) for name in cuts], early_graph.get_parameters())
-    late_graph = core.read_model(model_path)
+    nodes = {node.get_friendly_name(): node for node in graph.get_ordered_ops()}
+    early = ov.Model([nodes[name].output(0) for name in cuts], graph.get_parameters())
+    late_graph = graph.clone()
     nodes = {node.get_friendly_name(): node for node in late_graph.get_ordered_ops()}
     inputs = []
     for name in cuts:
@@ -117,10 +117,11 @@ class OpenVinoEmbedder(Embedder):
         if compiled_cache is not None:
             # A worker's second start loads the compiled blob instead of compiling the graph.
             config["CACHE_DIR"] = str(compiled_cache)
-        cuts = high_resolution_cuts(core.read_model(model_path)) if precision == "bf16" else []
+        graph = core.read_model(model_path) if precision == "bf16" else None
+        cuts = high_resolution_cuts(graph) if graph is not None else []
         self.early: Any = None
         if cuts:
-            early, late = split_at(core, model_path, cuts)
+            early, late = split_at(graph, cuts)
             self.early = core.compile_model(
                 early, "CPU", {**config, "INFERENCE_PRECISION_HINT": "f32"}
             )

@@ -135,7 +135,7 @@ class UnionFind:
 class FeatureStore:
     """Local features by row id, each picture's extracted once however many pairs it is in:
     kept in an unnamed scratch file, so memory holds what the page cache can spare rather than
-    every picture's features (64 KB each as bytes). Thread-safe; a picture asked for while
+    every picture's features (about 68 KB each as bytes). Thread-safe; a picture asked for while
     another thread extracts it waits for that extraction."""
 
     def __init__(self, pictures: Pictures):
@@ -155,11 +155,14 @@ class FeatureStore:
 
     def get(self, row_id: int, path: str) -> LocalFeatures | None:
         with self._lock:
-            if row_id in self._stored:
-                return self._read(self._stored[row_id])
+            stored = row_id in self._stored
+            where = self._stored.get(row_id)
             waiting = self._pending.get(row_id)
-            if waiting is None:
+            if not stored and waiting is None:
                 self._pending[row_id] = mine = Future[LocalFeatures | None]()
+        # Read outside the lock: the other threads' reads and extractions go on meanwhile.
+        if stored:
+            return self._read(where)
         if waiting is not None:
             return waiting.result()
         try:

@@ -119,9 +119,10 @@ def test_bf16_keeps_the_high_resolution_blocks_whole_and_in_f32(
     """Each backbone is cut after its last block at 56 px; the two graphs run one after the other
     give what the whole graph gives (here both in f32, which any CPU runs)."""
     core = _core()
-    cuts = high_resolution_cuts(core.read_model(str(model_path)))
+    graph = core.read_model(str(model_path))
+    cuts = high_resolution_cuts(graph)
     assert cuts == ["/backbones.0/_blocks.2/Add", "/backbones.1/features/features.3/Add"]
-    early, late = split_at(core, str(model_path), cuts)
+    early, late = split_at(graph, cuts)
     assert [tuple(output.get_partial_shape())[2:] for output in early.outputs] == [(56, 56)] * 2
     first = core.compile_model(early, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     second = core.compile_model(late, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
