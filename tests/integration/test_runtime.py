@@ -27,6 +27,7 @@ from ris.embedding.runtime import (
     Measured,
     batch_speeds,
     choose_runtime,
+    cosine_rows,
     fastest_batch,
     host_candidates,
     host_profile,
@@ -295,3 +296,14 @@ def test_batch_speeds_time_each_size_on_the_same_embedder(
 def test_the_pipeline_runs_the_batch_size_set_or_the_fastest(model_path: Path) -> None:
     assert EmbeddingPipeline(Settings(model_batch_size=3), model_path).model_batch_size == 3
     assert EmbeddingPipeline(Settings(), model_path).model_batch_size in BATCH_SIZES
+
+
+def test_every_runtime_gives_the_same_descriptors_at_every_batch_size(
+    model_path: Path, gate_photos: np.ndarray
+) -> None:
+    """What auto picks changes speed, never the vectors (the gate measured them at batch 4)."""
+    for candidate in host_candidates(CAPABILITIES):
+        at_four = make_embedder(candidate, model_path, 1, 4)(gate_photos[:8])
+        for size in (1, 2, 8):
+            other = make_embedder(candidate, model_path, 1, size)(gate_photos[:8])
+            assert cosine_rows(at_four, other).min() > 0.99999, (candidate, size)
