@@ -1,4 +1,4 @@
-"""Which inference runtime and precision a host runs: as set, or the fastest that passes the gate.
+"""The inference runtime, precision and model batch a host runs: as set, or the fastest allowed.
 
 A precision below f32 is allowed only if its descriptors agree with ONNX Runtime f32 on real
 photos (the quality gate). `auto` measures, once per host, model and thread count, every runtime
