@@ -8,7 +8,9 @@ best pass. So the best cell is a ceiling measured exactly as every other cell.
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 LAYOUTS = ((1, 2), (2, 1))
 PASSES = 2
 ROUNDS = 2  # each pass embeds the images this many times
+Span = tuple[float, float]  # a pass's start and end, time.perf_counter()
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ class Cell:
         )
 
 
-def _passes(cell: Cell, model_path: Path, images: np.ndarray, barrier: Any) -> list[tuple]:
+def _passes(cell: Cell, model_path: Path, images: np.ndarray, barrier: Any) -> list[Span]:
     embedder = make_embedder(
         Candidate(cell.runtime, cell.precision), model_path, cell.threads, cell.batch
     )
@@ -56,28 +59,46 @@ def _passes(cell: Cell, model_path: Path, images: np.ndarray, barrier: Any) -> l
     return spans
 
 
-def _child(cell: Cell, model_path: Path, images: np.ndarray, barrier: Any, out: Any) -> None:
-    out.put(_passes(cell, model_path, images, barrier))
+def _child(work: Callable[..., list[Span]], arguments: tuple, barrier: Any, out: Any) -> None:
+    out.put(work(*arguments, barrier))
 
 
-def measure_cell(cell: Cell, model_path: Path, images: np.ndarray) -> float:
-    """Images/s of the whole layout: every process's images over the wall time of a pass
-    (first start to last finish), best of PASSES."""
+def run_together(
+    work: Callable[..., list[Span]], arguments: list[tuple], items_per_pass: int
+) -> float:
+    """Items/s of `work` run in one fresh process per entry of `arguments` at once: each
+    process's passes start together at a barrier, and a pass lasts from the first start to
+    the last finish; the best pass. `work(*entry, barrier)` returns its passes' spans."""
     context = multiprocessing.get_context("spawn")
-    barrier, out = context.Barrier(cell.processes), context.Queue()
+    barrier, out = context.Barrier(len(arguments)), context.Queue()
     children = [
-        context.Process(target=_child, args=(cell, model_path, images, barrier, out))
-        for _ in range(cell.processes)
+        context.Process(target=_child, args=(work, entry, barrier, out)) for entry in arguments
     ]
     for child in children:
         child.start()
-    spans = [out.get(timeout=600) for _ in children]
+    spans: list[list[Span]] = []
+    while len(spans) < len(children):
+        try:
+            spans.append(out.get(timeout=5))
+        except queue.Empty:
+            failed = [child.exitcode for child in children if child.exitcode not in (None, 0)]
+            if failed:
+                raise RuntimeError(f"a measuring process exited with {failed[0]}") from None
     for child in children:
         child.join(60)
-    images_per_pass = cell.processes * ROUNDS * len(images)
+    passes = min(len(each) for each in spans)
     return max(
-        images_per_pass / (max(s[i][1] for s in spans) - min(s[i][0] for s in spans))
-        for i in range(PASSES)
+        items_per_pass / (max(s[i][1] for s in spans) - min(s[i][0] for s in spans))
+        for i in range(passes)
+    )
+
+
+def measure_cell(cell: Cell, model_path: Path, images: np.ndarray) -> float:
+    """Images/s of the whole layout: every process embeds the images ROUNDS times a pass."""
+    return run_together(
+        _passes,
+        [(cell, model_path, images)] * cell.processes,
+        cell.processes * ROUNDS * len(images),
     )
 
 

@@ -7,7 +7,7 @@ import logging
 import queue
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,9 +19,11 @@ from ris.embedding.imaging import ImageSource, load_image
 from ris.embedding.models import gate_images, get_model_spec, model_file
 from ris.embedding.runtime import (
     ALL_PRECISIONS,
+    DEFAULT_BATCH,
     Candidate,
     RuntimeChoice,
     choose_runtime,
+    fastest_batch,
     host_profile,
     make_embedder,
     precisions_passed,
@@ -196,20 +198,18 @@ class EmbeddingPipeline:
         self.model_name = spec.name
         model = model_path or model_file(spec, settings.cache_dir)
         threads = settings.resolved_inference_threads
+        photos = functools.partial(gate_images, spec, settings.cache_dir)
         self.runtime: RuntimeChoice = choose_runtime(
             settings.runtime,
             settings.precision,
             settings.device,
             lambda candidates: host_profile(
-                model,
-                lambda: gate_images(spec, settings.cache_dir),
-                threads,
-                settings.model_batch_size,
-                candidates,
+                model, photos, threads, settings.model_batch_size or DEFAULT_BATCH, candidates
             ),
             allowed=ALL_PRECISIONS if settings.ungated_precision else precisions_passed(spec.name),
         )
         log.info("inference on %s: %s", self.runtime.label, self.runtime.reason)
+        self.model_batch_size = self._model_batch_size(settings, model, photos, threads)
         self._pipe = (
             pipe.input("paths")
             .map(
@@ -232,7 +232,7 @@ class EmbeddingPipeline:
                 ops.ris.embed_images(
                     model_path=str(model),
                     threads=threads,
-                    model_batch_size=settings.model_batch_size,
+                    model_batch_size=self.model_batch_size,
                     device=settings.device,
                     choice=Candidate(self.runtime.runtime, self.runtime.precision),
                 ),
@@ -240,6 +240,20 @@ class EmbeddingPipeline:
             .map("features", "vectors", ops.ris.l2_normalise())
             .output("kept", "vectors", "failures")
         )
+
+    def _model_batch_size(
+        self, settings: Settings, model: Path, photos: Callable[[], Path], threads: int
+    ) -> int:
+        """RIS_MODEL_BATCH_SIZE, or (0, auto) the size the chosen runtime ran fastest at here."""
+        if settings.model_batch_size:
+            return settings.model_batch_size
+        if settings.device != "cpu":
+            log.info("model batch %d: auto on %s", DEFAULT_BATCH, settings.device)
+            return DEFAULT_BATCH
+        size, speeds = fastest_batch(self.runtime, model, photos, threads)
+        measured = ", ".join(f"{batch}: {speed:.0f}" for batch, speed in speeds.items())
+        log.info("model batch %d: the fastest here (images/s at each: %s)", size, measured)
+        return size
 
     def __call__(self, sources: Sequence[S]) -> EmbeddedBatch[S]:
         kept, vectors, failures = self._pipe(list(sources)).get()

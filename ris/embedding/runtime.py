@@ -1,4 +1,4 @@
-"""Which inference runtime and precision a host runs: as set, or the fastest that passes the gate.
+"""The inference runtime, precision and model batch a host runs: as set, or the fastest allowed.
 
 A precision below f32 is allowed only if its descriptors agree with ONNX Runtime f32 on real
 photos (the quality gate). `auto` measures, once per host, model and thread count, every runtime
@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -67,6 +68,13 @@ DEVELOPMENT_SET_PASSES: dict[str, frozenset[str]] = {
 
 # Every precision a host may be asked for.
 ALL_PRECISIONS = frozenset({"f32", "bf16"})
+
+# Images per inference call that `RIS_MODEL_BATCH_SIZE=0` (auto) chooses from on a CPU, by
+# measuring them with the runtime chosen. On this machine's Xeon one thread of OpenVINO bf16 ran
+# 132, 134, 121 and 119 images/s at 1, 2, 4 and 8, and two threads 176, 210, 207 and 188.
+BATCH_SIZES = (1, 2, 4, 8)
+# The batch runtimes are compared at, and what auto runs on a GPU (unmeasured: no GPU here).
+DEFAULT_BATCH = 4
 
 
 def precisions_passed(model: str) -> frozenset[str]:
@@ -182,7 +190,9 @@ def measure(
     return rows
 
 
-def _host_key(threads: int, batch: int, candidates: list[Candidate]) -> dict[str, object]:
+def _host_key(
+    threads: int, batch: int | list[int], candidates: list[Candidate]
+) -> dict[str, object]:
     """What a profile depends on: a change in any of these measures again."""
     import onnxruntime
 
@@ -199,6 +209,29 @@ def _host_key(threads: int, batch: int, candidates: list[Candidate]) -> dict[str
     return key
 
 
+def _cached(kind: str, model_path: Path, host: dict[str, Any], measure: Callable[[], Any]) -> Any:
+    """`measure()` once per host (the JSON of its result kept next to the model, keyed by
+    `host`); processes started beside the one measuring wait for its file."""
+    digest = hashlib.sha256(json.dumps(host, sort_keys=True).encode()).hexdigest()[:16]
+    path = model_path.parent / "runtime-profiles" / f"{model_path.stem}-{kind}-{digest}.json"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(path.with_suffix(".lock"), "w")  # noqa: SIM115 - held for the whole block
+    except OSError as error:
+        log.warning("cannot cache the %s profile (%s): measuring for this process", kind, error)
+        return measure()
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            return json.loads(path.read_text())["measured"]
+        log.info("profiling %s on this host (once): %s", kind, path.name)
+        measured = measure()
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"host": host, "measured": measured}, indent=1))
+        temporary.replace(path)
+        return measured
+
+
 def host_profile(
     model_path: Path,
     gate_images: Callable[[], Path],
@@ -206,33 +239,52 @@ def host_profile(
     model_batch_size: int,
     candidates: list[Candidate],
 ) -> list[Measured]:
-    """`candidates` measured on this host once and cached (one process measures while the others
-    started beside it wait for its file)."""
-    host = _host_key(threads, model_batch_size, candidates)
-    digest = hashlib.sha256(json.dumps(host, sort_keys=True).encode()).hexdigest()[:16]
-    path = model_path.parent / "runtime-profiles" / f"{model_path.stem}-{digest}.json"
+    """`candidates` measured on this host once and cached."""
 
-    def measure_now() -> list[Measured]:
-        log.info("profiling inference runtimes on this host (once): %s", path.name)
+    def measure_now() -> list[dict[str, Any]]:
         photos = np.load(gate_images())
-        return measure(candidates, model_path, photos, threads, model_batch_size)
+        rows = measure(candidates, model_path, photos, threads, model_batch_size)
+        return [asdict(row) for row in rows]
 
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(path.with_suffix(".lock"), "w")  # noqa: SIM115 - held for the whole block
-    except OSError as error:
-        log.warning("cannot cache the runtime profile (%s): measuring for this process", error)
-        return measure_now()
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if path.exists():
-            return [Measured(**row) for row in json.loads(path.read_text())["measured"]]
-        rows = measure_now()
-        temporary = path.with_suffix(".tmp")
-        profile = {"host": host, "measured": [asdict(row) for row in rows]}
-        temporary.write_text(json.dumps(profile, indent=1))
-        temporary.replace(path)
-        return rows
+    host = _host_key(threads, model_batch_size, candidates)
+    return [Measured(**row) for row in _cached("runtimes", model_path, host, measure_now)]
+
+
+def batch_speeds(
+    embedder: Embedder, images: np.ndarray, sizes: tuple[int, ...]
+) -> dict[int, float]:
+    """Images/s of `embedder` at each batch size, best of three passes taken in turn (the
+    first warms each size up)."""
+    speeds = dict.fromkeys(sizes, 0.0)
+    for _ in range(3):
+        for size in sizes:
+            embedder.model_batch_size = size
+            start = time.perf_counter()
+            embedder(images)
+            speeds[size] = max(speeds[size], len(images) / (time.perf_counter() - start))
+    return {size: round(speed, 1) for size, speed in speeds.items()}
+
+
+def fastest_batch(
+    choice: Candidate | RuntimeChoice,
+    model_path: Path,
+    gate_images: Callable[[], Path],
+    threads: int,
+) -> tuple[int, dict[int, float]]:
+    """(the batch size `choice` runs fastest at on this host, images/s at each), measured once
+    per host and cached. ONNX Runtime with several threads runs a batch's chunks on one
+    single-threaded session per thread (ris/embedding/pipeline.py), so it is measured on one."""
+    threads = 1 if choice.runtime == "onnxruntime" else threads
+
+    def measure_now() -> dict[str, float]:
+        embedder = make_embedder(choice, model_path, threads, DEFAULT_BATCH)
+        speeds = batch_speeds(embedder, np.load(gate_images()), BATCH_SIZES)
+        return {str(size): speed for size, speed in speeds.items()}
+
+    host = _host_key(threads, list(BATCH_SIZES), [Candidate(choice.runtime, choice.precision)])
+    cached = _cached("batch", model_path, host, measure_now)
+    speeds = {int(size): speed for size, speed in cached.items()}
+    return max(speeds, key=lambda size: speeds[size]), speeds
 
 
 def _describe(row: Measured) -> str:

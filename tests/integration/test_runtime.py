@@ -20,10 +20,15 @@ from ris.embedding.openvino_session import (
 )
 from ris.embedding.pipeline import EmbeddingPipeline
 from ris.embedding.runtime import (
+    BATCH_SIZES,
     REFERENCE,
+    Candidate,
     GateThresholds,
     Measured,
+    batch_speeds,
     choose_runtime,
+    cosine_rows,
+    fastest_batch,
     host_candidates,
     host_profile,
     make_embedder,
@@ -248,3 +253,57 @@ def test_a_host_that_cannot_write_its_cache_still_chooses(
         host_candidates(CAPABILITIES),
     )
     assert [row.candidate for row in rows] == host_candidates(CAPABILITIES)
+
+
+def test_auto_batch_is_the_fastest_measured_and_measured_once(
+    model_path: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    """RIS_MODEL_BATCH_SIZE=0 runs the size the chosen runtime was fastest at on this host;
+    later starts read it from the cache."""
+    (tmp_path / model_path.name).symlink_to(model_path)
+    asked: list[int] = []
+
+    def photos() -> Path:
+        asked.append(1)
+        return gate_images(SPEC, cache_dir)
+
+    choice = Candidate("onnxruntime", "f32")
+    size, speeds = fastest_batch(choice, tmp_path / model_path.name, photos, 2)
+    assert sorted(speeds) == list(BATCH_SIZES) and all(speed > 0 for speed in speeds.values())
+    assert speeds[size] == max(speeds.values())
+    assert fastest_batch(choice, tmp_path / model_path.name, photos, 2) == (size, speeds)
+    assert asked == [1]
+
+
+def test_batch_speeds_time_each_size_on_the_same_embedder(
+    model_path: Path, gate_photos: np.ndarray
+) -> None:
+    embedder = make_embedder(REFERENCE, model_path, 1, 4)
+    calls: list[int] = []
+    infer = embedder._infer
+
+    def counted(output: str, chunk: np.ndarray) -> np.ndarray:
+        calls.append(len(chunk))
+        return infer(output, chunk)
+
+    embedder._infer = counted  # type: ignore[method-assign]
+    speeds = batch_speeds(embedder, gate_photos[:8], (1, 8))
+    assert set(speeds) == {1, 8}
+    # Three passes over the images at each size in turn.
+    assert calls == ([1] * 8 + [8]) * 3
+
+
+def test_the_pipeline_runs_the_batch_size_set_or_the_fastest(model_path: Path) -> None:
+    assert EmbeddingPipeline(Settings(model_batch_size=3), model_path).model_batch_size == 3
+    assert EmbeddingPipeline(Settings(), model_path).model_batch_size in BATCH_SIZES
+
+
+def test_every_runtime_gives_the_same_descriptors_at_every_batch_size(
+    model_path: Path, gate_photos: np.ndarray
+) -> None:
+    """What auto picks changes speed, never the vectors (the gate measured them at batch 4)."""
+    for candidate in host_candidates(CAPABILITIES):
+        at_four = make_embedder(candidate, model_path, 1, 4)(gate_photos[:8])
+        for size in (1, 2, 8):
+            other = make_embedder(candidate, model_path, 1, size)(gate_photos[:8])
+            assert cosine_rows(at_four, other).min() > 0.99999, (candidate, size)
