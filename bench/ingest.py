@@ -78,10 +78,11 @@ def compute(settings: Settings, model_path: Path, paths: list[str]) -> dict[str,
     return rates
 
 
-# The worker layout the README recommends for a small (2-core) CPU host.
 TUTORIAL_MODEL = "efficientnet-lite0"
 # Worker memory is compared after this many images and at the end: it must not grow.
 EARLY = 500
+# The worker layout the README recommends for a small (2-core) CPU host; the model batch is
+# left to the worker (auto).
 SMALL_HOST_WORKER = {
     "RIS_WORKER_CONCURRENCY": "2",
     "RIS_INFERENCE_THREADS": "1",
