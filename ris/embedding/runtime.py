@@ -256,12 +256,14 @@ def batch_speeds(
     """Images/s of `embedder` at each batch size, best of three passes taken in turn (the
     first warms each size up)."""
     speeds = dict.fromkeys(sizes, 0.0)
+    own = embedder.model_batch_size
     for _ in range(3):
         for size in sizes:
             embedder.model_batch_size = size
             start = time.perf_counter()
             embedder(images)
             speeds[size] = max(speeds[size], len(images) / (time.perf_counter() - start))
+    embedder.model_batch_size = own
     return {size: round(speed, 1) for size, speed in speeds.items()}
 
 

@@ -93,10 +93,7 @@ def restart_mid_job(
             out, err = enqueue.communicate(timeout=timeouts[1])
             if enqueue.returncode != 0:
                 assert "not done after" in err.decode(), err.decode()
-                enqueue = run_producer(
-                    env, "enqueue", str(tmp_path / "data"), "--wait", "--json", "--timeout", "120"
-                )
-                status = finished_status(enqueue, timeout=180)
+                status = enqueue_again(env, tmp_path / "data")
                 assert 0 < status["indexed"] < len(paths) and status["failed"] == 0
                 assert all(worker.poll() is None for worker in workers)
                 assert_indexed_exactly_once(_store(env), paths)
@@ -182,6 +179,13 @@ def finished_status(enqueue: subprocess.Popen[bytes], timeout: float) -> dict[st
     return dict(json.loads(out))
 
 
+def enqueue_again(env: dict[str, str], root: Path) -> dict[str, Any]:
+    """`producer enqueue --wait` run again, as a user does after a job that waited: its status."""
+    return finished_status(
+        run_producer(env, "enqueue", str(root), "--wait", "--json", "--timeout", "120"), 180
+    )
+
+
 def _job_id(client: redis.Redis) -> str:
     jobs = client.zrevrange("ris:jobs", 0, 0)
     return jobs[0].decode() if jobs else "none"
@@ -239,8 +243,7 @@ def test_a_batch_the_broker_lost_is_sent_again_by_running_the_command_again(
     try:
         _, err = enqueue.communicate(timeout=120)
         assert enqueue.returncode == 1 and "not done after" in err.decode(), err.decode()
-        again = run_producer(env, "enqueue", data, "--wait", "--json", "--timeout", "120")
-        status = finished_status(again, timeout=180)
+        status = enqueue_again(env, tmp_path / "data")
     finally:
         stop_workers(workers)
     assert 0 < status["indexed"] <= 6 and status["failed"] == 0
