@@ -14,7 +14,7 @@ from ris.index.base import VectorIndex
 from ris.index.milvus import open_index
 from ris.jobs.connection import connect_redis
 from ris.jobs.contract import FINALIZE_TASK, INGEST_TASK, BatchPayload, celery_config
-from ris.jobs.tracker import JobTracker
+from ris.jobs.tracker import JobTracker, SentTask, batch_task_id, finalize_task_id
 from ris.settings import Settings
 
 # Rides out a broker restart of about a minute while publishing.
@@ -45,13 +45,17 @@ class Producer:
             self.index.close()
             del self.__dict__["index"]
 
-    def _publish(self, task: str, argument: Any, **options: Any) -> None:
-        """Send one task to this producer's queue, riding out a short broker restart."""
+    def _publish(self, task: str, argument: Any, task_id: str, **options: Any) -> None:
+        """Send one task to this producer's queue, riding out a short broker restart. It goes
+        in the ledger of tasks sent first: should the broker lose it, a worker sends it again."""
+        queue = self.settings.queue
+        self.tracker.remember_sent(SentTask(task_id, queue, task, argument))
         try:
             self.app.send_task(
                 task,
                 args=[argument],
-                queue=self.settings.queue,
+                queue=queue,
+                task_id=task_id,
                 retry=True,
                 retry_policy=PUBLISH_RETRY_POLICY,
                 **options,
@@ -63,11 +67,12 @@ class Producer:
         # What Flower and the worker's log show for the task; Celery's default, a truncated
         # repr of every path, cost more than the rest of sending the batch.
         summary = f"job {payload.job} batch {payload.batch}: {len(payload.paths)} paths"
-        self._publish(INGEST_TASK, payload.to_message(), argsrepr=summary)
+        task_id = batch_task_id(payload.job, payload.batch)
+        self._publish(INGEST_TASK, payload.to_message(), task_id, argsrepr=summary)
 
     def finalize(self, job: str) -> None:
         # Same queue as the job's batches: the workers that just ran them are known to consume it.
-        self._publish(FINALIZE_TASK, job)
+        self._publish(FINALIZE_TASK, job, finalize_task_id(job))
 
     def queue_length(self) -> int:
         """Batches waiting in the queue this producer sends to (its backpressure signal)."""

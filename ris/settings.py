@@ -92,6 +92,13 @@ class Settings(BaseSettings):
     visibility_timeout: int = Field(
         600, ge=10, description="Seconds before an unacknowledged batch is redelivered."
     )
+    lost_task_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="A batch sent and not done that the broker has neither queued nor given to "
+        "a worker for this long (lost in a Redis restart) is sent again by a worker; 0 turns "
+        "the check off.",
+    )
     max_pixels: int = Field(
         100_000_000, ge=1, description="Images with more pixels are refused (decompression bombs)."
     )

@@ -9,8 +9,10 @@ from celery.signals import worker_process_init
 
 from ris.jobs.contract import celery_config
 from workers import runtime
+from workers.sweep import LostTaskSweepStep
 
 app = Celery("workers", include=["workers.tasks"])
+app.steps["worker"].add(LostTaskSweepStep)
 
 
 @app.on_configure.connect

@@ -1,4 +1,5 @@
-"""Job records in Redis: per-job counters, failure reasons, exactly-once batch accounting."""
+"""Job records in Redis: per-job counters, failure reasons, exactly-once batch accounting, and
+the ledger of tasks sent and not yet done (see ris/jobs/lost_tasks.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import redis
 from ris.errors import JobNotFoundError
 from ris.files.identity import path_bytes
 from ris.jobs.connection import redis_errors_translated
+from ris.jobs.contract import FINALIZE_TASK, INGEST_TASK
 
 KEY_PREFIX = "ris"
 STATE_SCANNING = "scanning"
@@ -21,6 +23,10 @@ STATE_DONE = "done"
 DEAD_LETTERS_KEY = f"{KEY_PREFIX}:dead_letters"
 DEAD_LETTERS_KEPT = 10_000
 DEAD_LETTER_BODY_CHARS = 2_000
+# Every task sent and not yet done, by task id: where it went and what it carries, so one the
+# broker lost can be sent again. A batch leaves it when it is counted, a finalize when its job
+# is done.
+SENT_KEY = f"{KEY_PREFIX}:sent"
 
 # Counts a batch once however often it is delivered, and says whether it completed the job.
 # Returns 1 when the caller made the job complete and must flush the store, else 0.
@@ -37,6 +43,7 @@ return 0
 
 _RECORD_BATCH = (
     """
+redis.call('HDEL', KEYS[3], ARGV[4])
 if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
   redis.call('HINCRBY', KEYS[1], 'indexed', ARGV[2])
   redis.call('HINCRBY', KEYS[1], 'failed', ARGV[3])
@@ -56,6 +63,33 @@ redis.call('HSET', KEYS[1], 'scan_done', '1')
 
 def new_job_id() -> str:
     return uuid.uuid4().hex[:12]
+
+
+def batch_task_id(job: str, batch: int) -> str:
+    """A batch's task id: the same each time the batch is sent, so the broker's copy is found."""
+    return f"{job}.{batch}"
+
+
+def finalize_task_id(job: str) -> str:
+    return f"{job}.finalize"
+
+
+@dataclass(frozen=True)
+class SentTask:
+    """A task in the ledger of those sent and not yet done."""
+
+    task_id: str
+    queue: str
+    task: str
+    argument: Any
+
+    def to_json(self) -> str:
+        return json.dumps({"queue": self.queue, "task": self.task, "argument": self.argument})
+
+    @classmethod
+    def from_json(cls, task_id: str, raw: str | bytes) -> SentTask:
+        fields = json.loads(raw)
+        return cls(task_id, fields["queue"], fields["task"], fields["argument"])
 
 
 @dataclass(frozen=True)
@@ -193,14 +227,44 @@ class JobTracker:
         if failed_files is not None:
             failed_files.write(pipe, self._failed_key(failed_files.collection))
         self._record_batch(
-            keys=[self._key(job), self._key(job, "batches")],
-            args=[batch, indexed, len(failures)],
+            keys=[self._key(job), self._key(job, "batches"), SENT_KEY],
+            args=[batch, indexed, len(failures), batch_task_id(job, batch)],
             client=pipe,
         )
         return bool(pipe.execute()[-1])
 
     def mark_done(self, job: str) -> None:
-        self.redis.hset(self._key(job), mapping={"state": STATE_DONE, "finished_at": time.time()})
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self._key(job), mapping={"state": STATE_DONE, "finished_at": time.time()})
+        pipe.hdel(SENT_KEY, finalize_task_id(job))
+        pipe.execute()
+
+    def remember_sent(self, task: SentTask) -> None:
+        """Put a task in the ledger before it is sent: a send that fails leaves it there, and
+        the sweep sends it once the broker is back."""
+        self.redis.hset(SENT_KEY, task.task_id, task.to_json())
+
+    def sent_tasks(self) -> dict[str, SentTask]:
+        """The ledger: every task sent and not yet done, by task id."""
+        raw = cast(dict[bytes, bytes], self.redis.hgetall(SENT_KEY))
+        return {_text(key): SentTask.from_json(_text(key), value) for key, value in raw.items()}
+
+    def is_sent(self, task_id: str) -> bool:
+        return bool(self.redis.hexists(SENT_KEY, task_id))
+
+    def forget_sent(self, task_id: str) -> None:
+        self.redis.hdel(SENT_KEY, task_id)
+
+    def is_done(self, task: SentTask) -> bool:
+        """True when the task's work is already counted: its batch recorded, or its job done.
+        A worker from before the ledger counts a batch without taking it out."""
+        argument = task.argument
+        if task.task == FINALIZE_TASK and isinstance(argument, str):
+            return self.redis.hget(self._key(argument), "state") == STATE_DONE.encode()
+        if task.task == INGEST_TASK and isinstance(argument, dict):
+            job, batch = argument.get("job"), argument.get("batch")
+            return bool(self.redis.sismember(self._key(str(job), "batches"), str(batch)))
+        return False
 
     def status(self, job: str) -> JobStatus | None:
         raw = self.redis.hgetall(self._key(job))
@@ -279,7 +343,14 @@ class JobTracker:
         return int(cast(int, self.redis.llen(queue)))
 
     def delete_queue(self, queue: str) -> None:
-        self.redis.delete(queue)
+        """Drop every task waiting in `queue`, and their ledger entries (or they would be sent
+        again as lost)."""
+        dropped = [key for key, task in self.sent_tasks().items() if task.queue == queue]
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(queue)
+        if dropped:
+            pipe.hdel(SENT_KEY, *dropped)
+        pipe.execute()
 
     def ping(self) -> bool:
         return bool(self.redis.ping())
