@@ -5,12 +5,12 @@ each block of rows keeps only its nearest."""
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from threading import Lock
 from typing import Any
@@ -20,7 +20,8 @@ import numpy as np
 from ris.files.remote import Remote
 from ris.index.base import RowFilter, VectorIndex
 from ris.search.neighbours import nearest_rows
-from ris.search.verify import MIN_INLIERS, LocalFeatures, Pictures, inliers
+from ris.search.recurring import is_same_picture, needs_same_picture, recurring_features
+from ris.search.verify import MIN_INLIERS, LocalFeatures, Match, Pictures, match
 
 # Nearest rows each row is compared with. A group larger than this still comes out whole: its
 # members link to one another in chains, and union-find joins the chains.
@@ -325,38 +326,70 @@ def accepted_pairs(
     on_progress: Progress = lambda stage, done, total: None,
 ) -> tuple[UnionFind, int, int]:
     """(the images joined, pairs checked by local features, pairs accepted). Without
-    `pictures` every pair is accepted; with it, every pair below IDENTICAL_SCORE whose images
-    are not yet joined must match under one geometry."""
+    `pictures` every pair is accepted; with it, every pair below IDENTICAL_SCORE must match
+    under one geometry, by features that do not recur across many pictures or, failing that,
+    as one picture pixel for pixel (ris/search/recurring.py)."""
     joined = UnionFind()
-    accepted = checked = 0
-    order = _in_checking_order(pairs)
-    with ExitStack() as stack:
-        store = stack.enter_context(FeatureStore(pictures)) if pictures is not None else None
-        pool = stack.enter_context(ThreadPoolExecutor(max(1, threads), thread_name_prefix="verify"))
+    if pictures is None:
+        for pair in pairs:
+            joined.union(*pair)
+        return joined, 0, len(pairs)
+    identical = [pair for pair, score in pairs.items() if score >= IDENTICAL_SCORE]
+    for pair in identical:
+        joined.union(*pair)
+    order = [pair for pair in _in_checking_order(pairs) if pairs[pair] < IDENTICAL_SCORE]
+    with (
+        FeatureStore(pictures) as store,
+        ThreadPoolExecutor(max(1, threads), thread_name_prefix="verify") as pool,
+    ):
 
-        def matches(pair: tuple[int, int]) -> bool:
-            assert store is not None
+        def check(pair: tuple[int, int]) -> Match | None:
             first = store.get(pair[0], paths[pair[0]])
             second = store.get(pair[1], paths[pair[1]]) if first is not None else None
-            return second is not None and inliers(first, second) >= MIN_INLIERS  # type: ignore[arg-type]
+            found = None if second is None else match(first, second)  # type: ignore[arg-type]
+            return found if found is not None and found.inliers >= MIN_INLIERS else None
 
+        matches: dict[tuple[int, int], Match] = {}
         on_progress("verifying", 0, len(order))
         for start in range(0, len(order), VERIFY_CHUNK):
             chunk = order[start : start + VERIFY_CHUNK]
-            to_check = []
-            for pair in chunk:
-                if store is None or pairs[pair] >= IDENTICAL_SCORE:
-                    joined.union(*pair)
-                    accepted += 1
-                elif joined.find(pair[0]) != joined.find(pair[1]):
-                    to_check.append(pair)
-            for pair, match in zip(to_check, pool.map(matches, to_check), strict=True):
-                checked += 1
-                if match:
-                    joined.union(*pair)
-                    accepted += 1
+            for pair, found in zip(chunk, pool.map(check, chunk), strict=True):
+                if found is not None:
+                    matches[pair] = found
             on_progress("verifying", start + len(chunk), len(order))
-    return joined, checked, accepted
+        recurring = recurring_features(matches)
+        held = [
+            pair for pair, found in matches.items() if needs_same_picture(pair, found, recurring)
+        ]
+        greys = GreyCache(pictures, paths)
+
+        def same_picture(pair: tuple[int, int]) -> bool:
+            first, second = greys.get(pair[0]), greys.get(pair[1])
+            return (
+                first is not None
+                and second is not None
+                and is_same_picture(first, second, matches[pair])
+            )
+
+        if held:
+            on_progress("comparing pixels", 0, len(held))
+        kept = dict(zip(held, pool.map(same_picture, held), strict=True))
+        if held:
+            on_progress("comparing pixels", len(held), len(held))
+    accepted = [pair for pair in matches if kept.get(pair, True)]
+    for pair in accepted:
+        joined.union(*pair)
+    return joined, len(order), len(identical) + len(accepted)
+
+
+class GreyCache:
+    """Pictures as their features were found in, the latest few kept: the pairs held by
+    recurring features share their pictures. Two threads may read one picture at once."""
+
+    def __init__(self, pictures: Pictures, paths: dict[int, str], size: int = 256):
+        self.get: Callable[[int], np.ndarray | None] = functools.lru_cache(maxsize=size)(
+            lambda row_id: pictures.grey(paths[row_id])
+        )
 
 
 def _groups(
