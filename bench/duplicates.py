@@ -117,6 +117,7 @@ def scored(
         "recall_hard": recall["hard"],
         "candidate_pairs": report.candidate_pairs,
         "verified_pairs": report.verified_pairs,
+        "compared_pairs": report.compared_pairs,
         **{f"{phase}_s": seconds for phase, seconds in report.seconds.items()},
     }
 
@@ -209,6 +210,7 @@ def show(results: Iterable[dict[str, Any]]) -> None:
         ("recall_hard", "recall hard"),
         ("candidate_pairs", "candidates"),
         ("verified_pairs", "verified"),
+        ("compared_pairs", "compared"),
         ("search_s", "search s"),
         ("verify_s", "verify s"),
         ("total_s", "total s"),

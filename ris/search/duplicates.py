@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from threading import Lock
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -96,11 +96,23 @@ class DuplicateReport:
     verified_pairs: int
     # Pairs taken as duplicates.
     accepted_pairs: int
+    # Verified pairs held only by features recurring across many pictures, compared pixel by
+    # pixel (kept when one picture).
+    compared_pairs: int
     groups: list[DuplicateGroup]
     seconds: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class Verdicts(NamedTuple):
+    """What verification made of the candidate pairs."""
+
+    joined: UnionFind
+    checked: int  # by local features
+    accepted: int
+    compared: int  # pixel by pixel, being held by recurring features
 
 
 class UnionFind:
@@ -324,8 +336,8 @@ def accepted_pairs(
     pictures: Pictures | None,
     threads: int = 2,
     on_progress: Progress = lambda stage, done, total: None,
-) -> tuple[UnionFind, int, int]:
-    """(the images joined, pairs checked by local features, pairs accepted). Without
+) -> Verdicts:
+    """The images joined, and how many pairs were checked, accepted and compared. Without
     `pictures` every pair is accepted; with it, every pair below IDENTICAL_SCORE must match
     under one geometry, by features that do not recur across many pictures or, failing that,
     as one picture pixel for pixel (ris/search/recurring.py)."""
@@ -333,7 +345,7 @@ def accepted_pairs(
     if pictures is None:
         for pair in pairs:
             joined.union(*pair)
-        return joined, 0, len(pairs)
+        return Verdicts(joined, 0, len(pairs), 0)
     identical = [pair for pair, score in pairs.items() if score >= IDENTICAL_SCORE]
     for pair in identical:
         joined.union(*pair)
@@ -379,7 +391,7 @@ def accepted_pairs(
     accepted = [pair for pair in matches if kept.get(pair, True)]
     for pair in accepted:
         joined.union(*pair)
-    return joined, len(order), len(identical) + len(accepted)
+    return Verdicts(joined, len(order), len(identical) + len(accepted), len(held))
 
 
 class GreyCache:
@@ -448,19 +460,18 @@ def find_duplicates(
     margin = VERIFIED_MARGIN if verify else None
     rows, pairs, paths = candidate_pairs(index, min_score, under, NEIGHBOURS, margin, on_progress)
     searched = time.perf_counter()
-    joined, checked, accepted = accepted_pairs(
-        pairs, paths, pictures if verify else None, threads, on_progress
-    )
+    verdicts = accepted_pairs(pairs, paths, pictures if verify else None, threads, on_progress)
     verified = time.perf_counter()
-    groups = _groups(index, joined.sets(), paths, pictures)
+    groups = _groups(index, verdicts.joined.sets(), paths, pictures)
     finished = time.perf_counter()
     return DuplicateReport(
         rows=rows,
         min_score=min_score,
         verify=verify,
         candidate_pairs=len(pairs),
-        verified_pairs=checked,
-        accepted_pairs=accepted,
+        verified_pairs=verdicts.checked,
+        accepted_pairs=verdicts.accepted,
+        compared_pairs=verdicts.compared,
         groups=groups,
         seconds={
             "search": round(searched - started, 2),

@@ -97,8 +97,9 @@ def test_photos_pasted_into_one_template_are_no_copies_of_each_other(
     recurring = recurring_features(verified)
     assert all(needs_same_picture(pair, found, recurring) for pair, found in verified.items())
     pairs, paths = all_pairs(screenshots)
-    joined, checked, accepted = accepted_pairs(pairs, paths, pictures)
-    assert (joined.sets(), checked, accepted) == ([], 45, 0)
+    verdicts = accepted_pairs(pairs, paths, pictures)
+    assert (verdicts.joined.sets(), verdicts.checked, verdicts.accepted) == ([], 45, 0)
+    assert verdicts.compared == 45
 
 
 def test_many_copies_of_one_photo_stay_one_group(
@@ -111,9 +112,9 @@ def test_many_copies_of_one_photo_stay_one_group(
     # kept by comparing pixels.
     assert sum(needs_same_picture(pair, found, recurring) for pair, found in verified.items()) > 10
     pairs, paths = all_pairs(made)
-    joined, _, accepted = accepted_pairs(pairs, paths, pictures)
-    assert joined.sets() and sorted(joined.sets()[0]) == list(range(len(made)))
-    assert accepted >= 15
+    verdicts = accepted_pairs(pairs, paths, pictures)
+    assert [sorted(group) for group in verdicts.joined.sets()] == [list(range(len(made)))]
+    assert verdicts.accepted >= 15 and verdicts.compared > 10
 
 
 def test_the_pixel_comparison_sees_a_pasted_photo_and_not_an_edit(
