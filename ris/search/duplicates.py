@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from threading import Lock
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -49,8 +49,7 @@ UNVERIFIED_MIN_SCORE = 0.9
 # Vectors this close are one picture (the same file, or it re-encoded at the same size); the
 # closest pair of different pictures on the development sets scored 0.989.
 IDENTICAL_SCORE = 0.995
-# Pairs checked together by the verification threads; a pair whose images were already joined
-# through others by the time its chunk starts is not checked at all.
+# Pairs checked together by the verification threads, between two progress reports.
 VERIFY_CHUNK = 64
 # Pictures are matched at most this many pixels on a side, by at most this many features
 # (searches use 320 and 1000): a pair costs about half as much to check, and on the
@@ -59,6 +58,7 @@ FEATURE_SIDE = 256
 FEATURE_COUNT = 500
 
 Progress = Callable[[str, int, int], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -321,9 +321,9 @@ def _batches(
 
 
 def _in_checking_order(pairs: dict[tuple[int, int], float]) -> list[tuple[int, int]]:
-    """Pairs a connected cluster of candidates at a time, the most similar first within each
-    (the likeliest to join images, which spares checking the weaker pairs between the same
-    images)."""
+    """Pairs a connected cluster of candidates at a time, the most similar first within each:
+    the pairs of one picture come close together, while its features are fresh in the page
+    cache (and its grey picture in GreyCache)."""
     clusters = UnionFind()
     for first, second in pairs:
         clusters.union(first, second)
@@ -361,14 +361,8 @@ def accepted_pairs(
             found = None if second is None else match(first, second)  # type: ignore[arg-type]
             return found if found is not None and found.inliers >= MIN_INLIERS else None
 
-        matches: dict[tuple[int, int], Match] = {}
-        on_progress("verifying", 0, len(order))
-        for start in range(0, len(order), VERIFY_CHUNK):
-            chunk = order[start : start + VERIFY_CHUNK]
-            for pair, found in zip(chunk, pool.map(check, chunk), strict=True):
-                if found is not None:
-                    matches[pair] = found
-            on_progress("verifying", start + len(chunk), len(order))
+        checked = _in_chunks(pool, check, order, "verifying", on_progress)
+        matches = {pair: found for pair, found in zip(order, checked, strict=True) if found}
         recurring = recurring_features(matches)
         held = [
             pair for pair, found in matches.items() if needs_same_picture(pair, found, recurring)
@@ -383,15 +377,29 @@ def accepted_pairs(
                 and is_same_picture(first, second, matches[pair])
             )
 
-        if held:
-            on_progress("comparing pixels", 0, len(held))
-        kept = dict(zip(held, pool.map(same_picture, held), strict=True))
-        if held:
-            on_progress("comparing pixels", len(held), len(held))
+        same = _in_chunks(pool, same_picture, held, "comparing pixels", on_progress)
+        kept = dict(zip(held, same, strict=True))
     accepted = [pair for pair in matches if kept.get(pair, True)]
     for pair in accepted:
         joined.union(*pair)
     return Verdicts(joined, len(order), len(identical) + len(accepted), len(held))
+
+
+def _in_chunks(
+    pool: ThreadPoolExecutor,
+    function: Callable[[tuple[int, int]], T],
+    pairs: list[tuple[int, int]],
+    stage: str,
+    on_progress: Progress,
+) -> list[T]:
+    """`function` of every pair on the pool's threads, progress reported a chunk at a time."""
+    results: list[T] = []
+    if pairs:
+        on_progress(stage, 0, len(pairs))
+    for start in range(0, len(pairs), VERIFY_CHUNK):
+        results += pool.map(function, pairs[start : start + VERIFY_CHUNK])
+        on_progress(stage, len(results), len(pairs))
+    return results
 
 
 class GreyCache:
