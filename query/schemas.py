@@ -93,5 +93,9 @@ class HttpDuplicatesResponse(_Strict):
     candidate_pairs: int
     verified_pairs: int
     accepted_pairs: int
+    compared_pairs: int = Field(
+        description="verified pairs held only by features recurring across many pictures "
+        "(a template, a logo), compared pixel by pixel"
+    )
     groups: list[HttpDuplicateGroup]
     seconds: dict[str, float]

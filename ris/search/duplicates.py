@@ -5,22 +5,23 @@ each block of rows keeps only its nearest."""
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from threading import Lock
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
 from ris.files.remote import Remote
 from ris.index.base import RowFilter, VectorIndex
 from ris.search.neighbours import nearest_rows
-from ris.search.verify import MIN_INLIERS, LocalFeatures, Pictures, inliers
+from ris.search.recurring import is_same_picture, needs_same_picture, recurring_features
+from ris.search.verify import MIN_INLIERS, LocalFeatures, Match, Pictures, match
 
 # Nearest rows each row is compared with. A group larger than this still comes out whole: its
 # members link to one another in chains, and union-find joins the chains.
@@ -48,8 +49,7 @@ UNVERIFIED_MIN_SCORE = 0.9
 # Vectors this close are one picture (the same file, or it re-encoded at the same size); the
 # closest pair of different pictures on the development sets scored 0.989.
 IDENTICAL_SCORE = 0.995
-# Pairs checked together by the verification threads; a pair whose images were already joined
-# through others by the time its chunk starts is not checked at all.
+# Pairs checked together by the verification threads, between two progress reports.
 VERIFY_CHUNK = 64
 # Pictures are matched at most this many pixels on a side, by at most this many features
 # (searches use 320 and 1000): a pair costs about half as much to check, and on the
@@ -58,6 +58,7 @@ FEATURE_SIDE = 256
 FEATURE_COUNT = 500
 
 Progress = Callable[[str, int, int], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -95,11 +96,23 @@ class DuplicateReport:
     verified_pairs: int
     # Pairs taken as duplicates.
     accepted_pairs: int
+    # Verified pairs held only by features recurring across many pictures, compared pixel by
+    # pixel (kept when one picture).
+    compared_pairs: int
     groups: list[DuplicateGroup]
     seconds: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class Verdicts(NamedTuple):
+    """What verification made of the candidate pairs."""
+
+    joined: UnionFind
+    checked: int  # by local features
+    accepted: int
+    compared: int  # pixel by pixel, being held by recurring features
 
 
 class UnionFind:
@@ -308,9 +321,9 @@ def _batches(
 
 
 def _in_checking_order(pairs: dict[tuple[int, int], float]) -> list[tuple[int, int]]:
-    """Pairs a connected cluster of candidates at a time, the most similar first within each
-    (the likeliest to join images, which spares checking the weaker pairs between the same
-    images)."""
+    """Pairs a connected cluster of candidates at a time, the most similar first within each:
+    the pairs of one picture come close together, while its features are fresh in the page
+    cache (and its grey picture in GreyCache)."""
     clusters = UnionFind()
     for first, second in pairs:
         clusters.union(first, second)
@@ -323,40 +336,80 @@ def accepted_pairs(
     pictures: Pictures | None,
     threads: int = 2,
     on_progress: Progress = lambda stage, done, total: None,
-) -> tuple[UnionFind, int, int]:
-    """(the images joined, pairs checked by local features, pairs accepted). Without
-    `pictures` every pair is accepted; with it, every pair below IDENTICAL_SCORE whose images
-    are not yet joined must match under one geometry."""
+) -> Verdicts:
+    """The images joined, and how many pairs were checked, accepted and compared. Without
+    `pictures` every pair is accepted; with it, every pair below IDENTICAL_SCORE must match
+    under one geometry, by features that do not recur across many pictures or, failing that,
+    as one picture pixel for pixel (ris/search/recurring.py)."""
     joined = UnionFind()
-    accepted = checked = 0
-    order = _in_checking_order(pairs)
-    with ExitStack() as stack:
-        store = stack.enter_context(FeatureStore(pictures)) if pictures is not None else None
-        pool = stack.enter_context(ThreadPoolExecutor(max(1, threads), thread_name_prefix="verify"))
+    if pictures is None:
+        for pair in pairs:
+            joined.union(*pair)
+        return Verdicts(joined, 0, len(pairs), 0)
+    identical = [pair for pair, score in pairs.items() if score >= IDENTICAL_SCORE]
+    for pair in identical:
+        joined.union(*pair)
+    order = [pair for pair in _in_checking_order(pairs) if pairs[pair] < IDENTICAL_SCORE]
+    with (
+        FeatureStore(pictures) as store,
+        ThreadPoolExecutor(max(1, threads), thread_name_prefix="verify") as pool,
+    ):
 
-        def matches(pair: tuple[int, int]) -> bool:
-            assert store is not None
+        def check(pair: tuple[int, int]) -> Match | None:
             first = store.get(pair[0], paths[pair[0]])
             second = store.get(pair[1], paths[pair[1]]) if first is not None else None
-            return second is not None and inliers(first, second) >= MIN_INLIERS  # type: ignore[arg-type]
+            found = None if second is None else match(first, second)  # type: ignore[arg-type]
+            return found if found is not None and found.inliers >= MIN_INLIERS else None
 
-        on_progress("verifying", 0, len(order))
-        for start in range(0, len(order), VERIFY_CHUNK):
-            chunk = order[start : start + VERIFY_CHUNK]
-            to_check = []
-            for pair in chunk:
-                if store is None or pairs[pair] >= IDENTICAL_SCORE:
-                    joined.union(*pair)
-                    accepted += 1
-                elif joined.find(pair[0]) != joined.find(pair[1]):
-                    to_check.append(pair)
-            for pair, match in zip(to_check, pool.map(matches, to_check), strict=True):
-                checked += 1
-                if match:
-                    joined.union(*pair)
-                    accepted += 1
-            on_progress("verifying", start + len(chunk), len(order))
-    return joined, checked, accepted
+        checked = _in_chunks(pool, check, order, "verifying", on_progress)
+        matches = {pair: found for pair, found in zip(order, checked, strict=True) if found}
+        recurring = recurring_features(matches)
+        held = [
+            pair for pair, found in matches.items() if needs_same_picture(pair, found, recurring)
+        ]
+        greys = GreyCache(pictures, paths)
+
+        def same_picture(pair: tuple[int, int]) -> bool:
+            first, second = greys.get(pair[0]), greys.get(pair[1])
+            return (
+                first is not None
+                and second is not None
+                and is_same_picture(first, second, matches[pair])
+            )
+
+        same = _in_chunks(pool, same_picture, held, "comparing pixels", on_progress)
+        kept = dict(zip(held, same, strict=True))
+    accepted = [pair for pair in matches if kept.get(pair, True)]
+    for pair in accepted:
+        joined.union(*pair)
+    return Verdicts(joined, len(order), len(identical) + len(accepted), len(held))
+
+
+def _in_chunks(
+    pool: ThreadPoolExecutor,
+    function: Callable[[tuple[int, int]], T],
+    pairs: list[tuple[int, int]],
+    stage: str,
+    on_progress: Progress,
+) -> list[T]:
+    """`function` of every pair on the pool's threads, progress reported a chunk at a time."""
+    results: list[T] = []
+    if pairs:
+        on_progress(stage, 0, len(pairs))
+    for start in range(0, len(pairs), VERIFY_CHUNK):
+        results += pool.map(function, pairs[start : start + VERIFY_CHUNK])
+        on_progress(stage, len(results), len(pairs))
+    return results
+
+
+class GreyCache:
+    """Pictures as their features were found in, the latest few kept: the pairs held by
+    recurring features share their pictures. Two threads may read one picture at once."""
+
+    def __init__(self, pictures: Pictures, paths: dict[int, str], size: int = 256):
+        self.get: Callable[[int], np.ndarray | None] = functools.lru_cache(maxsize=size)(
+            lambda row_id: pictures.grey(paths[row_id])
+        )
 
 
 def _groups(
@@ -415,19 +468,18 @@ def find_duplicates(
     margin = VERIFIED_MARGIN if verify else None
     rows, pairs, paths = candidate_pairs(index, min_score, under, NEIGHBOURS, margin, on_progress)
     searched = time.perf_counter()
-    joined, checked, accepted = accepted_pairs(
-        pairs, paths, pictures if verify else None, threads, on_progress
-    )
+    verdicts = accepted_pairs(pairs, paths, pictures if verify else None, threads, on_progress)
     verified = time.perf_counter()
-    groups = _groups(index, joined.sets(), paths, pictures)
+    groups = _groups(index, verdicts.joined.sets(), paths, pictures)
     finished = time.perf_counter()
     return DuplicateReport(
         rows=rows,
         min_score=min_score,
         verify=verify,
         candidate_pairs=len(pairs),
-        verified_pairs=checked,
-        accepted_pairs=accepted,
+        verified_pairs=verdicts.checked,
+        accepted_pairs=verdicts.accepted,
+        compared_pairs=verdicts.compared,
         groups=groups,
         seconds={
             "search": round(searched - started, 2),

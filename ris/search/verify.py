@@ -70,6 +70,22 @@ def local_features(
     return LocalFeatures(points, descriptors)
 
 
+@dataclass(frozen=True)
+class Match:
+    """Two pictures' features that agree on one geometry: which of each (positions in their
+    LocalFeatures), and the similarity transform taking the first's points onto the second's
+    (after flipping the first left to right when `mirrored`)."""
+
+    first: np.ndarray  # (n,) int
+    second: np.ndarray  # (n,) int
+    transform: np.ndarray  # (2, 3)
+    mirrored: bool
+
+    @property
+    def inliers(self) -> int:
+        return len(self.first)
+
+
 def mirrored(features: LocalFeatures) -> LocalFeatures:
     """The features of the picture flipped left to right, without detecting them again."""
     flip = np.array([-1, 1], dtype=np.float32)
@@ -80,18 +96,28 @@ def inliers(query: LocalFeatures, candidate: LocalFeatures) -> int:
     """How many of the query's features map onto the candidate's under one similarity
     transform (scale, rotation, translation), found by RANSAC; a query that does not match
     as it is is tried flipped left to right (a mirrored copy)."""
-    direct = _inliers(query, candidate)
-    if direct >= MIN_INLIERS:
+    found = match(query, candidate)
+    return 0 if found is None else found.inliers
+
+
+def match(query: LocalFeatures, candidate: LocalFeatures) -> Match | None:
+    """The query's features that map onto the candidate's under one similarity transform, as
+    `inliers` counts them; None when no transform is found either way."""
+    direct = _match(query, candidate, False)
+    if direct is not None and direct.inliers >= MIN_INLIERS:
         return direct
-    return max(direct, _inliers(mirrored(query), candidate))
+    flipped = _match(mirrored(query), candidate, True)
+    if flipped is not None and (direct is None or flipped.inliers > direct.inliers):
+        return flipped
+    return direct
 
 
-def _inliers(query: LocalFeatures, candidate: LocalFeatures) -> int:
+def _match(query: LocalFeatures, candidate: LocalFeatures, flipped: bool) -> Match | None:
     if len(query.descriptors) < 2 or len(candidate.descriptors) < 2:
-        return 0
+        return None
     query_index, train_index = _ratio_matches(query.descriptors, candidate.descriptors)
     if len(query_index) < 3:
-        return 0
+        return None
     transform, mask = cv2.estimateAffinePartial2D(
         query.points[query_index],
         candidate.points[train_index],
@@ -99,11 +125,12 @@ def _inliers(query: LocalFeatures, candidate: LocalFeatures) -> int:
         ransacReprojThreshold=RANSAC_PIXELS,
     )
     if transform is None:
-        return 0
+        return None
     scale = float(np.hypot(transform[0, 0], transform[1, 0]))
     if not SCALE_RANGE[0] < scale < SCALE_RANGE[1]:
-        return 0
-    return int(mask.sum())
+        return None
+    kept = mask.ravel().astype(bool)
+    return Match(query_index[kept], train_index[kept], transform, flipped)
 
 
 def _ratio_matches(query: np.ndarray, candidate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -157,6 +184,14 @@ class Pictures:
         try:
             source = self.readable(path)
             return local_features(source, self.max_pixels, self.max_side, self.max_features)
+        except ImageDecodeError:
+            return None
+
+    def grey(self, path: str) -> np.ndarray | None:
+        """The picture as its features are found in: grey, at most `max_side`; None when it
+        cannot be read (any more)."""
+        try:
+            return _grey(self.readable(path), self.max_pixels, self.max_side)
         except ImageDecodeError:
             return None
 

@@ -41,9 +41,9 @@ def test_pairs_are_checked_a_cluster_at_a_time_most_similar_first() -> None:
 
 def test_without_verification_every_pair_joins_its_images() -> None:
     pairs = {(1, 2): 0.95, (2, 3): 0.91, (7, 8): 0.99}
-    joined, checked, accepted = accepted_pairs(pairs, {}, None)
-    assert (checked, accepted) == (0, 3)
-    assert sorted(sorted(items) for items in joined.sets()) == [[1, 2, 3], [7, 8]]
+    verdicts = accepted_pairs(pairs, {}, None)
+    assert (verdicts.checked, verdicts.accepted, verdicts.compared) == (0, 3, 0)
+    assert sorted(sorted(items) for items in verdicts.joined.sets()) == [[1, 2, 3], [7, 8]]
 
 
 class CountingPictures(Pictures):

@@ -1,0 +1,141 @@
+"""Duplicate groups and features that recur across many pictures, on real photos: different
+photos pasted into one template are no copies of each other, many copies of one photo stay one
+group, and the pixel comparison that tells the two apart."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance, ImageOps
+
+from ris.files.remote import FetchOptions, Remote
+from ris.search.duplicates import FEATURE_COUNT, FEATURE_SIDE, accepted_pairs
+from ris.search.recurring import (
+    SAME_PICTURE_DIFFERING,
+    differing_share,
+    needs_same_picture,
+    recurring_features,
+)
+from ris.search.verify import MIN_INLIERS, Match, Pictures, match
+
+# Below the score that joins pairs unchecked: every pair goes through verification.
+SCORE = 0.9
+
+
+@pytest.fixture
+def pictures() -> Pictures:
+    return Pictures(Remote(FetchOptions()), 10**8, FEATURE_SIDE, FEATURE_COUNT)
+
+
+def photo(photos: list[Path], name: str) -> Image.Image:
+    with Image.open(next(path for path in photos if path.name == name)) as image:
+        return image.convert("RGB")
+
+
+def templated(photos: list[Path], folder: Path) -> list[Path]:
+    """Ten different photos, each pasted into the same slot of one screenshot-like frame (a
+    quarter of it), as social-network screenshots and memes are."""
+    frame = photo(photos, "motorcycle_left.png").resize((600, 800))
+    made = []
+    for number, path in enumerate(sorted(photos)[:10]):
+        with Image.open(path) as image:
+            slot = image.convert("RGB").resize((400, 300))
+        screenshot = frame.copy()
+        screenshot.paste(slot, (100, 250))
+        made.append(folder / f"screenshot-{number}.jpg")
+        screenshot.save(made[-1], quality=85)
+    return made
+
+
+def copies(photos: list[Path], folder: Path) -> list[Path]:
+    """Seven copies of one photo: re-encoded, resized, brightened, flattened, cropped, mirrored."""
+    original = photo(photos, "astronaut.png")
+    width, height = original.size
+    edits = {
+        "original.png": original,
+        "half.jpg": original.resize((width // 2, height // 2)),
+        "low-quality.jpg": original,
+        "brighter.jpg": ImageEnhance.Brightness(original).enhance(1.25),
+        "flatter.jpg": ImageEnhance.Contrast(original).enhance(0.8),
+        "cropped.jpg": original.crop((width // 20, height // 20, width * 19 // 20, height)),
+        "mirrored.jpg": ImageOps.mirror(original),
+    }
+    made = []
+    for name, image in edits.items():
+        made.append(folder / name)
+        image.save(made[-1], **({"quality": 40} if name == "low-quality.jpg" else {}))
+    return made
+
+
+def all_pairs(paths: list[Path]) -> tuple[dict[tuple[int, int], float], dict[int, str]]:
+    return (
+        {pair: SCORE for pair in itertools.combinations(range(len(paths)), 2)},
+        {number: str(path) for number, path in enumerate(paths)},
+    )
+
+
+def matches_of(paths: list[Path], pictures: Pictures) -> dict[tuple[int, int], Match]:
+    features = [pictures.features(str(path)) for path in paths]
+    found = {}
+    for first, second in itertools.combinations(range(len(paths)), 2):
+        result = match(features[first], features[second])  # type: ignore[arg-type]
+        if result is not None and result.inliers >= MIN_INLIERS:
+            found[(first, second)] = result
+    return found
+
+
+def test_photos_pasted_into_one_template_are_no_copies_of_each_other(
+    photos: list[Path], pictures: Pictures, tmp_path: Path
+) -> None:
+    screenshots = templated(photos, tmp_path)
+    # The frame's features alone verify every pair, and they are the recurring ones.
+    verified = matches_of(screenshots, pictures)
+    assert len(verified) == 45
+    recurring = recurring_features(verified)
+    assert all(needs_same_picture(pair, found, recurring) for pair, found in verified.items())
+    pairs, paths = all_pairs(screenshots)
+    verdicts = accepted_pairs(pairs, paths, pictures)
+    assert (verdicts.joined.sets(), verdicts.checked, verdicts.accepted) == ([], 45, 0)
+    assert verdicts.compared == 45
+
+
+def test_many_copies_of_one_photo_stay_one_group(
+    photos: list[Path], pictures: Pictures, tmp_path: Path
+) -> None:
+    made = copies(photos, tmp_path)
+    verified = matches_of(made, pictures)
+    recurring = recurring_features(verified)
+    # More copies than RECURRING_PARTNERS + 1: their shared features recur, so the pairs are
+    # kept by comparing pixels.
+    assert sum(needs_same_picture(pair, found, recurring) for pair, found in verified.items()) > 10
+    pairs, paths = all_pairs(made)
+    verdicts = accepted_pairs(pairs, paths, pictures)
+    assert [sorted(group) for group in verdicts.joined.sets()] == [list(range(len(made)))]
+    assert verdicts.accepted >= 15 and verdicts.compared > 10
+
+
+def test_the_pixel_comparison_sees_a_pasted_photo_and_not_an_edit(
+    photos: list[Path], pictures: Pictures, tmp_path: Path
+) -> None:
+    screenshots = templated(photos, tmp_path)
+    made = copies(photos, tmp_path)
+    for group, (first, second), expected in (  # (pictures, the pair, the same picture?)
+        (screenshots, (0, 1), False),
+        (made, (0, 4), True),  # contrast
+        (made, (5, 6), True),  # cropped against mirrored
+        (made, (1, 5), True),  # half size against a crop
+    ):
+        found = matches_of(group, pictures)[(first, second)]
+        share = differing_share(
+            pictures.grey(str(group[first])),  # type: ignore[arg-type]
+            pictures.grey(str(group[second])),  # type: ignore[arg-type]
+            found,
+        )
+        assert (share <= SAME_PICTURE_DIFFERING) == expected, share
+    grey = pictures.grey(str(made[0]))
+    assert grey is not None
+    identity = Match(np.zeros(0, int), np.zeros(0, int), np.eye(2, 3), False)
+    assert differing_share(grey, grey, identity) == 0.0

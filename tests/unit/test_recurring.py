@@ -1,0 +1,42 @@
+"""Which features recur, and which pairs they hold, on matches made by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ris.search.recurring import (
+    RECURRING_PARTNERS,
+    distinctive_inliers,
+    needs_same_picture,
+    recurring_features,
+)
+from ris.search.verify import MIN_INLIERS, Match
+
+
+def agreeing(first: list[int], second: list[int]) -> Match:
+    return Match(np.array(first), np.array(second), np.eye(2, 3), False)
+
+
+def test_a_feature_recurs_past_the_partner_count_on_either_side_of_a_pair() -> None:
+    # Picture 0's feature 7 agrees with one feature of each of pictures 1..N.
+    at_the_count = {(0, n): agreeing([7], [3]) for n in range(1, RECURRING_PARTNERS + 1)}
+    assert recurring_features(at_the_count) == {}
+    one_more = {**at_the_count, (RECURRING_PARTNERS + 1, 0): agreeing([3], [7])}
+    assert recurring_features(one_more) == {0: {7}}
+
+
+def test_a_pair_held_mostly_by_recurring_features_needs_the_same_picture() -> None:
+    count = 4 * MIN_INLIERS
+    pair = (1, 2)
+    found = agreeing(list(range(count)), list(range(count)))
+    assert distinctive_inliers(pair, found, {}) == count
+    assert not needs_same_picture(pair, found, {})
+    # Three quarters of the first picture's agreeing features recur: a quarter is left.
+    recurring = {1: set(range(count * 3 // 4))}
+    assert distinctive_inliers(pair, found, recurring) == count // 4
+    assert not needs_same_picture(pair, found, recurring)
+    recurring = {1: set(range(count * 3 // 4 + 1))}
+    assert needs_same_picture(pair, found, recurring)
+    # However few agree, fewer than MIN_INLIERS distinctive ones hold nothing.
+    small = agreeing(list(range(MIN_INLIERS)), list(range(MIN_INLIERS)))
+    assert needs_same_picture(pair, small, {2: {0}})
