@@ -28,6 +28,10 @@ SCALE_RANGE = (0.1, 10.0)
 # Matches consistent with one similarity transform that make a hit a verified copy. On the
 # development sets no wrong hit reached 9, and hard copies (25-50% crops, JPEG 20-50) have 20.
 MIN_INLIERS = 10
+# A direct match this strong is taken as it is. A weaker one may be chance agreement of a
+# mirrored copy (a face, a building's symmetric front), so the flipped query is tried too and
+# the stronger kept: its transform, not just its count, is used by duplicate groups.
+CONFIDENT_INLIERS = 2 * MIN_INLIERS
 # A SIFT descriptor is a 4 x 4 grid of 8-bin gradient histograms, in the keypoint's own frame.
 # Flipping the picture left to right reverses the grid's rows and negates each gradient's angle:
 # this permutation gave exactly the descriptors detected on the flipped pixels.
@@ -104,7 +108,7 @@ def match(query: LocalFeatures, candidate: LocalFeatures) -> Match | None:
     """The query's features that map onto the candidate's under one similarity transform, as
     `inliers` counts them; None when no transform is found either way."""
     direct = _match(query, candidate, False)
-    if direct is not None and direct.inliers >= MIN_INLIERS:
+    if direct is not None and direct.inliers >= CONFIDENT_INLIERS:
         return direct
     flipped = _match(mirrored(query), candidate, True)
     if flipped is not None and (direct is None or flipped.inliers > direct.inliers):

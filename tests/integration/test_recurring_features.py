@@ -125,6 +125,7 @@ def test_the_pixel_comparison_sees_a_pasted_photo_and_not_an_edit(
     for group, (first, second), expected in (  # (pictures, the pair, the same picture?)
         (screenshots, (0, 1), False),
         (made, (0, 4), True),  # contrast
+        (made, (0, 6), True),  # mirrored
         (made, (5, 6), True),  # cropped against mirrored
         (made, (1, 5), True),  # half size against a crop
     ):
