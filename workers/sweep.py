@@ -7,8 +7,9 @@ from typing import Any
 
 from celery import bootsteps
 
+from ris.jobs.connection import connect_redis
 from ris.jobs.lost_tasks import LostTaskSweep
-from ris.jobs.tracker import SentTask
+from ris.jobs.tracker import JobTracker, SentTask
 from workers import runtime
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,10 @@ class LostTaskSweepStep(bootsteps.StartStopStep):
         return runtime.settings().lost_task_seconds > 0
 
     def start(self, worker: Any) -> None:
-        self.sweep = LostTaskSweep(runtime.tracker(), self.grace, self._send)
+        # Its own client, quick to give up: the sweep runs on the worker's event loop, which a
+        # client riding out a Redis outage would hold for minutes. The next interval retries.
+        client = connect_redis(runtime.settings().redis_url, outage_seconds=0, probe=False)
+        self.sweep = LostTaskSweep(JobTracker(client), self.grace, self._send)
         self.tref = worker.timer.call_repeatedly(self.interval, self._run, priority=10)
 
     def stop(self, worker: Any) -> None:
