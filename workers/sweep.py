@@ -29,7 +29,7 @@ class LostTaskSweepStep(bootsteps.StartStopStep):
         self.interval = max(1.0, self.grace / 2)
 
     def include_if(self, worker: Any) -> bool:
-        return runtime.settings().lost_task_seconds > 0
+        return self.grace > 0
 
     def start(self, worker: Any) -> None:
         # Its own client, quick to give up: the sweep runs on the worker's event loop, which a
