@@ -158,7 +158,7 @@ def fill_with_synthetic_rows(
     """Rows drawn from a Gaussian fitted to the collection's vectors, up to `rows` in all.
     Each names one of `files` in turn, so checking a pair costs what it costs on real photos.
     Returns the ids added."""
-    real = np.concatenate([vectors for _, vectors in index.iter_vectors()])
+    real = np.concatenate([page.vectors for page in index.iter_rows()])
     sample = fitted_sampler(real, seed)
     missing = max(0, rows - index.count())
     with Progress(console=console, transient=True) as progress:

@@ -5,21 +5,26 @@ Pairs come from the copy-detection development set: each mild and hard copy with
 and each original with the next one in the gallery (a wrong pair, as most pairs that
 `query duplicates` checks are). Both matchers feed the same RANSAC; the table gives the time
 per pair (matching and RANSAC, direct then mirrored as `inliers` runs them) at the settings of
-searches and of duplicates, and how often the two agree on the verdict.
+searches and of duplicates, and how often the two agree on the verdict. Then the product's
+matcher on two threads, as `query duplicates` checks pairs: with BLAS's own threads as they
+are, and limited to one as `query duplicates` limits them.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from threadpoolctl import threadpool_limits
 
 from bench.measure import merge_json
 from ris.datasets import dataset_path
@@ -78,6 +83,18 @@ def timed(
         verify._ratio_matches = product
 
 
+def on_two_threads(
+    features: list[tuple[LocalFeatures, LocalFeatures]], blas_threads: int | None
+) -> float:
+    """Wall ms per pair checking the pairs on two threads, BLAS's threads limited to
+    `blas_threads` (None: as they are)."""
+    limit = threadpool_limits(blas_threads, user_api="blas") if blas_threads else None
+    with ThreadPoolExecutor(2) as pool, limit or contextlib.nullcontext():
+        started = time.perf_counter()
+        list(pool.map(lambda pair: verify.inliers(*pair), features))
+        return (time.perf_counter() - started) / len(features) * 1000
+
+
 def measure(per_strength: int) -> list[dict]:
     pairs = real_pairs(per_strength)
     cv2.setRNGSeed(0)
@@ -102,6 +119,8 @@ def measure(per_strength: int) -> list[dict]:
                 "copies_verified_product": float(after_ok[truth].mean()),
                 "wrong_verified_opencv": int(before_ok[~truth].sum()),
                 "wrong_verified_product": int(after_ok[~truth].sum()),
+                "two_threads_ms_blas_as_is": round(on_two_threads(pair_features, None), 2),
+                "two_threads_ms_one_blas": round(on_two_threads(pair_features, 1), 2),
             }
         )
     return rows

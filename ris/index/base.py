@@ -38,6 +38,15 @@ class SearchHit:
 
 
 @dataclass(frozen=True)
+class RowPage:
+    """Rows read together: their ids, paths and (n, dim) vectors, in one order."""
+
+    ids: np.ndarray
+    paths: list[str]
+    vectors: np.ndarray
+
+
+@dataclass(frozen=True)
 class RowFilter:
     """Which rows a search may return; every condition given must hold. The index applies it
     before ranking, so a search returns its k nearest among the rows that pass."""
@@ -89,8 +98,8 @@ class VectorIndex(Protocol):
     def iter_paths(self, prefix: str = "") -> Iterator[tuple[int, str]]:
         """(id, path) of every row whose path starts with `prefix`."""
 
-    def iter_vectors(self, prefix: str = "") -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids, vectors) of every row whose path starts with `prefix`, a page at a time."""
+    def iter_rows(self, prefix: str = "") -> Iterator[RowPage]:
+        """Every row whose path starts with `prefix`, a page at a time."""
 
     def get_vectors(self, ids: list[int]) -> dict[int, np.ndarray]: ...
 

@@ -96,7 +96,7 @@ def audit(
     on_progress("searching by stored vector")
     by_vector = index.search(vectors, K)
     on_progress("exact search over every row")
-    exact = exact_top(index.iter_vectors(), vectors)
+    exact = exact_top(((page.ids, page.vectors) for page in index.iter_rows()), vectors)
     on_progress("searching by file")
     by_file = search.search_many([path for _, path in chosen], K)
     unfound, found_by_vector, found_by_file, unreadable, overlap = [], 0, 0, 0, 0

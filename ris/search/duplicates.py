@@ -16,9 +16,10 @@ from threading import Lock
 from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ris.files.remote import Remote
-from ris.index.base import RowFilter, VectorIndex
+from ris.index.base import RowFilter, RowPage, VectorIndex
 from ris.search.neighbours import nearest_rows
 from ris.search.recurring import is_same_picture, needs_same_picture, recurring_features
 from ris.search.verify import MIN_INLIERS, LocalFeatures, Match, Pictures, match
@@ -269,14 +270,15 @@ def _nearest_in_process(
     ids = np.empty(total, np.int64)
     vectors = np.empty((total, index.dim), np.float32)
     count = 0
-    for page_ids, page_vectors in index.iter_vectors(under):
-        if count + len(page_ids) > len(ids):  # rows added since they were counted
-            grown = max(2 * len(ids), count + len(page_ids))
+    for page in index.iter_rows(under):
+        if count + len(page.ids) > len(ids):  # rows added since they were counted
+            grown = max(2 * len(ids), count + len(page.ids))
             ids = np.resize(ids, grown)
             vectors = np.resize(vectors, (grown, index.dim))
-        ids[count : count + len(page_ids)] = page_ids
-        vectors[count : count + len(page_ids)] = page_vectors
-        count += len(page_ids)
+        ids[count : count + len(page.ids)] = page.ids
+        vectors[count : count + len(page.ids)] = page.vectors
+        paths.update(zip(page.ids.tolist(), page.paths, strict=True))
+        count += len(page.ids)
     if count == 0:
         return
     ids, vectors = ids[:count], vectors[:count]
@@ -284,10 +286,6 @@ def _nearest_in_process(
         vectors, neighbours, lambda done, total: on_progress("searching", done, total)
     )
     del vectors
-    if not under:
-        paths.update(index.iter_paths())
-    else:  # rows written under the folder since its paths were read
-        paths.update(index.get_paths([row_id for row_id in ids.tolist() if row_id not in paths]))
     for row_id, row_positions, row_scores in zip(ids.tolist(), positions, scores, strict=True):
         yield row_id, list(zip(ids[row_positions].tolist(), row_scores.tolist(), strict=True))
 
@@ -303,7 +301,7 @@ def _nearest_from_index(
     """Each row's nearest (id, score), most similar first, asked of the index in batches."""
     where = RowFilter(prefixes=(under,)) if under else None
     done = 0
-    for ids, vectors in _batches(index.iter_vectors(under), SEARCH_BATCH):
+    for ids, vectors in _batches(index.iter_rows(under), SEARCH_BATCH):
         found = index.search(vectors, neighbours + 1, where)
         for row_id, hits in zip(ids.tolist(), found, strict=True):
             paths.update((hit.id, hit.path) for hit in hits)
@@ -312,12 +310,10 @@ def _nearest_from_index(
         on_progress("searching", done, max(total, done))
 
 
-def _batches(
-    pages: Iterable[tuple[np.ndarray, np.ndarray]], size: int
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    for ids, vectors in pages:
-        for start in range(0, len(ids), size):
-            yield ids[start : start + size], vectors[start : start + size]
+def _batches(pages: Iterable[RowPage], size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    for page in pages:
+        for start in range(0, len(page.ids), size):
+            yield page.ids[start : start + size], page.vectors[start : start + size]
 
 
 def _in_checking_order(pairs: dict[tuple[int, int], float]) -> list[tuple[int, int]]:
@@ -353,6 +349,9 @@ def accepted_pairs(
     with (
         FeatureStore(pictures) as store,
         ThreadPoolExecutor(max(1, threads), thread_name_prefix="verify") as pool,
+        # Each match's small matrix product on BLAS threads of its own made the verification
+        # threads wait on one another: 1.3 ms a pair with 2 threads against 0.7 ms.
+        threadpool_limits(1, user_api="blas"),
     ):
 
         def check(pair: tuple[int, int]) -> Match | None:

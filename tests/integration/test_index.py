@@ -2,6 +2,7 @@
 
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -267,16 +268,51 @@ def test_path_prefixes_match_exactly_even_with_wildcard_characters(
     ) == {"/a_b2/4.jpg"}
 
 
-def test_every_stored_vector_is_read_back_page_by_page(small_index: MilvusIndex) -> None:
+def test_every_stored_row_is_read_back_page_by_page(small_index: MilvusIndex) -> None:
     records = _records(40)
     small_index.upsert(records)
     small_index.flush()
-    pages = list(small_index.iter_vectors())
-    ids = np.concatenate([page_ids for page_ids, _ in pages])
-    assert sorted(ids.tolist()) == [record.id for record in records]
+    pages = list(small_index.iter_rows())
+    assert sorted(np.concatenate([page.ids for page in pages]).tolist()) == [r.id for r in records]
+    for page in pages:
+        for row_id, path, vector in zip(page.ids, page.paths, page.vectors, strict=True):
+            assert path == records[row_id - 1].path
+            np.testing.assert_allclose(vector, records[row_id - 1].vector, atol=1e-6)
     vectors = small_index.get_vectors([3, 17, 999])
     assert set(vectors) == {3, 17}
     np.testing.assert_allclose(vectors[17], records[16].vector, atol=1e-6)
+
+
+def test_rows_under_a_folder_are_read_without_the_others(small_index: MilvusIndex) -> None:
+    records = _records(30)
+    small_index.upsert(
+        [replace(r, path=f"/{'a' if r.id % 3 else 'a_b'}/{r.id}.jpg") for r in records]
+    )
+    small_index.flush()
+    pages = list(small_index.iter_rows("/a/"))
+    ids = sorted(np.concatenate([page.ids for page in pages]).tolist())
+    assert ids == [r.id for r in records if r.id % 3]
+    assert all(path.startswith("/a/") for page in pages for path in page.paths)
+
+
+def test_vectors_are_read_in_pages_as_large_as_one_read_may_return(
+    any_milvus: str, collection: str
+) -> None:
+    # The default model's dimension: a full page of its vectors is a 32 MB result, which the
+    # real Milvus must serve in one read (it refuses 64 MB).
+    index = MilvusIndex(any_milvus, collection, dim=2560)
+    rows = index.vector_window() + 10
+    vectors = np.random.default_rng(3).normal(size=(rows, 2560)).astype(np.float32)
+    try:
+        index.upsert([ImageRecord(n + 1, f"/v/{n}.jpg", v, 0, 0) for n, v in enumerate(vectors)])
+        index.flush()
+        pages = list(index.iter_rows())
+        assert [len(page.ids) for page in pages] == [index.vector_window(), 10]
+        last = pages[-1]
+        np.testing.assert_allclose(last.vectors, vectors[last.ids - 1], atol=1e-6)
+    finally:
+        index.drop()
+        index.close()
 
 
 @pytest.mark.parametrize("index_type", ["ivf_sq8", "ivf_flat"])
