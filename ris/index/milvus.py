@@ -484,8 +484,8 @@ class MilvusIndex:
     def iter_rows(self, prefix: str = "") -> Iterator[RowPage]:
         """Every row whose path starts with `prefix`, a page of at most `vector_window` rows
         at a time. Rows are listed by id range (ids and paths), then their vectors read by id:
-        Milvus Lite scans every row for each filtered query but not for a read by id, so
-        100,000 rows of the default model take 75 s instead of 200 s."""
+        Milvus Lite scans every row for each filtered query but not for a read by id: 100,000
+        rows of the default model took 76 s against 255 s (docs/BENCHMARKS.md)."""
         listed = self.iter_paths(prefix)
         while chunk := list(itertools.islice(listed, self.vector_window())):
             vectors = self.get_vectors([row_id for row_id, _ in chunk])

@@ -350,7 +350,8 @@ def accepted_pairs(
         FeatureStore(pictures) as store,
         ThreadPoolExecutor(max(1, threads), thread_name_prefix="verify") as pool,
         # Each match's small matrix product on BLAS threads of its own made the verification
-        # threads wait on one another: 1.3 ms a pair with 2 threads against 0.7 ms.
+        # threads wait on one another: 1.17 ms a pair on 2 threads against 0.80 ms limited
+        # (python -m bench.matching), and SIFT extraction on the same threads slowed too.
         threadpool_limits(1, user_api="blas"),
     ):
 
