@@ -103,7 +103,8 @@ class VectorIndex(Protocol):
 
     def get_vectors(self, ids: list[int]) -> dict[int, np.ndarray]: ...
 
-    def count(self) -> int: ...
+    def count(self, prefix: str = "") -> int:
+        """Rows whose path starts with `prefix`."""
 
     def delete(self, ids: list[int]) -> None: ...
 

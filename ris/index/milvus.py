@@ -469,13 +469,11 @@ class MilvusIndex:
     def iter_paths(self, prefix: str = "", page_size: int = 0) -> Iterator[tuple[int, str]]:
         """(id, path) of every row whose path starts with `prefix`, a page at a time (of about
         `page_size` rows; 0 for as many as one read may return)."""
-        condition = f"path like {_filter_literal(prefix.replace('%', '') + '%')}" if prefix else ""
+        condition = filter_expression(RowFilter(prefixes=(prefix,) if prefix else ()))
         page_size = page_size or rows_per_page(PATH_WINDOW)
         for rows in self._pages(condition, ["id", "path"], page_size, PATH_WINDOW):
             for row in rows:
-                # LIKE may treat `_` as a wildcard: keep only true prefix matches.
-                if row["path"].startswith(prefix):
-                    yield int(row["id"]), row["path"]
+                yield int(row["id"]), row["path"]
 
     def vector_window(self) -> int:
         """Rows of vectors one read may return: at most READ_MAX_BYTES of them."""
@@ -557,13 +555,14 @@ class MilvusIndex:
             )
         )
 
-    def count(self) -> int:
+    def count(self, prefix: str = "") -> int:
+        """Rows whose path starts with `prefix`."""
         if not self.exists():
             return 0
         result = self._loaded(
             lambda: self.client.query(
                 self.collection,
-                filter="",
+                filter=filter_expression(RowFilter(prefixes=(prefix,) if prefix else ())),
                 output_fields=["count(*)"],
                 timeout=self.timeout,
                 consistency_level=READ_YOUR_WRITES,

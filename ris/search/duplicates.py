@@ -9,7 +9,7 @@ import functools
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from threading import Lock
@@ -19,7 +19,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ris.files.remote import Remote
-from ris.index.base import RowFilter, RowPage, VectorIndex
+from ris.index.base import RowFilter, VectorIndex
 from ris.search.neighbours import nearest_rows
 from ris.search.recurring import is_same_picture, needs_same_picture, recurring_features
 from ris.search.verify import MIN_INLIERS, LocalFeatures, Match, Pictures, match
@@ -226,9 +226,9 @@ def candidate_pairs(
     (and, with a `margin`, standing out by it), the paths seen). Every row under `under`
     searches the same rows for its `neighbours` nearest."""
     pairs: dict[tuple[int, int], float] = {}
-    # Under a folder, its rows are counted by reading their paths: read once, kept.
-    paths: dict[int, str] = dict(index.iter_paths(under)) if under else {}
-    total = len(paths) if under else index.count()
+    # Filled as the rows are read.
+    paths: dict[int, str] = {}
+    total = index.count(under)
     # Each row's `neighbours`-th nearest score: how crowded its neighbourhood is.
     crowd: dict[int, float] = {}
     done = 0
@@ -301,19 +301,16 @@ def _nearest_from_index(
     """Each row's nearest (id, score), most similar first, asked of the index in batches."""
     where = RowFilter(prefixes=(under,)) if under else None
     done = 0
-    for ids, vectors in _batches(index.iter_rows(under), SEARCH_BATCH):
-        found = index.search(vectors, neighbours + 1, where)
-        for row_id, hits in zip(ids.tolist(), found, strict=True):
-            paths.update((hit.id, hit.path) for hit in hits)
-            yield row_id, [(hit.id, hit.score) for hit in hits if hit.id != row_id][:neighbours]
-        done += len(ids)
-        on_progress("searching", done, max(total, done))
-
-
-def _batches(pages: Iterable[RowPage], size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    for page in pages:
-        for start in range(0, len(page.ids), size):
-            yield page.ids[start : start + size], page.vectors[start : start + size]
+    for page in index.iter_rows(under):
+        paths.update(zip(page.ids.tolist(), page.paths, strict=True))
+        for start in range(0, len(page.ids), SEARCH_BATCH):
+            ids = page.ids[start : start + SEARCH_BATCH]
+            found = index.search(page.vectors[start : start + SEARCH_BATCH], neighbours + 1, where)
+            for row_id, hits in zip(ids.tolist(), found, strict=True):
+                paths.update((hit.id, hit.path) for hit in hits)
+                yield row_id, [(hit.id, hit.score) for hit in hits if hit.id != row_id][:neighbours]
+            done += len(ids)
+            on_progress("searching", done, max(total, done))
 
 
 def _in_checking_order(pairs: dict[tuple[int, int], float]) -> list[tuple[int, int]]:

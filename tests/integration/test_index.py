@@ -289,6 +289,7 @@ def test_rows_under_a_folder_are_read_without_the_others(small_index: MilvusInde
         [replace(r, path=f"/{'a' if r.id % 3 else 'a_b'}/{r.id}.jpg") for r in records]
     )
     small_index.flush()
+    assert small_index.count("/a/") == 20
     pages = list(small_index.iter_rows("/a/"))
     ids = sorted(np.concatenate([page.ids for page in pages]).tolist())
     assert ids == [r.id for r in records if r.id % 3]
