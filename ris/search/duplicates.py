@@ -363,7 +363,9 @@ def accepted_pairs(
         def check(pair: tuple[int, int]) -> Match | None:
             first = store.get(pair[0], paths[pair[0]])
             second = store.get(pair[1], paths[pair[1]]) if first is not None else None
-            found = None if second is None else match(first, second)  # type: ignore[arg-type]
+            if first is None or second is None:
+                return None
+            found = match(first, second, MIN_INLIERS)
             return found if found is not None and found.inliers >= MIN_INLIERS else None
 
         checked = _in_chunks(pool, check, order, "verifying", on_progress)
