@@ -60,7 +60,7 @@ READ_MAX_BYTES = 32 * 1024 * 1024
 # Rows of paths one read may return, however long the paths.
 PATH_WINDOW = min(QUERY_WINDOW, READ_MAX_BYTES // PATH_MAX_LENGTH)
 # Reads by id in flight at once while reading every row. Milvus Lite serves two side by side
-# in 0.7 of the time it takes one after the other (60,000 rows: 16.8 s against 23.5 s).
+# in two thirds of the time it takes one after the other (100,000 rows: 27 s against 41 s).
 READ_THREADS = 2
 STATE_FIELDS = ["id", "size", "mtime_ns", "content_hash"]
 ROW_FIELDS = ("id", "vector", "path", "size", "mtime_ns", "content_hash")
@@ -487,8 +487,10 @@ class MilvusIndex:
     def iter_rows(self, prefix: str = "") -> Iterator[RowPage]:
         """Every row whose path starts with `prefix`, a page of at most `page_rows` rows at a
         time. The ids are listed first (by id range), then paths and vectors read by id,
-        READ_THREADS reads at once: Milvus Lite scans every row for each filtered query but
-        not for a read by id, and a listing beside the reads slowed both (docs/BENCHMARKS.md)."""
+        READ_THREADS reads at once. Milvus Lite scans every row for each filtered query but
+        not for a read by id, and a listing beside the reads slowed both: 100,000 rows of the
+        default model take 48 s, against 76-80 s listing paths then reading vectors one read
+        at a time (docs/BENCHMARKS.md)."""
         condition = filter_expression(RowFilter(prefixes=(prefix,) if prefix else ()))
         pages = self._pages(condition, ["id"], rows_per_page(QUERY_WINDOW), QUERY_WINDOW)
         ids = np.fromiter((row["id"] for rows in pages for row in rows), np.int64)

@@ -106,9 +106,9 @@ def inliers(query: LocalFeatures, candidate: LocalFeatures) -> int:
 
 def match(query: LocalFeatures, candidate: LocalFeatures, at_least: int = 0) -> Match | None:
     """The query's features that map onto the candidate's under one similarity transform, as
-    `inliers` counts them; None when no transform is found either way. A way round in which
-    fewer than `at_least` features pass the ratio test is not tried: RANSAC could keep no
-    more of them, and most pairs of different pictures stop there."""
+    `inliers` counts them; None when no transform is found either way. With `at_least`, a way
+    round (as it is, or mirrored) in which fewer features pass the ratio test stops before
+    RANSAC, which could keep no more of them: most pairs of different pictures stop there."""
     direct = _match(query, candidate, False, at_least)
     if direct is not None and direct.inliers >= CONFIDENT_INLIERS:
         return direct
