@@ -122,6 +122,7 @@ def scored(
         "candidate_pairs": report.candidate_pairs,
         "verified_pairs": report.verified_pairs,
         "compared_pairs": report.compared_pairs,
+        "read_pictures": report.read_pictures,
         **{f"{phase}_s": seconds for phase, seconds in report.seconds.items()},
     }
 
@@ -217,6 +218,7 @@ def show(results: Iterable[dict[str, Any]]) -> None:
         ("candidate_pairs", "candidates"),
         ("verified_pairs", "verified"),
         ("compared_pairs", "compared"),
+        ("read_pictures", "pictures read"),
         ("search_s", "search s"),
         ("verify_s", "verify s"),
         ("total_s", "total s"),

@@ -97,5 +97,6 @@ class HttpDuplicatesResponse(_Strict):
         description="verified pairs held only by features recurring across many pictures "
         "(a template, a logo), compared pixel by pixel"
     )
+    read_pictures: int = Field(description="pictures whose local features were extracted")
     groups: list[HttpDuplicateGroup]
     seconds: dict[str, float]

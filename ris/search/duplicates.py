@@ -100,6 +100,8 @@ class DuplicateReport:
     # Verified pairs held only by features recurring across many pictures, compared pixel by
     # pixel (kept when one picture).
     compared_pairs: int
+    # Pictures whose local features were extracted, each once however many pairs it is in.
+    read_pictures: int
     groups: list[DuplicateGroup]
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -114,6 +116,7 @@ class Verdicts(NamedTuple):
     checked: int  # by local features
     accepted: int
     compared: int  # pixel by pixel, being held by recurring features
+    read: int  # pictures whose local features were extracted
 
 
 class UnionFind:
@@ -192,6 +195,11 @@ class FeatureStore:
             del self._pending[row_id]
         mine.set_result(features)
         return features
+
+    @property
+    def extracted(self) -> int:
+        """Pictures whose features were extracted (or found unreadable)."""
+        return len(self._stored)
 
     def _write(self, features: LocalFeatures) -> tuple[int, int]:
         # SIFT descriptors are whole numbers 0-255: as bytes they take a quarter of the space.
@@ -338,7 +346,7 @@ def accepted_pairs(
     if pictures is None:
         for pair in pairs:
             joined.union(*pair)
-        return Verdicts(joined, 0, len(pairs), 0)
+        return Verdicts(joined, 0, len(pairs), 0, 0)
     identical = [pair for pair, score in pairs.items() if score >= IDENTICAL_SCORE]
     for pair in identical:
         joined.union(*pair)
@@ -355,7 +363,9 @@ def accepted_pairs(
         def check(pair: tuple[int, int]) -> Match | None:
             first = store.get(pair[0], paths[pair[0]])
             second = store.get(pair[1], paths[pair[1]]) if first is not None else None
-            found = None if second is None else match(first, second)  # type: ignore[arg-type]
+            if first is None or second is None:
+                return None
+            found = match(first, second, MIN_INLIERS)
             return found if found is not None and found.inliers >= MIN_INLIERS else None
 
         checked = _in_chunks(pool, check, order, "verifying", on_progress)
@@ -376,10 +386,11 @@ def accepted_pairs(
 
         same = _in_chunks(pool, same_picture, held, "comparing pixels", on_progress)
         kept = dict(zip(held, same, strict=True))
+        read = store.extracted
     accepted = [pair for pair in matches if kept.get(pair, True)]
     for pair in accepted:
         joined.union(*pair)
-    return Verdicts(joined, len(order), len(identical) + len(accepted), len(held))
+    return Verdicts(joined, len(order), len(identical) + len(accepted), len(held), read)
 
 
 def _in_chunks(
@@ -477,6 +488,7 @@ def find_duplicates(
         verified_pairs=verdicts.checked,
         accepted_pairs=verdicts.accepted,
         compared_pairs=verdicts.compared,
+        read_pictures=verdicts.read,
         groups=groups,
         seconds={
             "search": round(searched - started, 2),

@@ -104,23 +104,27 @@ def inliers(query: LocalFeatures, candidate: LocalFeatures) -> int:
     return 0 if found is None else found.inliers
 
 
-def match(query: LocalFeatures, candidate: LocalFeatures) -> Match | None:
+def match(query: LocalFeatures, candidate: LocalFeatures, at_least: int = 0) -> Match | None:
     """The query's features that map onto the candidate's under one similarity transform, as
-    `inliers` counts them; None when no transform is found either way."""
-    direct = _match(query, candidate, False)
+    `inliers` counts them; None when no transform is found either way. With `at_least`, a way
+    round (as it is, or mirrored) in which fewer features pass the ratio test stops before
+    RANSAC, which could keep no more of them: most pairs of different pictures stop there."""
+    direct = _match(query, candidate, False, at_least)
     if direct is not None and direct.inliers >= CONFIDENT_INLIERS:
         return direct
-    flipped = _match(mirrored(query), candidate, True)
+    flipped = _match(mirrored(query), candidate, True, at_least)
     if flipped is not None and (direct is None or flipped.inliers > direct.inliers):
         return flipped
     return direct
 
 
-def _match(query: LocalFeatures, candidate: LocalFeatures, flipped: bool) -> Match | None:
+def _match(
+    query: LocalFeatures, candidate: LocalFeatures, flipped: bool, at_least: int
+) -> Match | None:
     if len(query.descriptors) < 2 or len(candidate.descriptors) < 2:
         return None
     query_index, train_index = _ratio_matches(query.descriptors, candidate.descriptors)
-    if len(query_index) < 3:
+    if len(query_index) < max(3, at_least):
         return None
     transform, mask = cv2.estimateAffinePartial2D(
         query.points[query_index],
@@ -143,16 +147,19 @@ def _ratio_matches(query: np.ndarray, candidate: np.ndarray) -> tuple[np.ndarray
     would otherwise fit a transform that shrinks everything to that point. Distances come from
     one matrix product, as a brute-force L2 matcher finds them, at a fraction of its cost in
     Python objects."""
-    squared = (
-        np.einsum("ij,ij->i", query, query)[:, None]
-        + np.einsum("ij,ij->i", candidate, candidate)[None, :]
-        - 2.0 * (query @ candidate.T)
-    )
+    # |q - c|^2 = |q|^2 + |c|^2 - 2 q.c: a query feature's nearest two are found on
+    # |c|^2 - 2 q.c, in place, and its own |q|^2 added to those two alone.
+    squared = query @ candidate.T
+    squared *= -2.0
+    squared += np.einsum("ij,ij->i", candidate, candidate)[None, :]
     rows = np.arange(len(query))
     train = np.argmin(squared, axis=1)
     best = squared[rows, train]
     squared[rows, train] = np.inf
     second = squared.min(axis=1)
+    own = np.einsum("ij,ij->i", query, query)
+    best += own
+    second += own
     passed = np.flatnonzero(best < RATIO**2 * second)
     # The closest query feature per candidate feature: sort by distance, keep each first.
     by_distance = passed[np.argsort(best[passed], kind="stable")]

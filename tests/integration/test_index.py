@@ -16,7 +16,7 @@ from ris.errors import (
 )
 from ris.files.changes import FileState
 from ris.index.base import ImageRecord, RowFilter
-from ris.index.milvus import MilvusIndex
+from ris.index.milvus import PATH_MAX_LENGTH, MilvusIndex
 
 DIM = 8
 
@@ -268,12 +268,17 @@ def test_path_prefixes_match_exactly_even_with_wildcard_characters(
     ) == {"/a_b2/4.jpg"}
 
 
-def test_every_stored_row_is_read_back_page_by_page(small_index: MilvusIndex) -> None:
+def test_every_stored_row_is_read_back_page_by_page(
+    small_index: MilvusIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
     records = _records(40)
     small_index.upsert(records)
     small_index.flush()
+    # Pages of 3 rows: 14 reads, two at a time, come back whole and in id order.
+    monkeypatch.setattr(small_index, "page_rows", lambda: 3)
     pages = list(small_index.iter_rows())
-    assert sorted(np.concatenate([page.ids for page in pages]).tolist()) == [r.id for r in records]
+    assert [len(page.ids) for page in pages] == [3] * 13 + [1]
+    assert np.concatenate([page.ids for page in pages]).tolist() == [r.id for r in records]
     for page in pages:
         for row_id, path, vector in zip(page.ids, page.paths, page.vectors, strict=True):
             assert path == records[row_id - 1].path
@@ -296,21 +301,26 @@ def test_rows_under_a_folder_are_read_without_the_others(small_index: MilvusInde
     assert all(path.startswith("/a/") for page in pages for path in page.paths)
 
 
-def test_vectors_are_read_in_pages_as_large_as_one_read_may_return(
+def test_rows_are_read_in_pages_as_large_as_one_read_may_return(
     any_milvus: str, collection: str
 ) -> None:
-    # The default model's dimension: a full page of its vectors is a 32 MB result, which the
-    # real Milvus must serve in one read (it refuses 64 MB).
+    # The default model's dimension and paths of the longest length: a full page is a 32 MB
+    # result, which the real Milvus must serve in one read (it refuses 64 MB).
     index = MilvusIndex(any_milvus, collection, dim=2560)
-    rows = index.vector_window() + 10
+    rows = index.page_rows() + 10
     vectors = np.random.default_rng(3).normal(size=(rows, 2560)).astype(np.float32)
+
+    def path(n: int) -> str:
+        return f"/v/{n:08d}".ljust(PATH_MAX_LENGTH - 4, "x") + ".jpg"
+
     try:
-        index.upsert([ImageRecord(n + 1, f"/v/{n}.jpg", v, 0, 0) for n, v in enumerate(vectors)])
+        index.upsert([ImageRecord(n + 1, path(n), v, 0, 0) for n, v in enumerate(vectors)])
         index.flush()
         pages = list(index.iter_rows())
-        assert [len(page.ids) for page in pages] == [index.vector_window(), 10]
-        last = pages[-1]
-        np.testing.assert_allclose(last.vectors, vectors[last.ids - 1], atol=1e-6)
+        assert [len(page.ids) for page in pages] == [index.page_rows(), 10]
+        for page in pages:
+            np.testing.assert_allclose(page.vectors, vectors[page.ids - 1], atol=1e-6)
+            assert page.paths == [path(row_id - 1) for row_id in page.ids.tolist()]
     finally:
         index.drop()
         index.close()

@@ -9,8 +9,9 @@ from ris.embedding.pipeline import EmbeddingPipeline
 from ris.files.identity import image_id
 from ris.index.base import ImageRecord
 from ris.index.milvus import MilvusIndex
+from ris.search.duplicates import FEATURE_COUNT, FEATURE_SIDE
 from ris.search.image_search import ImageSearch
-from ris.search.verify import MIN_INLIERS, inliers, local_features, match
+from ris.search.verify import MIN_INLIERS, LocalFeatures, Match, inliers, local_features, match
 from ris.search.verify import mirrored as mirrored_features
 from tests.imagefiles import hard_copy
 
@@ -36,6 +37,32 @@ def test_a_cropped_copy_matches_its_original_and_nothing_else(
     assert inliers(copy, local_features(str(photos[0]), MAX_PIXELS)) >= MIN_INLIERS
     for other in photos[1:6]:
         assert inliers(copy, local_features(str(other), MAX_PIXELS)) < MIN_INLIERS
+
+
+def test_pairs_that_cannot_reach_the_inliers_asked_for_stop_before_ransac(
+    photos: list[Path], tmp_path: Path
+) -> None:
+    """`at_least`, as duplicate groups ask it, changes no verdict: the copy's match is the
+    same, and some pairs of different pictures, which RANSAC fitted to a few chance
+    agreements, stop before it."""
+
+    def features(path: Path) -> LocalFeatures:
+        return local_features(str(path), MAX_PIXELS, FEATURE_SIDE, FEATURE_COUNT)
+
+    def verified(found: Match | None) -> bool:
+        return found is not None and found.inliers >= MIN_INLIERS
+
+    copy = features(hard_copy(photos[0], tmp_path))
+    full, asked = match(copy, features(photos[0])), match(copy, features(photos[0]), MIN_INLIERS)
+    assert full is not None and asked is not None and verified(full)
+    assert (asked.inliers, asked.mirrored) == (full.inliers, full.mirrored)
+    np.testing.assert_allclose(asked.transform, full.transform)
+    stopped = 0
+    for other in map(features, photos[1:12]):
+        full, asked = match(copy, other), match(copy, other, MIN_INLIERS)
+        assert not verified(full) and not verified(asked)
+        stopped += full is not None and asked is None
+    assert stopped > 0
 
 
 def test_a_mirrored_copy_matches_its_original_as_the_flipped_pixels_would(
