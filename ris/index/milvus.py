@@ -488,9 +488,9 @@ class MilvusIndex:
         """Every row whose path starts with `prefix`, a page of at most `page_rows` rows at a
         time. The ids are listed first (by id range), then paths and vectors read by id,
         READ_THREADS reads at once. Milvus Lite scans every row for each filtered query but
-        not for a read by id, and a listing beside the reads slowed both: 100,000 rows of the
-        default model take 48 s, against 76-80 s listing paths then reading vectors one read
-        at a time (docs/BENCHMARKS.md)."""
+        not for a read by id, and a listing beside the reads slowed both. At 100,000 rows of
+        the default model: ids listed in 21-22 s and rows read in 27-28 s, against 34-38 s
+        listing paths and 42 s reading vectors one read at a time (docs/BENCHMARKS.md)."""
         condition = filter_expression(RowFilter(prefixes=(prefix,) if prefix else ()))
         pages = self._pages(condition, ["id"], rows_per_page(QUERY_WINDOW), QUERY_WINDOW)
         ids = np.fromiter((row["id"] for rows in pages for row in rows), np.int64)
