@@ -157,6 +157,11 @@ def _prefix_condition(prefix: str) -> str:
     return f"(path >= {_filter_literal(prefix)} and path < {_filter_literal(upper)})"
 
 
+def _under(prefix: str) -> str:
+    """Rows whose path starts with `prefix`; every row when it is empty."""
+    return _prefix_condition(prefix) if prefix else ""
+
+
 def filter_expression(where: RowFilter) -> str:
     """The Milvus boolean expression for `where`."""
     conditions = []
@@ -473,7 +478,7 @@ class MilvusIndex:
     def iter_paths(self, prefix: str = "", page_size: int = 0) -> Iterator[tuple[int, str]]:
         """(id, path) of every row whose path starts with `prefix`, a page at a time (of about
         `page_size` rows; 0 for as many as one read may return)."""
-        condition = filter_expression(RowFilter(prefixes=(prefix,) if prefix else ()))
+        condition = _under(prefix)
         page_size = page_size or rows_per_page(PATH_WINDOW)
         for rows in self._pages(condition, ["id", "path"], page_size, PATH_WINDOW):
             for row in rows:
@@ -491,7 +496,7 @@ class MilvusIndex:
         not for a read by id, and a listing beside the reads slowed both. At 100,000 rows of
         the default model: ids listed in 21-22 s and rows read in 27-28 s, against 34-38 s
         listing paths and 42 s reading vectors one read at a time (docs/BENCHMARKS.md)."""
-        condition = filter_expression(RowFilter(prefixes=(prefix,) if prefix else ()))
+        condition = _under(prefix)
         pages = self._pages(condition, ["id"], rows_per_page(QUERY_WINDOW), QUERY_WINDOW)
         ids = np.fromiter((row["id"] for rows in pages for row in rows), np.int64)
         size = self.page_rows()
@@ -592,7 +597,7 @@ class MilvusIndex:
         result = self._loaded(
             lambda: self.client.query(
                 self.collection,
-                filter=filter_expression(RowFilter(prefixes=(prefix,) if prefix else ())),
+                filter=_under(prefix),
                 output_fields=["count(*)"],
                 timeout=self.timeout,
                 consistency_level=READ_YOUR_WRITES,
