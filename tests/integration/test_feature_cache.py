@@ -17,18 +17,7 @@ from ris.search.duplicates import FEATURE_COUNT, FEATURE_SIDE, FeatureStore
 from ris.search.feature_cache import FeatureCache, open_feature_cache
 from ris.search.verify import LocalFeatures, Pictures
 from ris.settings import Settings
-
-
-class CountingPictures(Pictures):
-    """The product's pictures, counting the features extracted."""
-
-    def __init__(self) -> None:
-        super().__init__(Remote(), 10**8, FEATURE_SIDE, FEATURE_COUNT)
-        self.extracted: list[str] = []
-
-    def features(self, path: str) -> LocalFeatures | None:
-        self.extracted.append(path)
-        return super().features(path)
+from tests.helpers import CountingPictures
 
 
 def _cache(directory: Path, max_bytes: int = 10**9, side: int = FEATURE_SIDE) -> FeatureCache:
