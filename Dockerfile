@@ -45,7 +45,9 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
 COPY --from=builder --chown=ris:ris /opt/ris/cache/models /opt/ris/cache/models
 USER ris
 WORKDIR /home/ris
-RUN python -m ris_cli.convert --check
+# The query service's volume of kept local features (RIS_FEATURE_CACHE_DIR) is mounted here:
+# made by ris, so a new volume is too.
+RUN python -m ris_cli.convert --check && mkdir /home/ris/features
 CMD ["celery", "-A", "workers", "worker", "--loglevel", "INFO"]
 
 FROM cpu AS flower
@@ -78,5 +80,7 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
 COPY --from=builder --chown=ris:ris /opt/ris/cache/models /opt/ris/cache/models
 USER ris
 WORKDIR /home/ris
-RUN python -m ris_cli.convert --check
+# The query service's volume of kept local features (RIS_FEATURE_CACHE_DIR) is mounted here:
+# made by ris, so a new volume is too.
+RUN python -m ris_cli.convert --check && mkdir /home/ris/features
 CMD ["celery", "-A", "workers", "worker", "--loglevel", "INFO"]

@@ -5,7 +5,9 @@ real worker into Milvus Lite), so every original and its copies form one true gr
 inside the groups found are scored against the pairs inside the true groups: precision, and
 recall of pairs with a hard copy in them and of the others (an original and its mild copies).
 Then synthetic rows, drawn from a Gaussian fitted to the collection's own vectors, fill the
-collection up to `--rows`, and the same search is timed there.
+collection up to `--rows`, and the same search is timed there: as a first run, without keeping
+local features and then keeping them, then again with the features kept (nothing changed), and
+once more after 1% more rows were added (what a run on a growing collection costs).
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ from ris.files.identity import image_id
 from ris.files.remote import Remote
 from ris.index.base import ImageRecord
 from ris.index.milvus import open_index
-from ris.search.duplicates import DuplicateReport, find_duplicates
+from ris.search.duplicates import FEATURE_COUNT, FEATURE_SIDE, DuplicateReport, find_duplicates
+from ris.search.feature_cache import FeatureCache
 from ris.settings import Settings, load_settings
 
-console = Console(highlight=False, width=140)
+console = Console(highlight=False, width=180)
 STRENGTHS = ("mild", "hard")
 # (name shown, gallery dataset, {strength: dataset holding that strength's queries})
 FAMILIES = {
@@ -49,6 +52,8 @@ SYNTHETIC_BATCH = 2048
 # that fills it, at about 0.75 ms a row of the default model: 40,000 rows outlast a request's
 # 30 s (a 100,000-row fill failed so on 2026-12-05). An explicit flush has a longer deadline.
 SYNTHETIC_FLUSH_ROWS = 8 * SYNTHETIC_BATCH
+# Rows added before the last run, as a share of the collection.
+GROWTH = 0.01
 
 
 @dataclass
@@ -123,6 +128,7 @@ def scored(
         "verified_pairs": report.verified_pairs,
         "compared_pairs": report.compared_pairs,
         "read_pictures": report.read_pictures,
+        "cached_pictures": report.cached_pictures,
         **{f"{phase}_s": seconds for phase, seconds in report.seconds.items()},
     }
 
@@ -134,6 +140,7 @@ def run(
     label: str,
     truth: TrueGroups,
     synthetic: Set[int] = frozenset(),
+    cache: FeatureCache | None = None,
 ) -> dict:
     with Progress(console=console, transient=True) as progress:
         tasks: dict[str, Any] = {}
@@ -149,23 +156,27 @@ def run(
             settings.max_pixels,
             verify=verify,
             on_progress=advance,
+            cache=cache,
         )
     return scored(report, truth, label, synthetic)
 
 
 def fill_with_synthetic_rows(
-    index: Any, rows: int, files: list[str], seed: int = 0
+    index: Any, rows: int, files: list[str], seed: int = 0, first: int = 0
 ) -> frozenset[int]:
-    """Rows drawn from a Gaussian fitted to the collection's vectors, up to `rows` in all.
-    Each names one of `files` in turn, so checking a pair costs what it costs on real photos.
-    Returns the ids added."""
-    real = np.concatenate([page.vectors for page in index.iter_rows()])
+    """Rows drawn from a Gaussian fitted to the collection's real vectors, up to `rows` in
+    all, numbered from `first`. Each names one of `files` in turn, so checking a pair costs
+    what it costs on real photos. Returns the ids added."""
+    made = {synthetic_id(n) for n in range(first)}
+    real = np.concatenate(
+        [page.vectors[~np.isin(page.ids, list(made))] for page in index.iter_rows()]
+    )
     sample = fitted_sampler(real, seed)
     missing = max(0, rows - index.count())
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("synthetic rows", total=missing)
-        for start in range(0, missing, SYNTHETIC_BATCH):
-            vectors = sample(min(SYNTHETIC_BATCH, missing - start))
+        for start in range(first, first + missing, SYNTHETIC_BATCH):
+            vectors = sample(min(SYNTHETIC_BATCH, first + missing - start))
             numbers = range(start, start + len(vectors))
             index.upsert(
                 [
@@ -174,10 +185,10 @@ def fill_with_synthetic_rows(
                 ]
             )
             progress.advance(task, len(vectors))
-            if (start + len(vectors)) % SYNTHETIC_FLUSH_ROWS == 0:
+            if (start - first + len(vectors)) % SYNTHETIC_FLUSH_ROWS == 0:
                 index.flush()
     index.flush()
-    return frozenset(map(synthetic_id, range(missing)))
+    return frozenset(map(synthetic_id, range(first, first + missing)))
 
 
 def measure_family(family: str, settings: Settings, rows: int, work: Path) -> list[dict]:
@@ -192,7 +203,10 @@ def measure_family(family: str, settings: Settings, rows: int, work: Path) -> li
         stack.callback(index.close)
         for verify in (True, False):
             label = f"{family}, {'verified' if verify else 'score only'}"
-            results.append({"set": family, **run(index, settings, verify, label, truth)})
+            cache = _cache(work / f"{family}-features") if verify else None
+            results.append(
+                {"set": family, **run(index, settings, verify, label, truth, cache=cache)}
+            )
         if rows > indexed:
             distractors = [
                 path
@@ -201,9 +215,33 @@ def measure_family(family: str, settings: Settings, rows: int, work: Path) -> li
             ]
             synthetic = fill_with_synthetic_rows(index, rows, distractors)
             console.print(f"{family}: {len(synthetic)} synthetic rows added")
-            label = f"{family} + synthetic, verified"
-            results.append({"set": family, **run(index, settings, True, label, truth, synthetic)})
+            # First as with RIS_FEATURE_CACHE_GB=0, then with a cache that holds nothing yet
+            # (both read every picture they check), then again with what that one kept.
+            cache = _cache(work / f"{family}-synthetic-features")
+            runs = [("first run, no features kept", None), ("first run", cache)]
+            for label, kept in [*runs, ("run again", cache)]:
+                label = f"{family} + synthetic, {label}"
+                results.append(
+                    {"set": family, **run(index, settings, True, label, truth, synthetic, kept)}
+                )
+            grown = round(index.count() * (1 + GROWTH))
+            # Another seed: the first one's draws would be copies of the rows already there.
+            synthetic |= fill_with_synthetic_rows(
+                index, grown, distractors, seed=1, first=len(synthetic)
+            )
+            label = f"{family} + synthetic, {GROWTH:.0%} more rows, run again"
+            results.append(
+                {"set": family, **run(index, settings, True, label, truth, synthetic, cache)}
+            )
+            console.print(
+                f"{family}: features kept: {cache.bytes / len(cache):,.0f} bytes a picture"
+            )
     return results
+
+
+def _cache(directory: Path) -> FeatureCache:
+    """Local features kept between runs, as `query duplicates` keeps them, without a size limit."""
+    return FeatureCache(directory, 2**50, FEATURE_SIDE, FEATURE_COUNT)
 
 
 def show(results: Iterable[dict[str, Any]]) -> None:
@@ -219,12 +257,15 @@ def show(results: Iterable[dict[str, Any]]) -> None:
         ("verified_pairs", "verified"),
         ("compared_pairs", "compared"),
         ("read_pictures", "pictures read"),
+        ("cached_pictures", "pictures known"),
         ("search_s", "search s"),
         ("verify_s", "verify s"),
         ("total_s", "total s"),
     )
     for _, header in columns:
-        table.add_column(header, justify="left" if header == "run" else "right")
+        table.add_column(
+            header, justify="left" if header == "run" else "right", no_wrap=header == "run"
+        )
     for result in results:
         table.add_row(
             *(

@@ -98,5 +98,8 @@ class HttpDuplicatesResponse(_Strict):
         "(a template, a logo), compared pixel by pixel"
     )
     read_pictures: int = Field(description="pictures whose local features were extracted")
+    cached_pictures: int = Field(
+        description="pictures whose local features were kept from an earlier run, not read"
+    )
     groups: list[HttpDuplicateGroup]
     seconds: dict[str, float]

@@ -42,7 +42,8 @@ from ris.index.base import RowFilter
 from ris.index.milvus import open_index
 from ris.jobs.connection import connect_redis
 from ris.jobs.tracker import JobTracker
-from ris.search.duplicates import find_duplicates
+from ris.search.duplicates import FEATURE_COUNT, FEATURE_SIDE, find_duplicates
+from ris.search.feature_cache import open_feature_cache
 from ris.search.filters import path_prefix, row_filter
 from ris.search.image_search import ImageSearch
 from ris.settings import Settings
@@ -57,8 +58,14 @@ class SearchService:
         self.settings = settings
         self.index = open_index(settings)
         self.tracker = JobTracker(connect_redis(settings.redis_url))
+        self.feature_cache = open_feature_cache(settings, FEATURE_SIDE, FEATURE_COUNT)
         # One inference at a time: the model already uses every core for one query.
         self.image_search = ImageSearch.from_settings(settings, self.index, threading.Lock())
+
+    def close(self) -> None:
+        self.index.close()
+        if self.feature_cache is not None:
+            self.feature_cache.close()
 
     def search(
         self, upload: bytes, top_k: int, where: RowFilter, min_score: float | None
@@ -85,6 +92,7 @@ class SearchService:
             min_score,
             verify,
             path_prefix(under) if under.strip() else "",
+            cache=self.feature_cache,
         )
         groups = [
             HttpDuplicateGroup(
@@ -199,7 +207,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         holder["service"] = SearchService(settings)
         yield
-        holder["service"].index.close()
+        holder["service"].close()
 
     app = FastAPI(title="Reverse image search", lifespan=lifespan)
 

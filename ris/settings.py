@@ -160,6 +160,19 @@ class Settings(BaseSettings):
         default_factory=_default_cache_dir,
         description="Converted models, sample photos and evaluation datasets are cached here.",
     )
+    feature_cache_gb: float = Field(
+        8.0,
+        ge=0,
+        description="Local features `query duplicates` keeps between runs (about 68 KB a "
+        "picture), so a run after the first reads only the pictures added or changed since; "
+        "oldest first out beyond this many GB. 0: none kept.",
+    )
+    feature_cache_dir: Path | None = Field(
+        None, description="Where those features are kept. Unset: `features` in RIS_CACHE_DIR."
+    )
+
+    def resolved_feature_cache_dir(self) -> Path:
+        return self.feature_cache_dir or self.cache_dir / "features"
 
     @model_validator(mode="before")
     @classmethod

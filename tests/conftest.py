@@ -30,6 +30,20 @@ def cache_dir() -> Path:
     return Settings().cache_dir
 
 
+@pytest.fixture(scope="session", autouse=True)
+def feature_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Local features `query duplicates` keeps go to the session's own folder, not the
+    user's cache: each run starts without them."""
+    directory = tmp_path_factory.mktemp("features")
+    previous = os.environ.get("RIS_FEATURE_CACHE_DIR")
+    os.environ["RIS_FEATURE_CACHE_DIR"] = str(directory)
+    yield directory
+    if previous is None:
+        del os.environ["RIS_FEATURE_CACHE_DIR"]
+    else:
+        os.environ["RIS_FEATURE_CACHE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedis]:
     with LocalRedis(tmp_path_factory.mktemp("redis")) as server:

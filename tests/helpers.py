@@ -17,6 +17,9 @@ from click.testing import CliRunner, Result
 
 from ris.dev.workers import launch_workers as launch_local_workers
 from ris.dev.workers import stop_workers
+from ris.files.remote import Remote
+from ris.search.duplicates import FEATURE_COUNT, FEATURE_SIDE
+from ris.search.verify import LocalFeatures, Pictures
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -104,3 +107,15 @@ def headless_chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+class CountingPictures(Pictures):
+    """The product's pictures, counting the features extracted."""
+
+    def __init__(self) -> None:
+        super().__init__(Remote(), 10**8, FEATURE_SIDE, FEATURE_COUNT)
+        self.extracted: list[str] = []
+
+    def features(self, path: str) -> LocalFeatures | None:
+        self.extracted.append(path)
+        return super().features(path)

@@ -39,11 +39,13 @@ class SearchHit:
 
 @dataclass(frozen=True)
 class RowPage:
-    """Rows read together: their ids, paths and (n, dim) vectors, in one order."""
+    """Rows read together: their ids, paths, (n, dim) vectors and the file states they were
+    embedded from, in one order."""
 
     ids: np.ndarray
     paths: list[str]
     vectors: np.ndarray
+    states: list[FileState]
 
 
 @dataclass(frozen=True)

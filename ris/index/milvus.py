@@ -459,10 +459,7 @@ class MilvusIndex:
                 consistency_level="Bounded",
             )
         )
-        return {
-            int(row["id"]): FileState(int(row["size"]), int(row["mtime_ns"]), row["content_hash"])
-            for row in rows
-        }
+        return {int(row["id"]): _file_state(row) for row in rows}
 
     def get_paths(self, ids: list[int]) -> dict[int, str]:
         """The indexed path of each of `ids` that is in the collection."""
@@ -485,9 +482,9 @@ class MilvusIndex:
                 yield int(row["id"]), row["path"]
 
     def page_rows(self) -> int:
-        """Rows of one RowPage: their vectors and paths at most READ_MAX_BYTES, however long
-        the paths."""
-        return _window(self.dim * 4 + PATH_MAX_LENGTH)
+        """Rows of one RowPage: their vectors, paths and file states at most READ_MAX_BYTES,
+        however long the paths."""
+        return _window(self.dim * 4 + PATH_MAX_LENGTH + 2 * 8 + HASH_LENGTH)
 
     def iter_rows(self, prefix: str = "") -> Iterator[RowPage]:
         """Every row whose path starts with `prefix`, a page of at most `page_rows` rows at a
@@ -516,7 +513,7 @@ class MilvusIndex:
             self.client.get,
             self.collection,
             ids=ids,
-            output_fields=["id", "path", "vector"],
+            output_fields=["id", "path", "vector", "size", "mtime_ns", "content_hash"],
             timeout=self.timeout,
             consistency_level="Session",
         )
@@ -528,6 +525,7 @@ class MilvusIndex:
             np.array([row["id"] for row in kept], np.int64),
             [row["path"] for row in kept],
             np.array([row["vector"] for row in kept], np.float32),
+            [_file_state(row) for row in kept],
         )
 
     def get_vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
@@ -619,6 +617,10 @@ class MilvusIndex:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _file_state(row: dict[str, Any]) -> FileState:
+    return FileState(int(row["size"]), int(row["mtime_ns"]), row["content_hash"])
 
 
 def _window(row_bytes: int) -> int:

@@ -9,7 +9,7 @@ import functools
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from threading import Lock
@@ -18,8 +18,15 @@ from typing import Any, NamedTuple, TypeVar
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ris.files.changes import FileState
 from ris.files.remote import Remote
-from ris.index.base import RowFilter, VectorIndex
+from ris.index.base import RowFilter, RowPage, VectorIndex
+from ris.search.feature_cache import (
+    FEATURE_BYTES,
+    FeatureCache,
+    features_bytes,
+    features_from_bytes,
+)
 from ris.search.neighbours import nearest_rows
 from ris.search.recurring import is_same_picture, needs_same_picture, recurring_features
 from ris.search.verify import MIN_INLIERS, LocalFeatures, Match, Pictures, match
@@ -102,6 +109,8 @@ class DuplicateReport:
     compared_pairs: int
     # Pictures whose local features were extracted, each once however many pairs it is in.
     read_pictures: int
+    # Pictures whose local features were kept from an earlier run (not read this time).
+    cached_pictures: int
     groups: list[DuplicateGroup]
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -117,6 +126,7 @@ class Verdicts(NamedTuple):
     accepted: int
     compared: int  # pixel by pixel, being held by recurring features
     read: int  # pictures whose local features were extracted
+    cached: int  # pictures whose local features were kept from an earlier run
 
 
 class UnionFind:
@@ -152,17 +162,28 @@ class UnionFind:
 class FeatureStore:
     """Local features by row id, each picture's extracted once however many pairs it is in:
     kept in an unnamed scratch file, so memory holds what the page cache can spare rather than
-    every picture's features (about 68 KB each as bytes). Thread-safe; a picture asked for while
+    every picture's features (about 68 KB each as bytes). Pictures whose features the `cache`
+    kept from an earlier run (by `states`, the file state the index holds of each row) are not
+    read at all, and those extracted are kept there. Thread-safe; a picture asked for while
     another thread extracts it waits for that extraction."""
 
-    def __init__(self, pictures: Pictures):
+    def __init__(
+        self,
+        pictures: Pictures,
+        cache: FeatureCache | None = None,
+        states: Mapping[int, FileState] | None = None,
+    ):
         self.pictures = pictures
+        self.cache = cache
+        self.states = states or {}
         self._file = tempfile.TemporaryFile(prefix="ris-features-")
         self._end = 0
         # row id -> (offset, feature count) in the file, or None when it cannot be read.
         self._stored: dict[int, tuple[int, int] | None] = {}
         self._pending: dict[int, Future[LocalFeatures | None]] = {}
         self._lock = Lock()
+        self.extracted = 0  # pictures read and their features extracted (or found unreadable)
+        self.cached = 0  # pictures whose features came from the cache
 
     def __enter__(self) -> FeatureStore:
         return self
@@ -183,7 +204,7 @@ class FeatureStore:
         if waiting is not None:
             return waiting.result()
         try:
-            features = self.pictures.features(path)
+            features = self._find(row_id, path)
             where = None if features is None else self._write(features)
         except BaseException as error:
             with self._lock:
@@ -196,17 +217,24 @@ class FeatureStore:
         mine.set_result(features)
         return features
 
-    @property
-    def extracted(self) -> int:
-        """Pictures whose features were extracted (or found unreadable)."""
-        return len(self._stored)
+    def _find(self, row_id: int, path: str) -> LocalFeatures | None:
+        """The picture's features from the cache, or else extracted (and then cached)."""
+        state = self.states.get(row_id)
+        if self.cache is not None and state is not None:
+            features = self.cache.get(row_id, state)
+            if features is not None:
+                with self._lock:
+                    self.cached += 1
+                return features
+        features = self.pictures.features(path)
+        with self._lock:
+            self.extracted += 1
+        if features is not None and self.cache is not None and state is not None:
+            self.cache.put(row_id, state, features)
+        return features
 
     def _write(self, features: LocalFeatures) -> tuple[int, int]:
-        # SIFT descriptors are whole numbers 0-255: as bytes they take a quarter of the space.
-        data = (
-            features.points.astype(np.float32).tobytes()
-            + features.descriptors.astype(np.uint8).tobytes()
-        )
+        data = features_bytes(features)
         with self._lock:
             offset, self._end = self._end, self._end + len(data)
         os.pwrite(self._file.fileno(), data, offset)
@@ -216,10 +244,16 @@ class FeatureStore:
         if where is None:
             return None
         offset, count = where
-        data = os.pread(self._file.fileno(), count * (2 * 4 + 128), offset)
-        points = np.frombuffer(data, np.float32, count * 2).reshape(count, 2)
-        descriptors = np.frombuffer(data, np.uint8, offset=count * 2 * 4).reshape(count, 128)
-        return LocalFeatures(points, descriptors.astype(np.float32))
+        return features_from_bytes(os.pread(self._file.fileno(), count * FEATURE_BYTES, offset))
+
+
+class Candidates(NamedTuple):
+    """The pairs worth checking, and what was read of their rows."""
+
+    rows: int  # rows searched
+    pairs: dict[tuple[int, int], float]  # (smaller id, larger id): score
+    paths: dict[int, str]
+    states: dict[int, FileState]  # the file state the index holds of each row read
 
 
 def candidate_pairs(
@@ -229,22 +263,21 @@ def candidate_pairs(
     neighbours: int = NEIGHBOURS,
     margin: float | None = None,
     on_progress: Progress = lambda stage, done, total: None,
-) -> tuple[int, dict[tuple[int, int], float], dict[int, str]]:
-    """(rows searched, {(smaller id, larger id): score} of pairs at or above `min_score`
-    (and, with a `margin`, standing out by it), the paths seen). Every row under `under`
-    searches the same rows for its `neighbours` nearest."""
+) -> Candidates:
+    """The pairs at or above `min_score` (and, with a `margin`, standing out by it). Every row
+    under `under` searches the same rows for its `neighbours` nearest."""
     pairs: dict[tuple[int, int], float] = {}
     # Filled as the rows are read.
-    paths: dict[int, str] = {}
+    read = Candidates(0, pairs, {}, {})
     total = index.count(under)
     # Each row's `neighbours`-th nearest score: how crowded its neighbourhood is.
     crowd: dict[int, float] = {}
     done = 0
     on_progress("searching", 0, total)
     if total * index.dim * 4 <= IN_PROCESS_BYTES:
-        nearest = _nearest_in_process(index, under, total, neighbours, paths, on_progress)
+        nearest = _nearest_in_process(index, under, total, neighbours, read, on_progress)
     else:
-        nearest = _nearest_from_index(index, under, neighbours, paths, total, on_progress)
+        nearest = _nearest_from_index(index, under, neighbours, read, total, on_progress)
     for row_id, others in nearest:
         done += 1
         crowd[row_id] = others[-1][1] if len(others) == neighbours else -1.0
@@ -259,7 +292,14 @@ def candidate_pairs(
             if score >= IDENTICAL_SCORE
             or score - (crowd.get(pair[0], -1.0) + crowd.get(pair[1], -1.0)) / 2 >= margin
         }
-    return done, pairs, paths
+    return read._replace(rows=done, pairs=pairs)
+
+
+def _remember(read: Candidates, page: RowPage) -> None:
+    """Keep the paths and file states of a page's rows."""
+    ids = page.ids.tolist()
+    read.paths.update(zip(ids, page.paths, strict=True))
+    read.states.update(zip(ids, page.states, strict=True))
 
 
 Nearest = Iterator[tuple[int, list[tuple[int, float]]]]
@@ -270,7 +310,7 @@ def _nearest_in_process(
     under: str,
     total: int,
     neighbours: int,
-    paths: dict[int, str],
+    read: Candidates,
     on_progress: Progress,
 ) -> Nearest:
     """Each row's nearest (id, score), most similar first, from the rows' vectors read once
@@ -285,7 +325,7 @@ def _nearest_in_process(
             vectors = np.resize(vectors, (grown, index.dim))
         ids[count : count + len(page.ids)] = page.ids
         vectors[count : count + len(page.ids)] = page.vectors
-        paths.update(zip(page.ids.tolist(), page.paths, strict=True))
+        _remember(read, page)
         count += len(page.ids)
     if count == 0:
         return
@@ -302,7 +342,7 @@ def _nearest_from_index(
     index: VectorIndex,
     under: str,
     neighbours: int,
-    paths: dict[int, str],
+    read: Candidates,
     total: int,
     on_progress: Progress,
 ) -> Nearest:
@@ -310,12 +350,12 @@ def _nearest_from_index(
     where = RowFilter(prefixes=(under,)) if under else None
     done = 0
     for page in index.iter_rows(under):
-        paths.update(zip(page.ids.tolist(), page.paths, strict=True))
+        _remember(read, page)
         for start in range(0, len(page.ids), SEARCH_BATCH):
             ids = page.ids[start : start + SEARCH_BATCH]
             found = index.search(page.vectors[start : start + SEARCH_BATCH], neighbours + 1, where)
             for row_id, hits in zip(ids.tolist(), found, strict=True):
-                paths.update((hit.id, hit.path) for hit in hits)
+                read.paths.update((hit.id, hit.path) for hit in hits)
                 yield row_id, [(hit.id, hit.score) for hit in hits if hit.id != row_id][:neighbours]
             done += len(ids)
             on_progress("searching", done, max(total, done))
@@ -337,22 +377,25 @@ def accepted_pairs(
     pictures: Pictures | None,
     threads: int = 2,
     on_progress: Progress = lambda stage, done, total: None,
+    cache: FeatureCache | None = None,
+    states: Mapping[int, FileState] | None = None,
 ) -> Verdicts:
     """The images joined, and how many pairs were checked, accepted and compared. Without
     `pictures` every pair is accepted; with it, every pair below IDENTICAL_SCORE must match
     under one geometry, by features that do not recur across many pictures or, failing that,
-    as one picture pixel for pixel (ris/search/recurring.py)."""
+    as one picture pixel for pixel (ris/search/recurring.py). Features are taken from the
+    `cache` where it holds the row as `states` says it was indexed, and kept there."""
     joined = UnionFind()
     if pictures is None:
         for pair in pairs:
             joined.union(*pair)
-        return Verdicts(joined, 0, len(pairs), 0, 0)
+        return Verdicts(joined, 0, len(pairs), 0, 0, 0)
     identical = [pair for pair, score in pairs.items() if score >= IDENTICAL_SCORE]
     for pair in identical:
         joined.union(*pair)
     order = [pair for pair in _in_checking_order(pairs) if pairs[pair] < IDENTICAL_SCORE]
     with (
-        FeatureStore(pictures) as store,
+        FeatureStore(pictures, cache, states) as store,
         ThreadPoolExecutor(max(1, threads), thread_name_prefix="verify") as pool,
         # Each match's small matrix product on BLAS threads of its own made the verification
         # threads wait on one another: 1.17 ms a pair on 2 threads against 0.80 ms limited
@@ -386,11 +429,12 @@ def accepted_pairs(
 
         same = _in_chunks(pool, same_picture, held, "comparing pixels", on_progress)
         kept = dict(zip(held, same, strict=True))
-        read = store.extracted
     accepted = [pair for pair in matches if kept.get(pair, True)]
     for pair in accepted:
         joined.union(*pair)
-    return Verdicts(joined, len(order), len(identical) + len(accepted), len(held), read)
+    return Verdicts(
+        joined, len(order), len(identical) + len(accepted), len(held), store.extracted, store.cached
+    )
 
 
 def _in_chunks(
@@ -464,31 +508,42 @@ def find_duplicates(
     under: str = "",
     threads: int = 2,
     on_progress: Progress = lambda stage, done, total: None,
+    cache: FeatureCache | None = None,
 ) -> DuplicateReport:
     """Every group of near-duplicate images among the rows under `under` (all when empty).
 
     `min_score` defaults to VERIFIED_MIN_SCORE with verification, UNVERIFIED_MIN_SCORE without.
+    Pictures' local features are kept in the `cache` (when given) for the next run.
     """
     if min_score is None:
         min_score = VERIFIED_MIN_SCORE if verify else UNVERIFIED_MIN_SCORE
     pictures = Pictures(remote, max_pixels, FEATURE_SIDE, FEATURE_COUNT)
     started = time.perf_counter()
     margin = VERIFIED_MARGIN if verify else None
-    rows, pairs, paths = candidate_pairs(index, min_score, under, NEIGHBOURS, margin, on_progress)
+    found = candidate_pairs(index, min_score, under, NEIGHBOURS, margin, on_progress)
     searched = time.perf_counter()
-    verdicts = accepted_pairs(pairs, paths, pictures if verify else None, threads, on_progress)
+    verdicts = accepted_pairs(
+        found.pairs,
+        found.paths,
+        pictures if verify else None,
+        threads,
+        on_progress,
+        cache,
+        found.states,
+    )
     verified = time.perf_counter()
-    groups = _groups(index, verdicts.joined.sets(), paths, pictures)
+    groups = _groups(index, verdicts.joined.sets(), found.paths, pictures)
     finished = time.perf_counter()
     return DuplicateReport(
-        rows=rows,
+        rows=found.rows,
         min_score=min_score,
         verify=verify,
-        candidate_pairs=len(pairs),
+        candidate_pairs=len(found.pairs),
         verified_pairs=verdicts.checked,
         accepted_pairs=verdicts.accepted,
         compared_pairs=verdicts.compared,
         read_pictures=verdicts.read,
+        cached_pictures=verdicts.cached,
         groups=groups,
         seconds={
             "search": round(searched - started, 2),

@@ -150,6 +150,7 @@ def test_contact_sheets_one_per_group(collection: Collection, tmp_path: Path) ->
     )
     assert result.exit_code == 0, result.output
     assert "2 groups of near-duplicates among 16 images" in result.stdout
+    assert "pictures read" in result.stdout and "known from an earlier run" in result.stdout
     sheets = sorted((tmp_path / "sheets").iterdir())
     assert [sheet.name for sheet in sheets] == ["group-0001.png", "group-0002.png"]
     with Image.open(sheets[0]) as sheet:
@@ -173,14 +174,22 @@ def test_a_collection_without_duplicates_has_no_groups(
 def test_the_http_api_and_the_page_show_the_same_groups(
     collection: Collection, tmp_path: Path
 ) -> None:
-    server = LocalQueryService(tmp_path / "serve", collection.env).start(timeout=90)
+    # Its own feature cache: the first request reads the pictures, the second knows them.
+    env = {**collection.env, "RIS_FEATURE_CACHE_DIR": str(tmp_path / "features")}
+    server = LocalQueryService(tmp_path / "serve", env).start(timeout=90)
     try:
-        response = httpx.get(f"{server.url}/duplicates", timeout=120)
-        assert response.status_code == 200, response.text
-        body = HttpDuplicatesResponse.model_validate(response.json())
-        found = {frozenset(image.path for image in group.images) for group in body.groups}
-        assert found == collection.groups and body.rows == 16 and body.verify
-        assert all(isinstance(image.id, str) for group in body.groups for image in group.images)
+        bodies = []
+        for _ in range(2):
+            response = httpx.get(f"{server.url}/duplicates", timeout=120)
+            assert response.status_code == 200, response.text
+            bodies.append(body := HttpDuplicatesResponse.model_validate(response.json()))
+            found = {frozenset(image.path for image in group.images) for group in body.groups}
+            assert found == collection.groups and body.rows == 16 and body.verify
+            assert all(isinstance(i.id, str) for group in body.groups for i in group.images)
+        first, second = bodies
+        assert first.read_pictures >= 6 and first.cached_pictures == 0
+        assert (second.read_pictures, second.cached_pictures) == (0, first.read_pictures)
+        assert second.groups == first.groups and second.accepted_pairs == first.accepted_pairs
         under = httpx.get(
             f"{server.url}/duplicates", params={"under": str(collection.root / "b")}, timeout=120
         )

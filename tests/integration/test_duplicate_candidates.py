@@ -23,9 +23,7 @@ def clustered_index(any_milvus: str, collection: str):
     index = MilvusIndex(any_milvus, collection, dim=DIM)
     index.upsert(
         [
-            ImageRecord(
-                id=n + 1, path=f"/{'a' if n % 2 else 'b'}/{n}.jpg", vector=v, size=1, mtime_ns=1
-            )
+            ImageRecord(n + 1, f"/{'a' if n % 2 else 'b'}/{n}.jpg", v, n + 100, n + 7, f"{n:032x}")
             for n, v in enumerate(vectors.astype(np.float32))
         ]
     )
@@ -39,11 +37,16 @@ def clustered_index(any_milvus: str, collection: str):
 def test_both_ways_of_finding_neighbours_give_the_same_pairs(
     clustered_index: MilvusIndex, under: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rows, in_process, paths = duplicates.candidate_pairs(clustered_index, 0.55, under, margin=0.0)
-    monkeypatch.setattr(duplicates, "IN_PROCESS_BYTES", 0)
-    searched_rows, searched, _ = duplicates.candidate_pairs(
+    rows, in_process, paths, states = duplicates.candidate_pairs(
         clustered_index, 0.55, under, margin=0.0
     )
+    monkeypatch.setattr(duplicates, "IN_PROCESS_BYTES", 0)
+    searched_rows, searched, _, searched_states = duplicates.candidate_pairs(
+        clustered_index, 0.55, under, margin=0.0
+    )
+    # The file states the index holds, read with the rows (they key the feature cache).
+    assert states == searched_states == clustered_index.get_file_states(list(states))
+    assert len(states) == rows
     assert rows == searched_rows == (300 if under else 600)
     assert len(in_process) > rows // 2  # every cluster gives pairs
     common = in_process.keys() & searched.keys()

@@ -280,9 +280,12 @@ def test_every_stored_row_is_read_back_page_by_page(
     assert [len(page.ids) for page in pages] == [3] * 13 + [1]
     assert np.concatenate([page.ids for page in pages]).tolist() == [r.id for r in records]
     for page in pages:
-        for row_id, path, vector in zip(page.ids, page.paths, page.vectors, strict=True):
-            assert path == records[row_id - 1].path
-            np.testing.assert_allclose(vector, records[row_id - 1].vector, atol=1e-6)
+        rows = zip(page.ids, page.paths, page.vectors, page.states, strict=True)
+        for row_id, path, vector, state in rows:
+            record = records[row_id - 1]
+            assert path == record.path
+            np.testing.assert_allclose(vector, record.vector, atol=1e-6)
+            assert state == FileState(record.size, record.mtime_ns, record.content_hash)
     vectors = small_index.get_vectors([3, 17, 999])
     assert set(vectors) == {3, 17}
     np.testing.assert_allclose(vectors[17], records[16].vector, atol=1e-6)
@@ -314,13 +317,19 @@ def test_rows_are_read_in_pages_as_large_as_one_read_may_return(
         return f"/v/{n:08d}".ljust(PATH_MAX_LENGTH - 4, "x") + ".jpg"
 
     try:
-        index.upsert([ImageRecord(n + 1, path(n), v, 0, 0) for n, v in enumerate(vectors)])
+        hashes = [f"{n:032x}" for n in range(rows)]  # a file state as long as it gets
+        index.upsert(
+            [ImageRecord(n + 1, path(n), v, n, n, hashes[n]) for n, v in enumerate(vectors)]
+        )
         index.flush()
         pages = list(index.iter_rows())
         assert [len(page.ids) for page in pages] == [index.page_rows(), 10]
         for page in pages:
             np.testing.assert_allclose(page.vectors, vectors[page.ids - 1], atol=1e-6)
             assert page.paths == [path(row_id - 1) for row_id in page.ids.tolist()]
+            assert [state.content_hash for state in page.states] == [
+                hashes[row_id - 1] for row_id in page.ids.tolist()
+            ]
     finally:
         index.drop()
         index.close()

@@ -76,7 +76,7 @@ def test_docker_compose_accepts_the_file_with_the_example_env(profiles: tuple[st
     redis_url = f"redis://:{example['REDIS_PASSWORD']}@redis:6379/0"
     for name in READ_IMAGES:
         assert rendered[name]["environment"]["RIS_REDIS_URL"] == redis_url
-        [mount] = rendered[name]["volumes"]
+        mount = rendered[name]["volumes"][0]  # the images (query has its features too)
         assert (mount["source"], mount["target"]) == (example["IMAGE_DIR"], IMAGES)
 
 
@@ -135,14 +135,22 @@ def test_state_lives_on_named_volumes() -> None:
     }
     for name, mount in mounts.items():
         assert document["services"][name]["volumes"] == [mount]
-    assert set(document["volumes"]) == {mount.split(":")[0] for mount in mounts.values()}
+    # The query service keeps the local features of `query duplicates` between runs.
+    features = "features:/home/ris/features"
+    assert features in document["services"]["query"]["volumes"]
+    assert document["services"]["query"]["environment"]["RIS_FEATURE_CACHE_DIR"].endswith(
+        ":-/home/ris/features}"
+    )
+    assert set(document["volumes"]) == {
+        mount.split(":")[0] for mount in [*mounts.values(), features]
+    }
     assert "--appendonly" in document["services"]["redis"]["command"]
 
 
 def test_images_are_read_only_at_the_same_path_for_producer_workers_and_query() -> None:
     for name in READ_IMAGES:
         service = _services()[name]
-        [mount] = service["volumes"]
+        mount = service["volumes"][0]  # the images (query has its features too)
         assert mount == {
             "type": "bind",
             "source": "${IMAGE_DIR:?set IMAGE_DIR in .env}",

@@ -17,7 +17,8 @@ from ris.search.duplicates import (
     _in_checking_order,
     accepted_pairs,
 )
-from ris.search.verify import LocalFeatures, Pictures
+from ris.search.verify import Pictures
+from tests.helpers import CountingPictures
 
 
 def test_union_find_joins_chains_into_one_set_and_keeps_others_apart() -> None:
@@ -44,18 +45,6 @@ def test_without_verification_every_pair_joins_its_images() -> None:
     verdicts = accepted_pairs(pairs, {}, None)
     assert (verdicts.checked, verdicts.accepted, verdicts.compared) == (0, 3, 0)
     assert sorted(sorted(items) for items in verdicts.joined.sets()) == [[1, 2, 3], [7, 8]]
-
-
-class CountingPictures(Pictures):
-    """The product's pictures, counting the features extracted."""
-
-    def __init__(self) -> None:
-        super().__init__(Remote(), 10**8, FEATURE_SIDE, FEATURE_COUNT)
-        self.extracted: list[str] = []
-
-    def features(self, path: str) -> LocalFeatures | None:
-        self.extracted.append(path)
-        return super().features(path)
 
 
 def test_each_pictures_features_are_extracted_once_and_read_back_unchanged(
