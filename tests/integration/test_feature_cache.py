@@ -110,9 +110,18 @@ def test_a_cache_turned_off_or_that_cannot_be_opened_is_left_out(
     with caplog.at_level(logging.WARNING):
         assert open_feature_cache(settings, FEATURE_SIDE, FEATURE_COUNT) is None
     assert f"features are not kept between runs: cannot open {not_a_folder}" in caplog.text
-    cache = open_feature_cache(
-        Settings(feature_cache_dir=tmp_path / "kept", feature_cache_gb=0.5),
-        FEATURE_SIDE,
-        FEATURE_COUNT,
-    )
+    settings = Settings(feature_cache_dir=tmp_path / "kept", feature_cache_gb=0.5)
+    cache = open_feature_cache(settings, FEATURE_SIDE, FEATURE_COUNT)
     assert cache is not None and cache.directory == tmp_path / "kept"
+    features = LocalFeatures(np.zeros((300, 2), np.float32), np.ones((300, 128), np.float32))
+    for row_id in range(20):
+        cache.put(row_id, FileState(1, 1, ""), features)
+    cache.close()
+    # A database damaged (by a power cut while it was written, say): the run goes on without.
+    with open(tmp_path / "kept" / "cache.db", "r+b") as database:
+        database.seek(4096)
+        database.write(np.random.default_rng(0).bytes(300_000))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert open_feature_cache(settings, FEATURE_SIDE, FEATURE_COUNT) is None
+    assert "database disk image is malformed" in caplog.text
