@@ -89,6 +89,21 @@ def split_at(graph: Any, cuts: list[str]) -> tuple[Any, Any]:
     return early, ov.Model(late_graph.get_results(), inputs)
 
 
+@functools.cache
+def _split_graphs(model_path: str) -> tuple[Any, Any, list[str]]:
+    """(early graph, late graph, cuts) of the model split at `high_resolution_cuts`, made once
+    per process. Compiling the same graph objects again finds their blobs in CACHE_DIR; a graph
+    split anew hashes differently (OpenVINO names new nodes by a process-wide counter), so
+    every embedder made in a process added a 27 MB blob: 58 GB in a day of tests and benchmarks
+    here, until the disk was full."""
+    graph = _core().read_model(model_path)
+    cuts = high_resolution_cuts(graph)
+    if not cuts:
+        return None, None, []
+    early, late = split_at(graph, cuts)
+    return early, late, cuts
+
+
 class OpenVinoEmbedder(Embedder):
     """The model compiled on the CPU plugin, run in chunks of `model_batch_size` images; in bf16
     as two compiled graphs, the high-resolution blocks in f32 and the rest in bf16."""
@@ -117,11 +132,9 @@ class OpenVinoEmbedder(Embedder):
         if compiled_cache is not None:
             # A worker's second start loads the compiled blob instead of compiling the graph.
             config["CACHE_DIR"] = str(compiled_cache)
-        graph = core.read_model(model_path) if precision == "bf16" else None
-        cuts = high_resolution_cuts(graph) if graph is not None else []
+        early, late, cuts = _split_graphs(model_path) if precision == "bf16" else (None, None, [])
         self.early: Any = None
         if cuts:
-            early, late = split_at(graph, cuts)
             self.early = core.compile_model(
                 early, "CPU", {**config, "INFERENCE_PRECISION_HINT": "f32"}
             )

@@ -155,6 +155,18 @@ def test_bf16_runs_the_convolutions_past_56_px_in_bf16(model_path: Path) -> None
 
 
 @needs_bf16
+def test_embedders_made_again_reuse_their_compiled_blobs(model_path: Path, tmp_path: Path) -> None:
+    """A worker measures runtimes and batch sizes with several embedders: each one compiled
+    anew had added a 27 MB blob to the cache, until the disk was full."""
+    blobs = []
+    for threads, batch in [(2, 2), (2, 4), (1, 2), (2, 2)]:
+        OpenVinoEmbedder(str(model_path), threads, batch, "bf16", tmp_path / "compiled")
+        blobs.append(sorted((tmp_path / "compiled").iterdir()))
+    assert len(blobs[0]) == 2  # the f32 blocks and the bf16 rest
+    assert all(found == blobs[0] for found in blobs)
+
+
+@needs_bf16
 def test_the_gate_refuses_a_precision_that_fails_it(profile: list[Measured]) -> None:
     """The same measured bf16 descriptors against a gate stricter than bf16 can meet."""
     strict = GateThresholds(median=0.99999, minimum=0.9999)
