@@ -465,15 +465,17 @@ class GreyCache:
 
 
 def _groups(
-    index: VectorIndex, sets: list[list[int]], paths: dict[int, str], pictures: Pictures
+    index: VectorIndex, sets: list[list[int]], found: Candidates, pictures: Pictures
 ) -> list[DuplicateGroup]:
     """Each set as a group: the image with the most pixels (then the largest file, then the
-    shortest path) first, every image scored against it; the largest groups first."""
+    shortest path) first, every image scored against it; the largest groups first. Paths and
+    file states come from the rows read for the candidates; only rows not read are asked for."""
     members = [row_id for items in sets for row_id in items]
-    missing = [row_id for row_id in members if row_id not in paths]
-    paths = {**paths, **index.get_paths(missing)}
+    missing = [row_id for row_id in members if row_id not in found.paths]
+    paths = {**found.paths, **index.get_paths(missing)}
     vectors = index.get_vectors(members)
-    states = index.get_file_states(members)
+    unknown = [row_id for row_id in members if row_id not in found.states]
+    states = {**found.states, **index.get_file_states(unknown)}
     sizes = {row_id: pictures.size(paths[row_id]) for row_id in members}
 
     def keep_first(row_id: int) -> tuple[int, int, int, str]:
@@ -532,7 +534,7 @@ def find_duplicates(
         found.states,
     )
     verified = time.perf_counter()
-    groups = _groups(index, verdicts.joined.sets(), found.paths, pictures)
+    groups = _groups(index, verdicts.joined.sets(), found, pictures)
     finished = time.perf_counter()
     return DuplicateReport(
         rows=found.rows,
