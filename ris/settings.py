@@ -163,7 +163,7 @@ class Settings(BaseSettings):
     feature_cache_gb: float = Field(
         8.0,
         ge=0,
-        description="Local features `query duplicates` keeps between runs (about 68 KB a "
+        description="Local features `query duplicates` keeps between runs (at most 68 KB a "
         "picture), so a run after the first reads only the pictures added or changed since; "
         "oldest first out beyond this many GB. 0: none kept.",
     )
