@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     # Evaluation is tooling: `query search` never imports it.
     from ris.evaluation.run import EvalReport
     from ris.search.audit import AuditReport
+    from ris.search.keep_features import KeepReport
 
 
 CSV_COLUMNS = ("query", "rank", "id", "path", "score", "inliers", "verified", "error")
@@ -129,11 +130,16 @@ def evaluation_table(report: EvalReport) -> Table:
     table.add_column("value", justify="right")
     rows = [
         ("model", report.model),
-        ("spatial verification", f"top {report.verify_top}" if report.verify_top else "off"),
+        ("spatial verification", _verification(report)),
         ("gallery images (indexed / failed)", f"{report.indexed} / {report.failed}"),
         ("queries (failed to read)", f"{report.queries} ({report.failed_queries})"),
         *[(name, f"{value:.4f}") for name, value in report.metrics.items()],
         ("ingestion, images/s", f"{report.ingest_images_per_s:.1f}"),
+        *(
+            [("local features kept, images/s", f"{report.keep_images_per_s:.1f}")]
+            if report.kept_features
+            else []
+        ),
         ("queries/s (embed + search + verify)", f"{report.queries_per_s:.1f}"),
     ]
     if report.unanswerable:
@@ -141,6 +147,13 @@ def evaluation_table(report: EvalReport) -> Table:
     for name, value in rows:
         table.add_row(name, value)
     return table
+
+
+def _verification(report: EvalReport) -> str:
+    if not report.verify_top:
+        return "off"
+    kept = f", then {report.verify_kept_top} more if kept" if report.verify_kept_top else ""
+    return f"top {report.verify_top}{kept}"
 
 
 def audit_table(report: AuditReport, collection: str) -> Table:
@@ -161,4 +174,21 @@ def audit_table(report: AuditReport, collection: str) -> Table:
         by_vector = "absent" if row.rank_by_vector is None else f"rank {row.rank_by_vector}"
         by_file = "absent" if row.rank_by_file is None else f"rank {row.rank_by_file}"
         table.add_row(f"not found first: {display_path(row.path)}", f"{by_vector} / {by_file}")
+    return table
+
+
+def keep_table(report: KeepReport) -> Table:
+    """What `query features` found kept, extracted, and what the cache now takes."""
+    table = Table(title=f"local features kept in {report.directory}", title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for name, value in (
+        ("rows", f"{report.rows}"),
+        ("already kept", f"{report.already_kept}"),
+        ("read and kept now", f"{report.extracted - report.unreadable}"),
+        ("could not be read", f"{report.unreadable}"),
+        ("time", f"{report.seconds:.1f} s"),
+        ("cache size on disk", f"{report.cache_bytes / 1e6:.1f} MB"),
+    ):
+        table.add_row(name, value)
     return table
