@@ -125,9 +125,6 @@ def duplicates_table(report: DuplicateReport) -> Table:
 
 def evaluation_table(report: EvalReport) -> Table:
     """The report as a two-column table: what was measured, and the figure."""
-    table = Table(title=f"{report.dataset} ({report.layout})", title_justify="left")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
     rows = [
         ("model", report.model),
         ("spatial verification", _verification(report)),
@@ -144,6 +141,14 @@ def evaluation_table(report: EvalReport) -> Table:
     ]
     if report.unanswerable:
         rows.insert(3, ("queries left out (no right answer)", str(report.unanswerable)))
+    return measures_table(f"{report.dataset} ({report.layout})", rows)
+
+
+def measures_table(title: str, rows: list[tuple[str, str]]) -> Table:
+    """A two-column table: what was measured, and the figure."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
     for name, value in rows:
         table.add_row(name, value)
     return table
@@ -158,18 +163,17 @@ def _verification(report: EvalReport) -> str:
 
 def audit_table(report: AuditReport, collection: str) -> Table:
     """The audit's figures, then every sampled row that did not come back first."""
-    table = Table(title=f"findability of {collection}", title_justify="left")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for name, value in (
-        ("rows in the collection", f"{report.rows}"),
-        ("rows sampled", f"{report.sampled}"),
-        ("found first by their stored vector", f"{report.self_rank1:.4f}"),
-        ("found first by their file", f"{report.self_rank1_by_file:.4f}"),
-        ("top 10 against exact search (recall@10)", f"{report.recall_at_10:.4f}"),
-        ("files that could not be read", f"{report.files_unreadable}"),
-    ):
-        table.add_row(name, value)
+    table = measures_table(
+        f"findability of {collection}",
+        [
+            ("rows in the collection", f"{report.rows}"),
+            ("rows sampled", f"{report.sampled}"),
+            ("found first by their stored vector", f"{report.self_rank1:.4f}"),
+            ("found first by their file", f"{report.self_rank1_by_file:.4f}"),
+            ("top 10 against exact search (recall@10)", f"{report.recall_at_10:.4f}"),
+            ("files that could not be read", f"{report.files_unreadable}"),
+        ],
+    )
     for row in report.unfound:
         by_vector = "absent" if row.rank_by_vector is None else f"rank {row.rank_by_vector}"
         by_file = "absent" if row.rank_by_file is None else f"rank {row.rank_by_file}"
@@ -179,16 +183,14 @@ def audit_table(report: AuditReport, collection: str) -> Table:
 
 def keep_table(report: KeepReport) -> Table:
     """What `query features` found kept, extracted, and what the cache now takes."""
-    table = Table(title=f"local features kept in {report.directory}", title_justify="left")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for name, value in (
-        ("rows", f"{report.rows}"),
-        ("already kept", f"{report.already_kept}"),
-        ("read and kept now", f"{report.extracted - report.unreadable}"),
-        ("could not be read", f"{report.unreadable}"),
-        ("time", f"{report.seconds:.1f} s"),
-        ("cache size on disk", f"{report.cache_bytes / 1e6:.1f} MB"),
-    ):
-        table.add_row(name, value)
-    return table
+    return measures_table(
+        f"local features kept in {report.directory}",
+        [
+            ("rows", f"{report.rows}"),
+            ("already kept", f"{report.already_kept}"),
+            ("read and kept now", f"{report.extracted - report.unreadable}"),
+            ("could not be read", f"{report.unreadable}"),
+            ("time", f"{report.seconds:.1f} s"),
+            ("cache size on disk", f"{report.cache_bytes / 1e6:.1f} MB"),
+        ],
+    )
