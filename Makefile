@@ -52,12 +52,13 @@ datasets: install
 	$(BIN)/python -m ris_cli.datasets
 
 # Retrieval quality: descriptor variants by exact search, every shipped model through
-# `query eval` (real workers and Milvus Lite) on the development sets, then the quality gate of
-# every runtime and precision this host runs.
+# `query eval` (real workers and Milvus Lite) on the development sets, the quality gate of
+# every runtime and precision this host runs, then searches checking kept features by depth.
 bench-quality: datasets
 	$(BIN)/python -m bench.descriptor_sweep $(if $(BENCH_JSON),--json $(BENCH_JSON))
 	$(BIN)/python -m bench.quality $(if $(BENCH_JSON),--json $(BENCH_JSON))
 	$(BIN)/python -m bench.precision_gate $(if $(BENCH_JSON),--json $(BENCH_JSON))
+	$(BIN)/python -m bench.kept_features $(if $(BENCH_JSON),--json $(BENCH_JSON))
 
 unit: install
 	$(BIN)/python -m pytest -ra tests/unit

@@ -190,6 +190,8 @@ def measure_service(
         "RIS_REDIS_URL": redis.url,
         "RIS_MILVUS_URI": milvus.url,
         "RIS_COLLECTION": "bench_query",
+        # Hits' local features kept by this run's searches only, as a new service starts.
+        "RIS_FEATURE_CACHE_DIR": str(work / f"features-{milvus.name}"),
     }
     server = LocalQueryService(work / f"serve-{milvus.name}", env).start()
     url = server.url
@@ -263,6 +265,7 @@ def measure_batched(settings: Settings, milvus: LocalService, paths: list[str]) 
         return answered / (time.perf_counter() - started)
 
     passes = [(one_at_a_time(), in_batches()) for _ in range(2)]
+    search.close()
     index.close()
     single = max(rates[0] for rates in passes)
     batched = max(rates[1] for rates in passes)
@@ -318,7 +321,12 @@ def main() -> None:
                     real, redis, records, queries, crops, sources, work
                 )
                 console.print(f"{BATCH_QUERIES} queries in one process, single and batched ...")
-                figures["query_batches"] = measure_batched(settings, real, corpus[:BATCH_QUERIES])
+                own_features = settings.model_copy(
+                    update={"feature_cache_dir": work / "features-batched"}
+                )
+                figures["query_batches"] = measure_batched(
+                    own_features, real, corpus[:BATCH_QUERIES]
+                )
             with LocalMilvusLite(work / "lite") as lite:
                 console.print("Milvus Lite server ...")
                 figures["query_lite"] = measure_service(

@@ -118,8 +118,8 @@ def search(
     settings = load_settings()
     index = open_index(settings)
     index.require_collection()
-    image_search = ImageSearch.from_settings(settings, index)
-    outcomes = _search_all(image_search, queries, top_k, where, min_score)
+    with ImageSearch.from_settings(settings, index) as image_search:
+        outcomes = _search_all(image_search, queries, top_k, where, min_score)
     if len(queries) == 1 and isinstance(outcomes[0], ImageDecodeError):
         raise outcomes[0]
     if save is not None and isinstance(outcomes[0], SearchResponse):
@@ -160,8 +160,10 @@ def audit(sample: int, as_json: bool, verbose: bool) -> None:
     settings = load_settings()
     index = open_index(settings)
     index.require_collection()
-    image_search = ImageSearch.from_settings(settings, index)
-    with stderr.status("auditing") as status:
+    with (
+        ImageSearch.from_settings(settings, index) as image_search,
+        stderr.status("auditing") as status,
+    ):
         report = run_audit(index, image_search, sample, on_progress=status.update)
     if as_json:
         print_json(report.as_dict())
@@ -247,6 +249,38 @@ def duplicates(
         stdout.print(f"{len(report.groups)} contact sheets in {save}", markup=False)
 
 
+@main.command("features")
+@click.option("--under", metavar="FOLDER", help="Only images under this folder (or URL prefix).")
+@json_option
+@verbose_option
+@one_line_errors
+def features(under: str | None, as_json: bool, verbose: bool) -> None:
+    """Read every indexed image once and keep its local features (in RIS_FEATURE_CACHE_DIR), so
+    that searches check RIS_VERIFY_KEPT_TOP more hits without reading them. Searches keep the
+    features of the hits they read anyway; this does it for the whole collection ahead of them.
+    Images kept already, and unchanged since, are not read again."""
+    from query.render import keep_table
+    from ris.search.filters import path_prefix
+    from ris.search.keep_features import keep_search_features
+
+    configure_logging(verbose)
+    settings = load_settings()
+    index = open_index(settings)
+    index.require_collection()
+    with Progress(*progress_columns("keeping local features"), console=stderr) as bar:
+        task = bar.add_task("features", total=None)
+        report = keep_search_features(
+            settings,
+            index,
+            path_prefix(under) if under is not None else "",
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    if as_json:
+        print_json(report.as_dict())
+        return
+    stdout.print(keep_table(report))
+
+
 @main.command("eval")
 @click.argument("dataset", type=click.Path(path_type=str))
 @click.option("-k", "--top-k", default=10, show_default=True, type=click.IntRange(1, 1000))
@@ -259,18 +293,31 @@ def duplicates(
     help="Start a private Redis and Milvus Lite for this run instead of RIS_REDIS_URL and "
     "RIS_MILVUS_URI.",
 )
+@click.option(
+    "--keep-features",
+    is_flag=True,
+    help="Keep the gallery's local features before searching, as `query features` does, so "
+    "that searches check RIS_VERIFY_KEPT_TOP more hits.",
+)
 @json_option
 @verbose_option
 @one_line_errors
 def evaluate(
-    dataset: str, top_k: int, workers: int, embedded: bool, as_json: bool, verbose: bool
+    dataset: str,
+    top_k: int,
+    workers: int,
+    embedded: bool,
+    keep_features: bool,
+    as_json: bool,
+    verbose: bool,
 ) -> None:
     """Measure retrieval quality on a labelled DATASET, through the whole pipeline.
 
-    The gallery is indexed into a temporary collection by `producer enqueue` and real worker
-    processes, every query is searched like `query search`, and the collection is dropped.
-    Layouts: class folders (leave-one-out), gallery/<class>/ with queries/<class>/, or copy
-    detection (gallery/, queries/ and truth.json mapping each query file to its original).
+        The gallery is indexed into a temporary collection by `producer enqueue` and real worker
+        processes, every query is searched like `query search`, and the collection is dropped.
+    The searches keep hits' local features in a cache of their own, which starts empty.
+        Layouts: class folders (leave-one-out), gallery/<class>/ with queries/<class>/, or copy
+        detection (gallery/, queries/ and truth.json mapping each query file to its original).
     """
     # Evaluation is tooling (local services, worker launchers): loaded only for this command.
     from rich.progress import track
@@ -286,6 +333,7 @@ def evaluate(
         top_k,
         workers,
         embedded,
+        keep_features,
         progress=lambda queries: track(queries, description="searching", console=stderr),
     )
     if as_json:

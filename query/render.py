@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     # Evaluation is tooling: `query search` never imports it.
     from ris.evaluation.run import EvalReport
     from ris.search.audit import AuditReport
+    from ris.search.keep_features import KeepReport
 
 
 CSV_COLUMNS = ("query", "rank", "id", "path", "score", "inliers", "verified", "error")
@@ -124,41 +125,72 @@ def duplicates_table(report: DuplicateReport) -> Table:
 
 def evaluation_table(report: EvalReport) -> Table:
     """The report as a two-column table: what was measured, and the figure."""
-    table = Table(title=f"{report.dataset} ({report.layout})", title_justify="left")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
     rows = [
         ("model", report.model),
-        ("spatial verification", f"top {report.verify_top}" if report.verify_top else "off"),
+        ("spatial verification", _verification(report)),
         ("gallery images (indexed / failed)", f"{report.indexed} / {report.failed}"),
         ("queries (failed to read)", f"{report.queries} ({report.failed_queries})"),
         *[(name, f"{value:.4f}") for name, value in report.metrics.items()],
         ("ingestion, images/s", f"{report.ingest_images_per_s:.1f}"),
+        *(
+            [("local features kept, images/s", f"{report.keep_images_per_s:.1f}")]
+            if report.kept_features
+            else []
+        ),
         ("queries/s (embed + search + verify)", f"{report.queries_per_s:.1f}"),
     ]
     if report.unanswerable:
         rows.insert(3, ("queries left out (no right answer)", str(report.unanswerable)))
+    return measures_table(f"{report.dataset} ({report.layout})", rows)
+
+
+def measures_table(title: str, rows: list[tuple[str, str]]) -> Table:
+    """A two-column table: what was measured, and the figure."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
     for name, value in rows:
         table.add_row(name, value)
     return table
 
 
+def _verification(report: EvalReport) -> str:
+    if not report.verify_top:
+        return "off"
+    kept = f", then {report.verify_kept_top} more if kept" if report.verify_kept_top else ""
+    return f"top {report.verify_top}{kept}"
+
+
 def audit_table(report: AuditReport, collection: str) -> Table:
     """The audit's figures, then every sampled row that did not come back first."""
-    table = Table(title=f"findability of {collection}", title_justify="left")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for name, value in (
-        ("rows in the collection", f"{report.rows}"),
-        ("rows sampled", f"{report.sampled}"),
-        ("found first by their stored vector", f"{report.self_rank1:.4f}"),
-        ("found first by their file", f"{report.self_rank1_by_file:.4f}"),
-        ("top 10 against exact search (recall@10)", f"{report.recall_at_10:.4f}"),
-        ("files that could not be read", f"{report.files_unreadable}"),
-    ):
-        table.add_row(name, value)
+    table = measures_table(
+        f"findability of {collection}",
+        [
+            ("rows in the collection", f"{report.rows}"),
+            ("rows sampled", f"{report.sampled}"),
+            ("found first by their stored vector", f"{report.self_rank1:.4f}"),
+            ("found first by their file", f"{report.self_rank1_by_file:.4f}"),
+            ("top 10 against exact search (recall@10)", f"{report.recall_at_10:.4f}"),
+            ("files that could not be read", f"{report.files_unreadable}"),
+        ],
+    )
     for row in report.unfound:
         by_vector = "absent" if row.rank_by_vector is None else f"rank {row.rank_by_vector}"
         by_file = "absent" if row.rank_by_file is None else f"rank {row.rank_by_file}"
         table.add_row(f"not found first: {display_path(row.path)}", f"{by_vector} / {by_file}")
     return table
+
+
+def keep_table(report: KeepReport) -> Table:
+    """What `query features` found kept, extracted, and what the cache now takes."""
+    return measures_table(
+        f"local features kept in {report.directory}",
+        [
+            ("rows", f"{report.rows}"),
+            ("already kept", f"{report.already_kept}"),
+            ("read and kept now", f"{report.extracted - report.unreadable}"),
+            ("could not be read", f"{report.unreadable}"),
+            ("time", f"{report.seconds:.1f} s"),
+            ("cache size on disk", f"{report.cache_bytes / 1e6:.1f} MB"),
+        ],
+    )

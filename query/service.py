@@ -63,6 +63,7 @@ class SearchService:
         self.image_search = ImageSearch.from_settings(settings, self.index, threading.Lock())
 
     def close(self) -> None:
+        self.image_search.close()
         self.index.close()
         if self.feature_cache is not None:
             self.feature_cache.close()

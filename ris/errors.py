@@ -61,3 +61,7 @@ class InvalidPayloadError(RisError):
 
 class SettingsError(RisError):
     """An environment variable holds a value the setting cannot take."""
+
+
+class FeatureCacheError(RisError):
+    """Local features cannot be kept: the cache is turned off or cannot be opened."""

@@ -147,6 +147,14 @@ class Settings(BaseSettings):
         description="Nearest hits a search checks by spatial verification (local features), "
         "to put a crop's or an edited copy's original first; 0 turns it off.",
     )
+    verify_kept_top: int = Field(
+        100,
+        ge=0,
+        le=1000,
+        description="Hits a search checks after the RIS_VERIFY_TOP nearest, when none of those "
+        "verified, among those whose local features are kept (by earlier searches, or `query "
+        "features`): a match, about 1-3 ms, each instead of reading the picture. 0: none.",
+    )
     api_tokens: str = Field(
         "",
         description="Who may use `query serve`: `HASH:COLLECTION[,COLLECTION]` entries separated "
@@ -163,9 +171,10 @@ class Settings(BaseSettings):
     feature_cache_gb: float = Field(
         8.0,
         ge=0,
-        description="Local features `query duplicates` keeps between runs (at most 68 KB a "
-        "picture), so a run after the first reads only the pictures added or changed since; "
-        "oldest first out beyond this many GB. 0: none kept.",
+        description="Local features kept between runs of `query duplicates` (at most 68 KB a "
+        "picture), so a run after the first reads only the pictures added or changed since, "
+        "and of searches (at most 136 KB), so a hit is checked without reading it; oldest "
+        "first out beyond this many GB. 0: none kept.",
     )
     feature_cache_dir: Path | None = Field(
         None, description="Where those features are kept. Unset: `features` in RIS_CACHE_DIR."

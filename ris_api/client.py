@@ -189,10 +189,12 @@ class Client:
         return status
 
     def close(self) -> None:
+        if self._search is not None:
+            self._search.close()
+            self._search = None
         if self._index is not None:
             self._index.close()
             self._index = None
-        self._search = None
 
     def __enter__(self) -> Client:
         return self

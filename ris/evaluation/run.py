@@ -28,6 +28,7 @@ from ris.index.milvus import open_index
 from ris.jobs.connection import connect_redis
 from ris.jobs.tracker import JobTracker
 from ris.search.image_search import ImageSearch
+from ris.search.keep_features import keep_search_features
 from ris.settings import Settings, settings_environment
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,11 @@ class EvalReport:
     model: str
     # Nearest hits each search verified by local features (RIS_VERIFY_TOP); 0 = vectors only.
     verify_top: int
+    # Hits checked after those when their features are kept (RIS_VERIFY_KEPT_TOP).
+    verify_kept_top: int
+    # Whether the gallery's features were kept before the searches (`query features`); if not,
+    # only the hits earlier searches read are kept.
+    kept_features: bool
     top_k: int
     gallery: int
     indexed: int
@@ -56,6 +62,8 @@ class EvalReport:
     failed_queries: int
     unanswerable: int
     ingest_images_per_s: float
+    # Pictures `query features` read and kept per second; 0 when not run.
+    keep_images_per_s: float
     queries_per_s: float
     metrics: dict[str, float] = field(default_factory=dict)
 
@@ -108,28 +116,34 @@ def _score(
     eval_set: EvalSet, settings: Settings, index: VectorIndex, top_k: int, progress: Progress
 ) -> tuple[dict[str, float], int, float]:
     """Search every query like `query search`; (mean metrics, failed queries, queries/s)."""
-    search = ImageSearch.from_settings(settings, index)
     means = MetricMeans()
     # Leave-one-out finds the query itself first: ask for one more.
     limit = top_k + 1 if eval_set.leave_one_out else top_k
     started = time.perf_counter()
     failed = 0
-    for query in progress(eval_set.queries):
-        try:
-            hits = search(query.path, limit).results
-        except ImageDecodeError as error:
-            # A query that cannot be read is a miss on every metric, and is reported.
-            log.warning("query failed: %s", error)
-            failed += 1
-            hits = []
-        ranked = _ranked_paths(query, [hit.path for hit in hits], eval_set.leave_one_out, top_k)
-        if eval_set.kind == "copy":
-            (original,) = query.relevant
-            means.add(**copy_detection_metrics(ranked, original, top_k))
-        else:
-            means.add(**class_retrieval_metrics(ranked, query.relevant, top_k))
+    with ImageSearch.from_settings(settings, index) as search:
+        for query in progress(eval_set.queries):
+            try:
+                hits = search(query.path, limit).results
+            except ImageDecodeError as error:
+                # A query that cannot be read is a miss on every metric, and is reported.
+                log.warning("query failed: %s", error)
+                failed += 1
+                hits = []
+            ranked = _ranked_paths(query, [hit.path for hit in hits], eval_set.leave_one_out, top_k)
+            if eval_set.kind == "copy":
+                (original,) = query.relevant
+                means.add(**copy_detection_metrics(ranked, original, top_k))
+            else:
+                means.add(**class_retrieval_metrics(ranked, query.relevant, top_k))
     seconds = time.perf_counter() - started
     return means.means(), failed, len(eval_set.queries) / seconds
+
+
+def _keep_features(settings: Settings, index: VectorIndex) -> float:
+    """Keep every gallery picture's local features, as `query features` does; pictures/s."""
+    report = keep_search_features(settings, index)
+    return report.extracted / max(report.seconds, 1e-9)
 
 
 def _clean_up(settings: Settings, index: VectorIndex) -> None:
@@ -144,28 +158,38 @@ def evaluate(
     top_k: int,
     workers: int,
     embedded: bool,
+    keep_features: bool = False,
     progress: Progress = lambda queries: queries,
 ) -> EvalReport:
-    """Ingest the gallery into a temporary collection, search every query, drop the collection."""
+    """Ingest the gallery into a temporary collection, search every query, drop the collection.
+    Searches keep hits' local features in a cache of the run's own, empty at the start; with
+    `keep_features` the gallery's are kept before the first search."""
     run_id = secrets.token_hex(4)
     with ExitStack() as stack:
         state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ris-eval-")))
         if embedded:
             settings = stack.enter_context(embedded_services(settings, state_dir))
         settings = settings.model_copy(
-            update={"collection": f"eval_{run_id}", "queue": f"ris-eval-{run_id}"}
+            update={
+                "collection": f"eval_{run_id}",
+                "queue": f"ris-eval-{run_id}",
+                "feature_cache_dir": state_dir / "features",
+            }
         )
         index = open_index(settings)
         stack.callback(_clean_up, settings, index)
         indexed, failed, seconds = ingest_folder(
             eval_set.gallery_root, settings, workers, state_dir
         )
+        keep_rate = _keep_features(settings, index) if keep_features else 0.0
         metrics, failed_queries, query_rate = _score(eval_set, settings, index, top_k, progress)
     return EvalReport(
         dataset=str(eval_set.root),
         layout=eval_set.layout,
         model=settings.model,
         verify_top=settings.verify_top,
+        verify_kept_top=settings.verify_kept_top,
+        kept_features=keep_features,
         top_k=top_k,
         gallery=len(eval_set.gallery),
         indexed=indexed,
@@ -174,6 +198,7 @@ def evaluate(
         failed_queries=failed_queries,
         unanswerable=eval_set.unanswerable,
         ingest_images_per_s=len(eval_set.gallery) / seconds,
+        keep_images_per_s=keep_rate,
         queries_per_s=query_rate,
         metrics=metrics,
     )

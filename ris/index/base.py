@@ -30,11 +30,13 @@ class ImageRecord:
 
 @dataclass(frozen=True)
 class SearchHit:
-    """One nearest neighbour of a query vector: inner product of unit vectors as `score`."""
+    """One nearest neighbour of a query vector: inner product of unit vectors as `score`, and
+    the file state the index holds of the row (what its kept local features are found by)."""
 
     id: int
     path: str
     score: float
+    state: FileState | None = None
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ PATH_MAX_LENGTH = 4096
 HASH_LENGTH = 32
 # Keep each upsert message far below gRPC's 64 MB limit whatever the dimension.
 UPSERT_MAX_BYTES = 16 * 1024 * 1024
-SEARCH_OUTPUT_FIELDS = ["path"]
+SEARCH_OUTPUT_FIELDS = ["path", "size", "mtime_ns", "content_hash"]
 # Bookkeeping reads (change detection, counts, prune) must see every write before them;
 # searches keep the collection's default (Bounded), which a real Milvus serves faster.
 READ_YOUR_WRITES = "Strong"
@@ -436,7 +436,10 @@ class MilvusIndex:
         return [
             [
                 SearchHit(
-                    id=int(hit["id"]), path=hit["entity"]["path"], score=float(hit["distance"])
+                    id=int(hit["id"]),
+                    path=hit["entity"]["path"],
+                    score=float(hit["distance"]),
+                    state=_file_state(hit["entity"]),
                 )
                 for hit in hits
             ]

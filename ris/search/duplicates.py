@@ -24,6 +24,7 @@ from ris.index.base import RowFilter, RowPage, VectorIndex
 from ris.search.feature_cache import (
     FEATURE_BYTES,
     FeatureCache,
+    KeptFeatures,
     features_bytes,
     features_from_bytes,
 )
@@ -174,8 +175,8 @@ class FeatureStore:
         states: Mapping[int, FileState] | None = None,
     ):
         self.pictures = pictures
-        self.cache = cache
         self.states = states or {}
+        self._kept = KeptFeatures(pictures, cache)
         self._file = tempfile.TemporaryFile(prefix="ris-features-")
         self._end = 0
         # row id -> (offset, feature count) in the file, or None when it cannot be read.
@@ -220,17 +221,14 @@ class FeatureStore:
     def _find(self, row_id: int, path: str) -> LocalFeatures | None:
         """The picture's features from the cache, or else extracted (and then cached)."""
         state = self.states.get(row_id)
-        if self.cache is not None and state is not None:
-            features = self.cache.get(row_id, state)
-            if features is not None:
-                with self._lock:
-                    self.cached += 1
-                return features
-        features = self.pictures.features(path)
+        features = self._kept.kept(row_id, state)
+        if features is not None:
+            with self._lock:
+                self.cached += 1
+            return features
+        features = self._kept.extract(row_id, path, state)
         with self._lock:
             self.extracted += 1
-        if features is not None and self.cache is not None and state is not None:
-            self.cache.put(row_id, state, features)
         return features
 
     def _write(self, features: LocalFeatures) -> tuple[int, int]:

@@ -1,4 +1,5 @@
-"""Local features kept between runs of `query duplicates`, by each picture as it was indexed."""
+"""Local features kept between runs of `query duplicates` and searches, by each picture as it
+was indexed."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import diskcache
 import numpy as np
 
 from ris.files.changes import FileState
-from ris.search.verify import LocalFeatures
+from ris.search.verify import LocalFeatures, Pictures
 from ris.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,12 @@ class FeatureCache:
     def close(self) -> None:
         self._cache.close()
 
+    def __enter__(self) -> FeatureCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _key(self, row_id: int, state: FileState) -> str:
         return f"{row_id}:{state.size}:{state.mtime_ns}:{state.content_hash}:{self._settings}"
 
@@ -77,6 +84,16 @@ class FeatureCache:
             self._fail(error)
             return None
         return features_from_bytes(data) if isinstance(data, bytes) else None
+
+    def has(self, row_id: int, state: FileState) -> bool:
+        """Whether features are kept for this row as indexed (without reading them)."""
+        if self._failed:
+            return False
+        try:
+            return self._key(row_id, state) in self._cache
+        except (OSError, sqlite3.Error) as error:
+            self._fail(error)
+            return False
 
     def put(self, row_id: int, state: FileState, features: LocalFeatures) -> None:
         """Keep the features. A cache that cannot be read or written (a full disk, a database
@@ -101,6 +118,28 @@ class FeatureCache:
     def bytes(self) -> int:
         """What the kept features take on disk, with the database's own pages."""
         return int(self._cache.volume())
+
+
+class KeptFeatures:
+    """Indexed pictures' local features: kept ones from the `cache`, others read and extracted
+    (and then kept). A row without a known file state is extracted and not kept."""
+
+    def __init__(self, pictures: Pictures, cache: FeatureCache | None):
+        self.pictures = pictures
+        self.cache = cache
+
+    def kept(self, row_id: int, state: FileState | None) -> LocalFeatures | None:
+        """The features kept for the row as indexed; None when there are none."""
+        if self.cache is None or state is None:
+            return None
+        return self.cache.get(row_id, state)
+
+    def extract(self, row_id: int, path: str, state: FileState | None) -> LocalFeatures | None:
+        """The picture's features read afresh, then kept; None when it cannot be read."""
+        features = self.pictures.features(path)
+        if features is not None and self.cache is not None and state is not None:
+            self.cache.put(row_id, state, features)
+        return features
 
 
 def open_feature_cache(settings: Settings, side: int, count: int) -> FeatureCache | None:

@@ -9,13 +9,24 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, cast
 
+import numpy as np
+
 from ris.embedding.imaging import ImageSource
 from ris.embedding.pipeline import EmbeddedBatch, EmbeddingPipeline
 from ris.errors import ImageDecodeError
 from ris.files.identity import normalise_path
 from ris.files.remote import Remote
 from ris.index.base import RowFilter, SearchHit, VectorIndex
-from ris.search.verify import MIN_INLIERS, Pictures, inliers, local_features
+from ris.search.feature_cache import FeatureCache, KeptFeatures, open_feature_cache
+from ris.search.verify import (
+    MAX_FEATURES,
+    MAX_SIDE,
+    MIN_INLIERS,
+    LocalFeatures,
+    Pictures,
+    inliers,
+    local_features,
+)
 from ris.settings import Settings
 
 # Queries embedded and searched together: one inference batch and one index request (32 query
@@ -75,7 +86,8 @@ class ImageSearch:
     After the vector search, spatial verification checks the `verify_top` nearest hits in
     order against the query's local features; the first that matches under one geometry (a
     crop, resize or rotation of the query's picture) moves to rank 1. A hit whose file cannot
-    be read stays where it is.
+    be read stays where it is. Hits' features are kept in the `cache` (when given); the hits
+    after the first `verify_top`, down to `verify_kept_top` more, are checked too when kept.
     """
 
     def __init__(
@@ -86,15 +98,21 @@ class ImageSearch:
         max_pixels: int,
         embed_lock: contextlib.AbstractContextManager[Any] | None = None,
         remote: Remote | None = None,
+        cache: FeatureCache | None = None,
+        verify_kept_top: int = 0,
     ):
         self.pipeline = pipeline
         self.index = index
         self.verify_top = verify_top
+        # Hits checked at most: the kept ones beyond `verify_top` only with verification on.
+        self.checked_top = verify_top + (verify_kept_top if verify_top and cache is not None else 0)
         self.max_pixels = max_pixels
         self.embed_lock = embed_lock or contextlib.nullcontext()
         # Reads query images and indexed objects given by URL (verification reads the hits).
         self.remote = remote or Remote()
         self.pictures = Pictures(self.remote, max_pixels)
+        self.features = KeptFeatures(self.pictures, cache)
+        self.cache = cache
 
     @classmethod
     def from_settings(
@@ -106,7 +124,29 @@ class ImageSearch:
         # A query image by URL is held to the upload limit.
         pipeline = EmbeddingPipeline(settings, max_fetch_bytes=settings.max_upload_bytes)
         remote = Remote(replace(settings.fetch_options, max_bytes=settings.max_upload_bytes))
-        return cls(pipeline, index, settings.verify_top, settings.max_pixels, embed_lock, remote)
+        cache = (
+            open_feature_cache(settings, MAX_SIDE, MAX_FEATURES) if settings.verify_top else None
+        )
+        return cls(
+            pipeline,
+            index,
+            settings.verify_top,
+            settings.max_pixels,
+            embed_lock,
+            remote,
+            cache,
+            settings.verify_kept_top,
+        )
+
+    def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+
+    def __enter__(self) -> ImageSearch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __call__(
         self,
@@ -155,10 +195,10 @@ class ImageSearch:
                 embedded = self._embed(sources[start : start + QUERY_BATCH])
                 searched = searching.submit(self._search, embedded, top_k, where)
                 if pending is not None:
-                    yield self._outcomes(*pending, top_k, min_score)
+                    yield self._outcomes(*pending, top_k, where, min_score)
                 pending = (embedded, searched)
             if pending is not None:
-                yield self._outcomes(*pending, top_k, min_score)
+                yield self._outcomes(*pending, top_k, where, min_score)
 
     def _embed(self, sources: Sequence[ImageSource]) -> _Embedded:
         started = time.perf_counter()
@@ -177,6 +217,7 @@ class ImageSearch:
         embedded: _Embedded,
         searched: Future[_Searched],
         top_k: int,
+        where: RowFilter | None,
         min_score: float | None,
     ) -> list[SearchResponse | ImageDecodeError]:
         found = searched.result()
@@ -185,7 +226,7 @@ class ImageSearch:
             "embed": embedded.seconds * 1000 / max(1, len(embedded.queries)),
             "search": found.seconds * 1000 / max(1, len(found.hits)),
         }
-        hits_of_decoded = iter(found.hits)
+        decoded = iter(zip(found.hits, embedded.batch.vectors, strict=True))
         failures = embedded.batch.failures
         outcomes: list[SearchResponse | ImageDecodeError] = []
         for source, query in zip(embedded.sources, embedded.queries, strict=True):
@@ -195,20 +236,23 @@ class ImageSearch:
                     ImageDecodeError(f"{source}: {reason}" if isinstance(source, str) else reason)
                 )
             else:
-                outcomes.append(self._rank(query, next(hits_of_decoded), top_k, min_score, shared))
+                hits, vector = next(decoded)
+                outcomes.append(self._rank(query, vector, hits, top_k, where, min_score, shared))
         return outcomes
 
     def _rank(
         self,
         query: ImageSource,
+        vector: np.ndarray,
         hits: list[SearchHit],
         top_k: int,
+        where: RowFilter | None,
         min_score: float | None,
         shared: dict[str, float],
     ) -> SearchResponse:
         """Verify the nearest hits, put the verified copy first, drop what scores too low."""
         started = time.perf_counter()
-        checked = self._verify(query, hits)
+        hits, checked = self._verify(query, vector, hits, where)
         verified = {i for i, count in checked.items() if count >= MIN_INLIERS}
         order = sorted(range(len(hits)), key=lambda i: (i not in verified, i))
         if min_score is not None:
@@ -223,20 +267,36 @@ class ImageSearch:
         timings = {**shared, "verify": verify_ms, "total": sum(shared.values()) + verify_ms}
         return SearchResponse(results, {name: round(ms, 2) for name, ms in timings.items()})
 
-    def _verify(self, query: ImageSource, hits: list[SearchHit]) -> dict[int, int]:
-        """Inliers of the hits checked, by position, stopping at the first verified one."""
+    def _verify(
+        self, query: ImageSource, vector: np.ndarray, hits: list[SearchHit], where: RowFilter | None
+    ) -> tuple[list[SearchHit], dict[int, int]]:
+        """The hits, and the inliers of those checked by position, stopping at the first
+        verified one: the first `verify_top`, then (asked of the index only now, as most
+        searches stop before) those after them down to `checked_top` whose features are kept."""
         if not hits or self.verify_top == 0 or hits[0].score >= SAME_PICTURE_SCORE:
-            return {}
+            return hits, {}
         try:
             query_features = local_features(self.pictures.readable(query), self.max_pixels)
         except ImageDecodeError:  # a query URL that could be read a moment ago, now cannot
-            return {}
+            return hits, {}
         checked: dict[int, int] = {}
+
+        def verified(position: int, features: LocalFeatures | None) -> bool:
+            if features is not None:
+                checked[position] = inliers(query_features, features)
+            return checked.get(position, 0) >= MIN_INLIERS
+
         for position, hit in enumerate(hits[: self.verify_top]):
-            hit_features = self.pictures.features(hit.path)
-            if hit_features is None:
-                continue
-            checked[position] = inliers(query_features, hit_features)
-            if checked[position] >= MIN_INLIERS:
-                break
-        return checked
+            features = self.features.kept(hit.id, hit.state)
+            if features is None:
+                features = self.features.extract(hit.id, hit.path, hit.state)
+            if verified(position, features):
+                return hits, checked
+        if self.checked_top > self.verify_top:
+            (deeper,) = self.index.search(vector[None, :], self.checked_top, where)
+            seen = {hit.id for hit in hits}
+            hits = hits + [hit for hit in deeper if hit.id not in seen]
+            for position in range(self.verify_top, min(len(hits), self.checked_top)):
+                if verified(position, self.features.kept(hits[position].id, hits[position].state)):
+                    break
+        return hits, checked

@@ -66,11 +66,14 @@ def test_copy_detection_on_embedded_services(
             truth[copy.name] = photo.name
     (root / "truth.json").write_text(json.dumps(truth))
 
-    report = run_eval(root, {"RIS_REDIS_URL": "redis://127.0.0.1:1/0"}, "--embedded")
+    env = {"RIS_REDIS_URL": "redis://127.0.0.1:1/0"}
+    report = run_eval(root, env, "--embedded", "--keep-features")
 
     assert report["layout"] == "copy detection"
     assert (report["gallery"], report["indexed"], report["queries"]) == (10, 10, 9)
     assert report["metrics"] == {"recall@1": 1.0, "recall@10": 1.0, "mrr": 1.0}
+    assert report["kept_features"] and report["keep_images_per_s"] > 0
+    assert (report["verify_top"], report["verify_kept_top"]) == (10, 100)
 
 
 def test_a_folder_in_no_known_layout_is_a_one_line_error(tmp_path: Path) -> None:

@@ -7,11 +7,24 @@ from PIL import Image
 
 from ris.embedding.pipeline import EmbeddingPipeline
 from ris.files.identity import image_id
+from ris.files.remote import Remote
 from ris.index.base import ImageRecord
 from ris.index.milvus import MilvusIndex
 from ris.search.duplicates import FEATURE_COUNT, FEATURE_SIDE
+from ris.search.feature_cache import FeatureCache, KeptFeatures
 from ris.search.image_search import ImageSearch
-from ris.search.verify import MIN_INLIERS, LocalFeatures, Match, inliers, local_features, match
+from ris.search.keep_features import keep_features
+from ris.search.verify import (
+    MAX_FEATURES,
+    MAX_SIDE,
+    MIN_INLIERS,
+    LocalFeatures,
+    Match,
+    Pictures,
+    inliers,
+    local_features,
+    match,
+)
 from ris.search.verify import mirrored as mirrored_features
 from tests.imagefiles import hard_copy
 
@@ -167,3 +180,52 @@ def test_the_query_s_own_picture_needs_no_verification(
     search = ImageSearch(pipeline, index, verify_top=10, max_pixels=MAX_PIXELS)(str(photos[0]), 2)
     assert [r.inliers for r in search.results] == [None, None]
     assert search.results[0].path == str(photos[0]) and search.results[0].score > 0.99
+
+
+def test_hits_beyond_verify_top_are_checked_once_their_features_are_kept(
+    pipeline: EmbeddingPipeline, index: MilvusIndex, photos: list[Path], tmp_path: Path
+) -> None:
+    """The original sits 4th; only 2 hits are read. It is verified once `keep_features` has
+    kept every picture's features, and not for a row whose file changed since."""
+    copy = hard_copy(photos[0], tmp_path)
+    near = pipeline([str(copy)]).vectors[0]
+    placed = [(photos[1], 0.8), (photos[2], 0.75), (photos[3], 0.7), (photos[0], 0.6)]
+    gone = str(tmp_path / "moved-away.jpg")
+    index.upsert([_record(str(path), _at(near, score)) for path, score in placed])
+    index.upsert([_record(gone, _at(near, 0.1))])
+    index.flush()
+    cache = FeatureCache(tmp_path / "features", 10**9, MAX_SIDE, MAX_FEATURES)
+    search = ImageSearch(
+        pipeline, index, verify_top=2, max_pixels=MAX_PIXELS, cache=cache, verify_kept_top=3
+    )
+    before = search(str(copy), 5).results
+    assert [r.path for r in before[:4]] == [str(path) for path, _ in placed]
+    assert [r.inliers is not None for r in before] == [True, True, False, False, False]
+    assert not any(r.verified for r in before)
+
+    kept = KeptFeatures(Pictures(Remote(), MAX_PIXELS), cache)
+    report = keep_features(index, kept)
+    assert (report.rows, report.already_kept, report.extracted, report.unreadable) == (5, 2, 3, 1)
+    assert report.cache_bytes > 0
+    again = keep_features(index, kept)
+    assert (again.already_kept, again.extracted, again.unreadable) == (4, 1, 1)
+
+    after = search(str(copy), 5).results
+    assert after[0].path == str(photos[0]) and after[0].verified
+    assert [r.path for r in after[1:4]] == [str(path) for path, _ in placed[:3]]
+    assert all(r.inliers is not None for r in after[:4])
+    # Read from the cache, the features match as the extracted ones do.
+    assert after[0].inliers == inliers(
+        local_features(str(copy), MAX_PIXELS), local_features(str(photos[0]), MAX_PIXELS)
+    )
+
+    # Indexed again with another size: what was kept no longer applies to it.
+    index.upsert([ImageRecord(image_id(str(photos[0])), str(photos[0]), _at(near, 0.6), 2, 1)])
+    index.flush()
+    assert not any(r.verified for r in search(str(copy), 5).results)
+    # Without a cache, only `verify_top` hits are checked.
+    uncached = ImageSearch(pipeline, index, verify_top=2, max_pixels=MAX_PIXELS, verify_kept_top=3)
+    assert [r.inliers is not None for r in uncached(str(copy), 5).results] == [True, True] + [
+        False
+    ] * 3
+    cache.close()
