@@ -313,11 +313,11 @@ def evaluate(
 ) -> None:
     """Measure retrieval quality on a labelled DATASET, through the whole pipeline.
 
-        The gallery is indexed into a temporary collection by `producer enqueue` and real worker
-        processes, every query is searched like `query search`, and the collection is dropped.
+    The gallery is indexed into a temporary collection by `producer enqueue` and real worker
+    processes, every query is searched like `query search`, and the collection is dropped.
     The searches keep hits' local features in a cache of their own, which starts empty.
-        Layouts: class folders (leave-one-out), gallery/<class>/ with queries/<class>/, or copy
-        detection (gallery/, queries/ and truth.json mapping each query file to its original).
+    Layouts: class folders (leave-one-out), gallery/<class>/ with queries/<class>/, or copy
+    detection (gallery/, queries/ and truth.json mapping each query file to its original).
     """
     # Evaluation is tooling (local services, worker launchers): loaded only for this command.
     from rich.progress import track

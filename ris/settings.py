@@ -153,7 +153,7 @@ class Settings(BaseSettings):
         le=1000,
         description="Hits a search checks after the RIS_VERIFY_TOP nearest, when none of those "
         "verified, among those whose local features are kept (by earlier searches, or `query "
-        "features`): a match, about 1-3 ms, each instead of reading the picture. 0: none.",
+        "features`): a match each (0.2-1.5 ms) instead of reading the picture. 0: none.",
     )
     api_tokens: str = Field(
         "",
