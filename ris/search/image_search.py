@@ -293,9 +293,11 @@ class ImageSearch:
             if verified(position, features):
                 return hits, checked
         if self.checked_top > self.verify_top:
-            (deeper,) = self.index.search(vector[None, :], self.checked_top, where)
-            seen = {hit.id for hit in hits}
-            hits = hits + [hit for hit in deeper if hit.id not in seen]
+            # A search for top_k hits or more has them already.
+            if len(hits) < self.checked_top:
+                (deeper,) = self.index.search(vector[None, :], self.checked_top, where)
+                seen = {hit.id for hit in hits}
+                hits = hits + [hit for hit in deeper if hit.id not in seen]
             for position in range(self.verify_top, min(len(hits), self.checked_top)):
                 if verified(position, self.features.kept(hits[position].id, hits[position].state)):
                     break

@@ -214,6 +214,9 @@ def test_hits_beyond_verify_top_are_checked_once_their_features_are_kept(
     assert after[0].path == str(photos[0]) and after[0].verified
     assert [r.path for r in after[1:4]] == [str(path) for path, _ in placed[:3]]
     assert all(r.inliers is not None for r in after[:4])
+    # Asked for 2, the search asks the index for the 3 after them only now, and finds it.
+    two = search(str(copy), 2).results
+    assert [(r.path, r.verified) for r in two] == [(str(photos[0]), True), (str(photos[1]), False)]
     # Read from the cache, the features match as the extracted ones do.
     assert after[0].inliers == inliers(
         local_features(str(copy), MAX_PIXELS), local_features(str(photos[0]), MAX_PIXELS)
