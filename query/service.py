@@ -299,10 +299,15 @@ def create_app(settings: Settings) -> FastAPI:
     def stats() -> dict[str, Any]:
         tracker = service().tracker
         jobs = [tracker.status(job) for job in tracker.recent_jobs(10)]
+        cache = service().image_search.cache
         return {
             "collection": settings.collection,
             "images": service().index.count(),
             "jobs": [job.as_dict() for job in jobs if job is not None],
+            # Entries of both searches' and duplicate groups' features; null when none are kept.
+            "kept_features": None
+            if cache is None
+            else {"entries": len(cache), "bytes": cache.bytes},
         }
 
     return app

@@ -22,7 +22,7 @@ from ris.files.identity import image_id
 from ris.index.milvus import MilvusIndex
 from ris.settings import Settings
 from tests.helpers import headless_chromium
-from tests.imagefiles import png_declaring_size
+from tests.imagefiles import hard_copy, png_declaring_size
 from workers.ingest import process_batch
 
 pytestmark = pytest.mark.e2e
@@ -64,6 +64,8 @@ def service(
         "RIS_MILVUS_URI": milvus_server.url,
         "RIS_COLLECTION": collection,
         "RIS_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT),
+        # Its own: other tests keep features of the same photos under the same ids.
+        "RIS_FEATURE_CACHE_DIR": str(tmp_path_factory.mktemp("features")),
     }
     server = LocalQueryService(tmp_path_factory.mktemp("serve"), env).start(timeout=90)
     yield Service(server.url, indexed, env)
@@ -124,6 +126,17 @@ def test_health_stats_and_page(service: Service) -> None:
     assert stats["images"] == len(service.photos) and stats["collection"] == "service"
     page = httpx.get(service.url)
     assert page.status_code == 200 and "Drop an image here" in page.text
+
+
+def test_stats_count_the_features_a_verifying_search_keeps(
+    service: Service, tmp_path: Path
+) -> None:
+    before = httpx.get(f"{service.url}/stats").json()["kept_features"]
+    copy = hard_copy(service.photos[0], tmp_path)
+    best = service.search(copy.read_bytes()).json()["results"][0]
+    assert best["path"] == str(service.photos[0]) and best["verified"]
+    after = httpx.get(f"{service.url}/stats").json()["kept_features"]
+    assert after["entries"] > before["entries"] and after["bytes"] > 0
 
 
 def test_contact_sheet_has_the_query_and_every_result(
