@@ -112,7 +112,6 @@ class ImageSearch:
         self.remote = remote or Remote()
         self.pictures = Pictures(self.remote, max_pixels)
         self.features = KeptFeatures(self.pictures, cache)
-        self.cache = cache
 
     @classmethod
     def from_settings(
@@ -137,6 +136,11 @@ class ImageSearch:
             cache,
             settings.verify_kept_top,
         )
+
+    @property
+    def cache(self) -> FeatureCache | None:
+        """Where hits' local features are kept; None when they are not."""
+        return self.features.cache
 
     def close(self) -> None:
         if self.cache is not None:
