@@ -41,7 +41,14 @@ from ris.search.keep_features import keep_search_features
 from ris.settings import Settings, load_settings
 
 console = Console(highlight=False, width=160)
-SETS = ("copydetect-hard", "copydetect-mild", "augly-hard", "augly-mild")
+SETS = (
+    "copydetect-hard",
+    "copydetect-mild",
+    "augly-hard",
+    "augly-mild",
+    "augly2-hard",
+    "augly2-mild",
+)
 TOP_K = 10
 
 
@@ -50,14 +57,15 @@ class Configuration:
     label: str
     kept_top: int  # RIS_VERIFY_KEPT_TOP
     cache: str  # "off", "kept" (by `query features`) or "empty" (filled by the searches)
+    centre: bool = True  # RIS_VERIFY_CENTRE
 
 
 CONFIGURATIONS = (
-    Configuration("nothing kept, 10 checked", 0, "off"),
-    Configuration("kept, 10 checked", 0, "kept"),
-    Configuration("kept, 10 + 30 checked", 30, "kept"),
-    Configuration("kept, 10 + 100 checked (default)", 100, "kept"),
-    Configuration("empty cache, 10 + 100 checked", 100, "empty"),
+    Configuration("nothing kept, 10 checked, no centre", 0, "off", centre=False),
+    Configuration("kept, 10 checked, no centre", 0, "kept", centre=False),
+    Configuration("kept, 10 + 100 checked, no centre", 100, "kept", centre=False),
+    Configuration("kept, 10 + 100 checked, centre (default)", 100, "kept"),
+    Configuration("empty cache, 10 + 100 checked, centre", 100, "empty"),
 )
 
 
@@ -127,7 +135,10 @@ def measure_set(name: str, settings: Settings) -> tuple[list[Row], dict[str, flo
             "bytes_per_image": kept.cache_bytes / max(1, kept.rows),
         }
         for number, configuration in enumerate(CONFIGURATIONS):
-            update: dict[str, Any] = {"verify_kept_top": configuration.kept_top}
+            update: dict[str, Any] = {
+                "verify_kept_top": configuration.kept_top,
+                "verify_centre": configuration.centre,
+            }
             if configuration.cache == "off":
                 update["feature_cache_gb"] = 0
             else:
