@@ -156,10 +156,11 @@ class Settings(BaseSettings):
         "features`): a match each (0.2-1.5 ms) instead of reading the picture. 0: none.",
     )
     verify_centre: bool = Field(
-        True,
+        False,
         description="When none of the hits a search checks verifies, search the middle of the "
         "query picture too (a picture pasted into a screenshot, padded or framed) and check its "
-        "hits the same way: a second embedding and index request for those searches.",
+        "hits the same way: a second embedding, index request and round of checks for those "
+        "searches, about twice their time.",
     )
     api_tokens: str = Field(
         "",

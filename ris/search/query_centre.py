@@ -10,8 +10,8 @@ from ris.embedding.imaging import ImageSource, decoding, open_image, upright_rgb
 # The centre's share of each side: its middle 49% of the area, as a search's second try.
 CENTRE_SIDE = 0.7
 # Decoded at least this many pixels on a side before the cut, so that the centre still has
-# what the query's local features are taken at (ris/search/verify.py's QUERY_SIDE).
-DECODE_SIDE = 720
+# what local features (ris/search/verify.py's MAX_SIDE) and the model are given.
+DECODE_SIDE = 480
 
 
 def query_centre(source: ImageSource, max_pixels: int) -> bytes:

@@ -20,12 +20,6 @@ CONTRAST_THRESHOLD = 0.02
 # The strongest keypoints kept: as many verified copies as keeping all of them on the
 # development sets, in about 60% of the time (matching grows with the square of the count).
 MAX_FEATURES = 1000
-# A query's own features are taken larger: a picture pasted into a screenshot or padded fills
-# only part of its query, and at 320 px keeps too few keypoints to match its original. On the
-# development sets as many copies verified (0.963 of the hard ones) and as fast; on the held-out
-# augly sets 2 more of 273 mild copies did. Matching grows with the query's count.
-QUERY_SIDE = 480
-QUERY_FEATURES = 1500
 # Lowe's ratio test: a match counts when clearly better than the second best.
 RATIO = 0.8
 RANSAC_PIXELS = 5.0

@@ -260,6 +260,12 @@ class _CountedSearches:
         return self.index.search(*args, **kwargs)
 
 
+def _centre_search(pipeline: EmbeddingPipeline, index: _CountedSearches) -> ImageSearch:
+    """Checking 2 hits, then the query's centre's."""
+    counted = cast(MilvusIndex, index)
+    return ImageSearch(pipeline, counted, verify_top=2, max_pixels=MAX_PIXELS, verify_centre=True)
+
+
 def test_the_centre_of_a_query_finds_the_picture_pasted_into_it(
     pipeline: EmbeddingPipeline, index: MilvusIndex, photos: list[Path], tmp_path: Path
 ) -> None:
@@ -274,14 +280,7 @@ def test_the_centre_of_a_query_finds_the_picture_pasted_into_it(
     index.flush()
 
     counted = _CountedSearches(index)
-    on = ImageSearch(
-        pipeline,
-        cast(MilvusIndex, counted),
-        verify_top=2,
-        max_pixels=MAX_PIXELS,
-        verify_centre=True,
-    )
-    results = on(str(query), 2).results
+    results = _centre_search(pipeline, counted)(str(query), 2).results
     assert results[0].path == str(photos[0]) and results[0].verified and results[0].rank == 1
     assert results[0].inliers is not None and results[0].inliers >= MIN_INLIERS
     assert results[1].path == str(photos[1]) and not results[1].verified
@@ -299,12 +298,5 @@ def test_a_query_that_verifies_as_a_whole_searches_no_centre(
     index.upsert([_record(str(photos[1]), _at(near, 0.8)), _record(str(photos[0]), _at(near, 0.7))])
     index.flush()
     counted = _CountedSearches(index)
-    search = ImageSearch(
-        pipeline,
-        cast(MilvusIndex, counted),
-        verify_top=2,
-        max_pixels=MAX_PIXELS,
-        verify_centre=True,
-    )
-    assert search(str(copy), 2).results[0].path == str(photos[0])
+    assert _centre_search(pipeline, counted)(str(copy), 2).results[0].path == str(photos[0])
     assert counted.searches == 1
