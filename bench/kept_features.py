@@ -7,13 +7,15 @@ searched through the product's `ImageSearch`, once per configuration, side by si
   read and checked;
 - every gallery picture's features kept by `query features` first, then 10 hits checked, and
   10 plus RIS_VERIFY_KEPT_TOP more (30, and the default 100) when none of the 10 verifies;
-- the default from an empty cache, filled by the searches as they read hits (a new service).
+- the default from an empty cache, filled by the searches as they read hits (a new service);
+- with RIS_VERIFY_CENTRE on: a search whose hits verify nothing searches its query's centre.
 
 For each: recall@1 and @10, queries whose first hit was verified but is not their original,
 the query median and p90, and the verification time of the queries whose hits were checked and
 none verified (what a search for a picture with no copy in the collection costs; a query whose
 top hit is its own picture, re-encoded, is not checked at all). copydetect is where the
-verification settings were chosen; the augly sets are held out.
+verification settings were chosen; the augly sets are held out, and the augly2 sets from
+changes made after the augly sets' misses were looked at.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,7 +44,14 @@ from ris.search.keep_features import keep_search_features
 from ris.settings import Settings, load_settings
 
 console = Console(highlight=False, width=160)
-SETS = ("copydetect-hard", "copydetect-mild", "augly-hard", "augly-mild")
+SETS = (
+    "copydetect-hard",
+    "copydetect-mild",
+    "augly-hard",
+    "augly-mild",
+    "augly2-hard",
+    "augly2-mild",
+)
 TOP_K = 10
 
 
@@ -50,13 +60,14 @@ class Configuration:
     label: str
     kept_top: int  # RIS_VERIFY_KEPT_TOP
     cache: str  # "off", "kept" (by `query features`) or "empty" (filled by the searches)
+    centre: bool = False  # RIS_VERIFY_CENTRE
 
 
 CONFIGURATIONS = (
     Configuration("nothing kept, 10 checked", 0, "off"),
     Configuration("kept, 10 checked", 0, "kept"),
-    Configuration("kept, 10 + 30 checked", 30, "kept"),
     Configuration("kept, 10 + 100 checked (default)", 100, "kept"),
+    Configuration("kept, 10 + 100 checked, then the centre", 100, "kept", centre=True),
     Configuration("empty cache, 10 + 100 checked", 100, "empty"),
 )
 
@@ -106,7 +117,9 @@ def _searched(eval_set: EvalSet, settings: Settings, index: Any, label: str) -> 
     )
 
 
-def measure_set(name: str, settings: Settings) -> tuple[list[Row], dict[str, float]]:
+def measure_set(
+    name: str, settings: Settings, configurations: Sequence[Configuration] = CONFIGURATIONS
+) -> tuple[list[Row], dict[str, float]]:
     eval_set = read_eval_set(str(dataset_path(name, settings.cache_dir)))
     rows = []
     with ExitStack() as stack:
@@ -126,8 +139,11 @@ def measure_set(name: str, settings: Settings) -> tuple[list[Row], dict[str, flo
             "images_per_s": kept.extracted / (time.perf_counter() - started),
             "bytes_per_image": kept.cache_bytes / max(1, kept.rows),
         }
-        for number, configuration in enumerate(CONFIGURATIONS):
-            update: dict[str, Any] = {"verify_kept_top": configuration.kept_top}
+        for number, configuration in enumerate(configurations):
+            update: dict[str, Any] = {
+                "verify_kept_top": configuration.kept_top,
+                "verify_centre": configuration.centre,
+            }
             if configuration.cache == "off":
                 update["feature_cache_gb"] = 0
             else:
@@ -181,13 +197,22 @@ def report(rows: list[Row], keeping: dict[str, dict[str, float]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
+    parser.add_argument(
+        "--configurations",
+        nargs="+",
+        type=int,
+        default=list(range(len(CONFIGURATIONS))),
+        help="which configurations to measure, by number from 0: "
+        + "; ".join(f"{n}: {c.label}" for n, c in enumerate(CONFIGURATIONS)),
+    )
     parser.add_argument("--json", type=Path, help="merge the figures into this JSON file")
     arguments = parser.parse_args()
     settings = load_settings()
     rows: list[Row] = []
     keeping: dict[str, dict[str, float]] = {}
     for name in arguments.sets:
-        found, keeping[name] = measure_set(name, settings)
+        chosen = [CONFIGURATIONS[number] for number in arguments.configurations]
+        found, keeping[name] = measure_set(name, settings, chosen)
         rows.extend(found)
     report(rows, keeping)
     if arguments.json:

@@ -158,7 +158,8 @@ def _verification(report: EvalReport) -> str:
     if not report.verify_top:
         return "off"
     kept = f", then {report.verify_kept_top} more if kept" if report.verify_kept_top else ""
-    return f"top {report.verify_top}{kept}"
+    centre = ", then the query's centre's" if report.verify_centre else ""
+    return f"top {report.verify_top}{kept}{centre}"
 
 
 def audit_table(report: AuditReport, collection: str) -> Table:

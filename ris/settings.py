@@ -155,6 +155,13 @@ class Settings(BaseSettings):
         "verified, among those whose local features are kept (by earlier searches, or `query "
         "features`): a match each (0.2-1.5 ms) instead of reading the picture. 0: none.",
     )
+    verify_centre: bool = Field(
+        False,
+        description="When none of the hits a search checks verifies, search the middle of the "
+        "query picture too (a picture pasted into a screenshot, padded or framed) and check its "
+        "hits the same way: a second embedding, index request and round of checks for those "
+        "searches, about twice their time.",
+    )
     api_tokens: str = Field(
         "",
         description="Who may use `query serve`: `HASH:COLLECTION[,COLLECTION]` entries separated "

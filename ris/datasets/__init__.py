@@ -9,7 +9,9 @@ is missing or was made by an older recipe. Names and layouts:
 - `copydetect-mild`, `copydetect-hard`: `gallery/*.jpg`, `queries/*.jpg` and `truth.json`
   (query file name -> gallery file name);
 - `augly-mild`, `augly-hard`: the same layout, other originals, edits made by AugLy (held out:
-  no setting is chosen on them).
+  no setting is chosen on them);
+- `augly2-mild`, `augly2-hard`: the augly recipe from another seed, held out from changes made
+  after the augly sets' misses had been looked at.
 
 Each holds a `manifest.json` (counts, sources and their versions, seed, selection rules).
 """

@@ -12,10 +12,11 @@ distractor is a near copy of an original. Both strengths share one gallery.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -129,7 +130,7 @@ WALLPAPERS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Picture:
     name: str  # gallery file name
     source: str  # where it comes from, for the manifest
@@ -243,7 +244,7 @@ def drop_near_duplicates(
     return kept, dropped
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Recipe:
     """One family of copy-detection sets: `<prefix>-<strength>`, sharing one gallery."""
 
@@ -381,7 +382,11 @@ AUGLY_QUERIES_PER_ORIGINAL = 3
 
 
 def _augly_split(
-    cache_dir: Path, originals: list[Picture], distractors: list[Picture], versions: dict[str, str]
+    tux_seed: int,
+    cache_dir: Path,
+    originals: list[Picture],
+    distractors: list[Picture],
+    versions: dict[str, str],
 ) -> tuple[list[Picture], list[Picture], dict[str, str]]:
     """New originals: the whole wallpapers of sources.OTHER_WALLPAPERS (no copydetect picture is
     cut from them) and a seeded draw of Tux Paint photos from the distractors (no copydetect
@@ -400,7 +405,7 @@ def _augly_split(
                 )
             )
     tux = [p.name for p in distractors if p.kind == "tuxpaint"]
-    rng = np.random.default_rng(AUGLY_SEED)
+    rng = np.random.default_rng(tux_seed)
     chosen = {tux[int(i)] for i in rng.choice(len(tux), AUGLY_TUX_ORIGINALS, replace=False)}
     new_originals = wallpapers + [p for p in distractors if p.name in chosen]
     return new_originals, originals + [p for p in distractors if p.name not in chosen], versions
@@ -427,8 +432,19 @@ AUGLY_RECIPE = Recipe(
         "distractors (no copydetect query was made from them); "
         "copydetect's originals are distractors here. Edits by AugLy, not ris.datasets.edits."
     ),
-    split=_augly_split,
+    split=functools.partial(_augly_split, AUGLY_SEED),
     queries_per_original=AUGLY_QUERIES_PER_ORIGINAL,
 )
+# A second held-out family, made after settings had been chosen with the augly sets in view:
+# the same recipe from another seed (other edits, crops and Tux Paint originals), so that
+# figures on it come from copies no setting was looked at with.
+AUGLY2_SEED = 20261206
+AUGLY2_RECIPE = dataclasses.replace(
+    AUGLY_RECIPE,
+    prefix="augly2",
+    seed=AUGLY2_SEED,
+    split=functools.partial(_augly_split, AUGLY2_SEED),
+    selection=AUGLY_RECIPE.selection + f" Seed {AUGLY2_SEED} for the edits and the draw.",
+)
 # Each family's recipe by its prefix: sets `<prefix>-mild` and `<prefix>-hard`.
-RECIPES = {recipe.prefix: recipe for recipe in (RECIPE, AUGLY_RECIPE)}
+RECIPES = {recipe.prefix: recipe for recipe in (RECIPE, AUGLY_RECIPE, AUGLY2_RECIPE)}

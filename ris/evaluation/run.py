@@ -51,6 +51,8 @@ class EvalReport:
     verify_top: int
     # Hits checked after those when their features are kept (RIS_VERIFY_KEPT_TOP).
     verify_kept_top: int
+    # Whether a search none of whose hits verified checked its query's centre's (RIS_VERIFY_CENTRE).
+    verify_centre: bool
     # Whether the gallery's features were kept before the searches (`query features`); if not,
     # only the hits earlier searches read are kept.
     kept_features: bool
@@ -189,6 +191,7 @@ def evaluate(
         model=settings.model,
         verify_top=settings.verify_top,
         verify_kept_top=settings.verify_kept_top,
+        verify_centre=settings.verify_centre,
         kept_features=keep_features,
         top_k=top_k,
         gallery=len(eval_set.gallery),

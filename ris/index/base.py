@@ -102,8 +102,9 @@ class VectorIndex(Protocol):
     def iter_paths(self, prefix: str = "") -> Iterator[tuple[int, str]]:
         """(id, path) of every row whose path starts with `prefix`."""
 
-    def iter_rows(self, prefix: str = "") -> Iterator[RowPage]:
-        """Every row whose path starts with `prefix`, a page at a time."""
+    def iter_rows(self, prefix: str = "", vectors: bool = True) -> Iterator[RowPage]:
+        """Every row whose path starts with `prefix`, a page at a time; without `vectors`,
+        each page's vectors are (n, 0)."""
 
     def get_vectors(self, ids: list[int]) -> dict[int, np.ndarray]: ...
 

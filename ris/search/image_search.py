@@ -18,6 +18,7 @@ from ris.files.identity import normalise_path
 from ris.files.remote import Remote
 from ris.index.base import RowFilter, SearchHit, VectorIndex
 from ris.search.feature_cache import FeatureCache, KeptFeatures, open_feature_cache
+from ris.search.query_centre import query_centre
 from ris.search.verify import (
     MAX_FEATURES,
     MAX_SIDE,
@@ -88,6 +89,8 @@ class ImageSearch:
     crop, resize or rotation of the query's picture) moves to rank 1. A hit whose file cannot
     be read stays where it is. Hits' features are kept in the `cache` (when given); the hits
     after the first `verify_top`, down to `verify_kept_top` more, are checked too when kept.
+    With `verify_centre`, a search none of whose checked hits verifies searches the middle of
+    its picture the same way, and a hit verified so comes first.
     """
 
     def __init__(
@@ -100,12 +103,15 @@ class ImageSearch:
         remote: Remote | None = None,
         cache: FeatureCache | None = None,
         verify_kept_top: int = 0,
+        verify_centre: bool = False,
     ):
         self.pipeline = pipeline
         self.index = index
         self.verify_top = verify_top
         # Hits checked at most: the kept ones beyond `verify_top` only with verification on.
         self.checked_top = verify_top + (verify_kept_top if verify_top and cache is not None else 0)
+        # When nothing the whole query found verifies, its centre is searched and checked too.
+        self.verify_centre = verify_centre and verify_top > 0
         self.max_pixels = max_pixels
         self.embed_lock = embed_lock or contextlib.nullcontext()
         # Reads query images and indexed objects given by URL (verification reads the hits).
@@ -135,6 +141,7 @@ class ImageSearch:
             remote,
             cache,
             settings.verify_kept_top,
+            settings.verify_centre,
         )
 
     @property
@@ -274,20 +281,39 @@ class ImageSearch:
     def _verify(
         self, query: ImageSource, vector: np.ndarray, hits: list[SearchHit], where: RowFilter | None
     ) -> tuple[list[SearchHit], dict[int, int]]:
-        """The hits, and the inliers of those checked by position, stopping at the first
-        verified one: the first `verify_top`, then (asked of the index only now, as most
-        searches stop before) those after them down to `checked_top` whose features are kept."""
+        """The hits, and the inliers of those checked by position: the whole query's hits, then,
+        when none of them verified, its centre's (a verified one joins the hits)."""
         if not hits or self.verify_top == 0 or hits[0].score >= SAME_PICTURE_SCORE:
             return hits, {}
         try:
-            query_features = local_features(self.pictures.readable(query), self.max_pixels)
+            readable = self.pictures.readable(query)
+            features = local_features(readable, self.max_pixels)
         except ImageDecodeError:  # a query URL that could be read a moment ago, now cannot
             return hits, {}
+        # A search for `checked_top` hits or more has them all already.
+        complete = len(hits) >= self.checked_top
+        hits, checked = self._checked(features, vector, hits, complete, where)
+        if self.verify_centre and max(checked.values(), default=0) < MIN_INLIERS:
+            return self._centre_checked(readable, hits, checked, where)
+        return hits, checked
+
+    def _checked(
+        self,
+        query: LocalFeatures,
+        vector: np.ndarray,
+        hits: list[SearchHit],
+        complete: bool,
+        where: RowFilter | None,
+    ) -> tuple[list[SearchHit], dict[int, int]]:
+        """The hits, and the inliers of those checked by position, stopping at the first
+        verified one: the first `verify_top`, then (asked of the index only now, as most
+        searches stop before) those after them down to `checked_top` whose features are kept.
+        `complete`: the hits hold every hit down to `checked_top` already."""
         checked: dict[int, int] = {}
 
         def verified(position: int, features: LocalFeatures | None) -> bool:
             if features is not None:
-                checked[position] = inliers(query_features, features)
+                checked[position] = inliers(query, features)
             return checked.get(position, 0) >= MIN_INLIERS
 
         for position, hit in enumerate(hits[: self.verify_top]):
@@ -297,8 +323,7 @@ class ImageSearch:
             if verified(position, features):
                 return hits, checked
         if self.checked_top > self.verify_top:
-            # A search for top_k hits or more has them already.
-            if len(hits) < self.checked_top:
+            if not complete:
                 (deeper,) = self.index.search(vector[None, :], self.checked_top, where)
                 seen = {hit.id for hit in hits}
                 hits = hits + [hit for hit in deeper if hit.id not in seen]
@@ -306,3 +331,35 @@ class ImageSearch:
                 if verified(position, self.features.kept(hits[position].id, hits[position].state)):
                     break
         return hits, checked
+
+    def _centre_checked(
+        self,
+        query: ImageSource,
+        hits: list[SearchHit],
+        checked: dict[int, int],
+        where: RowFilter | None,
+    ) -> tuple[list[SearchHit], dict[int, int]]:
+        """The query's centre embedded, searched and checked as the whole query was; its first
+        verified hit joins the whole query's hits (at its place there, or after them)."""
+        try:
+            centre = query_centre(query, self.max_pixels)
+            features = local_features(centre, self.max_pixels)
+        except ImageDecodeError:
+            return hits, checked
+        with self.embed_lock:
+            embedded: EmbeddedBatch[Any] = self.pipeline([centre])
+        if not embedded.paths:
+            return hits, checked
+        vector = embedded.vectors[0]
+        # Asked for all it may check at once: few centres verify early.
+        (centre_hits,) = self.index.search(vector[None, :], self.checked_top, where)
+        centre_hits, centre_checked = self._checked(features, vector, centre_hits, True, where)
+        verified = [p for p, count in centre_checked.items() if count >= MIN_INLIERS]
+        if not verified:
+            return hits, checked
+        found = centre_hits[verified[0]]
+        positions = {hit.id: position for position, hit in enumerate(hits)}
+        if found.id not in positions:
+            positions[found.id] = len(hits)
+            hits = [*hits, found]
+        return hits, {**checked, positions[found.id]: centre_checked[verified[0]]}

@@ -73,7 +73,7 @@ def keep_features(
     rows = already = extracted = unreadable = 0
     on_progress(0, total)
     with ThreadPoolExecutor(threads, thread_name_prefix="features") as pool:
-        for page in index.iter_rows(under):
+        for page in index.iter_rows(under, vectors=False):
             missing = [
                 (int(row_id), path, state)
                 for row_id, path, state in zip(page.ids, page.paths, page.states, strict=True)

@@ -275,7 +275,7 @@ def test_every_stored_row_is_read_back_page_by_page(
     small_index.upsert(records)
     small_index.flush()
     # Pages of 3 rows: 14 reads, two at a time, come back whole and in id order.
-    monkeypatch.setattr(small_index, "page_rows", lambda: 3)
+    monkeypatch.setattr(small_index, "page_rows", lambda vectors=True: 3)
     pages = list(small_index.iter_rows())
     assert [len(page.ids) for page in pages] == [3] * 13 + [1]
     assert np.concatenate([page.ids for page in pages]).tolist() == [r.id for r in records]
@@ -286,6 +286,13 @@ def test_every_stored_row_is_read_back_page_by_page(
             assert path == record.path
             np.testing.assert_allclose(vector, record.vector, atol=1e-6)
             assert state == FileState(record.size, record.mtime_ns, record.content_hash)
+    # Without vectors: the same rows, paths and file states, each page's vectors (n, 0).
+    plain = list(small_index.iter_rows(vectors=False))
+    assert [page.ids.tolist() for page in plain] == [page.ids.tolist() for page in pages]
+    assert [(page.paths, page.states) for page in plain] == [
+        (page.paths, page.states) for page in pages
+    ]
+    assert all(page.vectors.shape == (len(page.ids), 0) for page in plain)
     vectors = small_index.get_vectors([3, 17, 999])
     assert set(vectors) == {3, 17}
     np.testing.assert_allclose(vectors[17], records[16].vector, atol=1e-6)
@@ -330,6 +337,10 @@ def test_rows_are_read_in_pages_as_large_as_one_read_may_return(
             assert [state.content_hash for state in page.states] == [
                 hashes[row_id - 1] for row_id in page.ids.tolist()
             ]
+        # Without vectors a page holds more rows: here all of them, in one read.
+        assert index.page_rows(vectors=False) > rows
+        (plain,) = index.iter_rows(vectors=False)
+        assert plain.paths == [path(n) for n in range(rows)]
     finally:
         index.drop()
         index.close()

@@ -1,6 +1,7 @@
 """Spatial verification on real photos, and the search that uses it on a real collection."""
 
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 from PIL import Image
@@ -14,6 +15,7 @@ from ris.search.duplicates import FEATURE_COUNT, FEATURE_SIDE
 from ris.search.feature_cache import FeatureCache, KeptFeatures
 from ris.search.image_search import ImageSearch
 from ris.search.keep_features import keep_features
+from ris.search.query_centre import query_centre
 from ris.search.verify import (
     MAX_FEATURES,
     MAX_SIDE,
@@ -232,3 +234,69 @@ def test_hits_beyond_verify_top_are_checked_once_their_features_are_kept(
         False
     ] * 3
     cache.close()
+
+
+def _pasted_small(photo: Path, background: Path, folder: Path) -> Path:
+    """The photo at 40% of a screenshot-like page's width, in its middle, on another photo."""
+    with Image.open(background) as page, Image.open(photo) as picture:
+        canvas = page.convert("RGB").resize((900, 1200))
+        pasted = picture.convert("RGB")
+        pasted = pasted.resize((360, round(360 * pasted.height / pasted.width)))
+        canvas.paste(pasted, ((900 - 360) // 2, (1200 - pasted.height) // 2))
+    path = folder / f"pasted-{photo.stem}.jpg"
+    canvas.save(path, quality=80)
+    return path
+
+
+class _CountedSearches:
+    """The real index, counting the searches asked of it."""
+
+    def __init__(self, index: MilvusIndex):
+        self.index = index
+        self.searches = 0
+
+    def search(self, *args: Any, **kwargs: Any) -> Any:
+        self.searches += 1
+        return self.index.search(*args, **kwargs)
+
+
+def _centre_search(pipeline: EmbeddingPipeline, index: _CountedSearches) -> ImageSearch:
+    """Checking 2 hits, then the query's centre's."""
+    counted = cast(MilvusIndex, index)
+    return ImageSearch(pipeline, counted, verify_top=2, max_pixels=MAX_PIXELS, verify_centre=True)
+
+
+def test_the_centre_of_a_query_finds_the_picture_pasted_into_it(
+    pipeline: EmbeddingPipeline, index: MilvusIndex, photos: list[Path], tmp_path: Path
+) -> None:
+    """The whole query's nearest (other photos) verify nothing; its centre's nearest is the
+    pasted picture's original, verified, which then comes first. Off, it is not found."""
+    query = _pasted_small(photos[0], photos[5], tmp_path)
+    whole = pipeline([str(query)]).vectors[0]
+    centre = pipeline([query_centre(str(query), MAX_PIXELS)]).vectors[0]
+    assert float(whole @ centre) < 0.87
+    placed = [(photos[1], _at(whole, 0.89)), (photos[2], _at(whole, 0.88)), (photos[0], centre)]
+    index.upsert([_record(str(path), vector) for path, vector in placed])
+    index.flush()
+
+    counted = _CountedSearches(index)
+    results = _centre_search(pipeline, counted)(str(query), 2).results
+    assert results[0].path == str(photos[0]) and results[0].verified and results[0].rank == 1
+    assert results[0].inliers is not None and results[0].inliers >= MIN_INLIERS
+    assert results[1].path == str(photos[1]) and not results[1].verified
+    assert counted.searches == 2  # the whole query, then its centre
+
+    off = ImageSearch(pipeline, index, verify_top=2, max_pixels=MAX_PIXELS)
+    assert [r.path for r in off(str(query), 2).results] == [str(photos[1]), str(photos[2])]
+
+
+def test_a_query_that_verifies_as_a_whole_searches_no_centre(
+    pipeline: EmbeddingPipeline, index: MilvusIndex, photos: list[Path], tmp_path: Path
+) -> None:
+    copy = hard_copy(photos[0], tmp_path)
+    near = pipeline([str(copy)]).vectors[0]
+    index.upsert([_record(str(photos[1]), _at(near, 0.8)), _record(str(photos[0]), _at(near, 0.7))])
+    index.flush()
+    counted = _CountedSearches(index)
+    assert _centre_search(pipeline, counted)(str(copy), 2).results[0].path == str(photos[0])
+    assert counted.searches == 1
