@@ -36,10 +36,9 @@ from rich.table import Table
 from bench.measure import merge_json
 from ris.datasets import dataset_path
 from ris.evaluation.eval_sets import EvalSet, read_eval_set
-from ris.evaluation.metrics import MetricMeans, copy_detection_metrics
-from ris.evaluation.run import embedded_services, ingest_folder
+from ris.evaluation.metrics import MetricMeans
+from ris.evaluation.run import embedded_services, ingest_folder, scored_queries
 from ris.index.milvus import open_index
-from ris.search.image_search import ImageSearch
 from ris.search.keep_features import keep_search_features
 from ris.settings import Settings, load_settings
 
@@ -91,17 +90,18 @@ def _searched(eval_set: EvalSet, settings: Settings, index: Any, label: str) -> 
     totals: list[float] = []
     unverified: list[float] = []
     wrong = 0
-    with ImageSearch.from_settings(settings, index) as search:
-        for query in eval_set.queries:
-            response = search(query.path, TOP_K)
-            (original,) = query.relevant
-            results = response.results
-            means.add(**copy_detection_metrics([r.path for r in results], original, TOP_K))
-            totals.append(response.timings_ms["total"])
-            checked = any(result.inliers is not None for result in results)
-            if checked and not any(result.verified for result in results):
-                unverified.append(response.timings_ms["verify"])
-            wrong += bool(results and results[0].verified and results[0].path != original)
+    for scored in scored_queries(eval_set, settings, index, TOP_K):
+        means.add(**scored.metrics)
+        if scored.response is None:
+            continue
+        results = scored.response.results
+        totals.append(scored.response.timings_ms["total"])
+        checked = any(result.inliers is not None for result in results)
+        if checked and not any(result.verified for result in results):
+            unverified.append(scored.response.timings_ms["verify"])
+        wrong += bool(
+            results and results[0].verified and results[0].path not in scored.query.relevant
+        )
     metrics = means.means()
     return Row(
         set=eval_set.root.name,

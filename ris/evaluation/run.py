@@ -27,7 +27,7 @@ from ris.index.base import VectorIndex
 from ris.index.milvus import open_index
 from ris.jobs.connection import connect_redis
 from ris.jobs.tracker import JobTracker
-from ris.search.image_search import ImageSearch
+from ris.search.image_search import ImageSearch, SearchResponse
 from ris.search.keep_features import keep_search_features
 from ris.settings import Settings, settings_environment
 
@@ -114,30 +114,56 @@ def _ranked_paths(query: EvalQuery, paths: list[str], leave_one_out: bool, k: in
     return paths[:k]
 
 
+@dataclass(frozen=True)
+class ScoredQuery:
+    """One query searched like `query search`: its response (None when it could not be read),
+    the paths it ranks and what they score."""
+
+    query: EvalQuery
+    response: SearchResponse | None
+    ranked: list[str]
+    metrics: dict[str, float]
+
+
+def scored_queries(
+    eval_set: EvalSet,
+    settings: Settings,
+    index: VectorIndex,
+    top_k: int,
+    progress: Progress = lambda queries: queries,
+) -> Iterator[ScoredQuery]:
+    """Every query of the set searched through the product's `ImageSearch`, in order, and
+    scored; a query that cannot be read is a miss on every metric, and is logged."""
+    # Leave-one-out finds the query itself first: ask for one more.
+    limit = top_k + 1 if eval_set.leave_one_out else top_k
+    with ImageSearch.from_settings(settings, index) as search:
+        for query in progress(eval_set.queries):
+            response: SearchResponse | None
+            try:
+                response = search(query.path, limit)
+            except ImageDecodeError as error:
+                log.warning("query failed: %s", error)
+                response = None
+            paths = [hit.path for hit in response.results] if response else []
+            ranked = _ranked_paths(query, paths, eval_set.leave_one_out, top_k)
+            if eval_set.kind == "copy":
+                (original,) = query.relevant
+                metrics = copy_detection_metrics(ranked, original, top_k)
+            else:
+                metrics = class_retrieval_metrics(ranked, query.relevant, top_k)
+            yield ScoredQuery(query, response, ranked, metrics)
+
+
 def _score(
     eval_set: EvalSet, settings: Settings, index: VectorIndex, top_k: int, progress: Progress
 ) -> tuple[dict[str, float], int, float]:
     """Search every query like `query search`; (mean metrics, failed queries, queries/s)."""
     means = MetricMeans()
-    # Leave-one-out finds the query itself first: ask for one more.
-    limit = top_k + 1 if eval_set.leave_one_out else top_k
     started = time.perf_counter()
     failed = 0
-    with ImageSearch.from_settings(settings, index) as search:
-        for query in progress(eval_set.queries):
-            try:
-                hits = search(query.path, limit).results
-            except ImageDecodeError as error:
-                # A query that cannot be read is a miss on every metric, and is reported.
-                log.warning("query failed: %s", error)
-                failed += 1
-                hits = []
-            ranked = _ranked_paths(query, [hit.path for hit in hits], eval_set.leave_one_out, top_k)
-            if eval_set.kind == "copy":
-                (original,) = query.relevant
-                means.add(**copy_detection_metrics(ranked, original, top_k))
-            else:
-                means.add(**class_retrieval_metrics(ranked, query.relevant, top_k))
+    for scored in scored_queries(eval_set, settings, index, top_k, progress):
+        means.add(**scored.metrics)
+        failed += scored.response is None
     seconds = time.perf_counter() - started
     return means.means(), failed, len(eval_set.queries) / seconds
 
