@@ -6,7 +6,7 @@ searched through the product's `ImageSearch`, once per configuration, side by si
 - nothing kept (RIS_FEATURE_CACHE_GB=0, as before features were kept): the 10 nearest hits are
   read and checked;
 - every gallery picture's features kept by `query features` first, then 10 hits checked, and
-  10 plus RIS_VERIFY_KEPT_TOP more (30, and the default 100) when none of the 10 verifies;
+  10 plus RIS_VERIFY_KEPT_TOP more (the default 100) when none of the 10 verifies;
 - the default from an empty cache, filled by the searches as they read hits (a new service);
 - with RIS_VERIFY_CENTRE on: a search whose hits verify nothing searches its query's centre.
 
