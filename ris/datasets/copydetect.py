@@ -12,11 +12,11 @@ distractor is a near copy of an original. Both strengths share one gallery.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +130,7 @@ WALLPAPERS = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True)
 class Picture:
     name: str  # gallery file name
     source: str  # where it comes from, for the manifest
@@ -244,7 +244,7 @@ def drop_near_duplicates(
     return kept, dropped
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True)
 class Recipe:
     """One family of copy-detection sets: `<prefix>-<strength>`, sharing one gallery."""
 
@@ -439,7 +439,7 @@ AUGLY_RECIPE = Recipe(
 # the same recipe from another seed (other edits, crops and Tux Paint originals), so that
 # figures on it come from copies no setting was looked at with.
 AUGLY2_SEED = 20261206
-AUGLY2_RECIPE = dataclasses.replace(
+AUGLY2_RECIPE = replace(
     AUGLY_RECIPE,
     prefix="augly2",
     seed=AUGLY2_SEED,

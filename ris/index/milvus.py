@@ -514,7 +514,9 @@ class MilvusIndex:
 
     def _read_page(self, ids: list[int], vectors: bool = True) -> RowPage | None:
         """The rows of `ids` still in the collection, in that order; None when none is."""
-        fields = ["id", "path", "size", "mtime_ns", "content_hash"] + ["vector"] * vectors
+        fields = ["id", "path", "size", "mtime_ns", "content_hash"]
+        if vectors:
+            fields.append("vector")
         read = functools.partial(
             self.client.get,
             self.collection,

@@ -354,12 +354,12 @@ class ImageSearch:
         # Asked for all it may check at once: few centres verify early.
         (centre_hits,) = self.index.search(vector[None, :], self.checked_top, where)
         centre_hits, centre_checked = self._checked(features, vector, centre_hits, True, where)
-        verified = [p for p, count in centre_checked.items() if count >= MIN_INLIERS]
-        if not verified:
+        verified = next((p for p, count in centre_checked.items() if count >= MIN_INLIERS), None)
+        if verified is None:
             return hits, checked
-        found = centre_hits[verified[0]]
+        found = centre_hits[verified]
         positions = {hit.id: position for position, hit in enumerate(hits)}
         if found.id not in positions:
             positions[found.id] = len(hits)
             hits = [*hits, found]
-        return hits, {**checked, positions[found.id]: centre_checked[verified[0]]}
+        return hits, {**checked, positions[found.id]: centre_checked[verified]}
