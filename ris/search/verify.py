@@ -18,11 +18,9 @@ MAX_SIDE = 320
 # Half OpenCV's default: twice the keypoints on low-contrast, JPEG-smoothed copies.
 CONTRAST_THRESHOLD = 0.02
 # A query picture smaller than this on its longer side (a thumbnail, a small crop) is enlarged
-# to it before its features are found, at a quarter of OpenCV's contrast threshold: about twice
-# the keypoints. Chosen on augly-hard (matches with their originals of 10 or more: 0.319 of the
-# queries -> 0.337), then measured on augly2-hard (0.319 -> 0.344) and copydetect-hard (0.908 ->
-# 0.912), with no other picture among the 110 nearest reaching 10 (bench.kept_features has the
-# product's figures).
+# to it before its features are found, at a quarter of OpenCV's contrast threshold: about 2.5
+# times the keypoints. Chosen on augly-hard; through the product, unseen augly2-hard recall@1
+# 0.546 -> 0.560, copydetect-hard 0.963 -> 0.959 (docs/BENCHMARKS.md, "Small queries").
 SMALL_QUERY_SIDE = 160
 SMALL_QUERY_CONTRAST = 0.01
 # The strongest keypoints kept: as many verified copies as keeping all of them on the
