@@ -26,7 +26,7 @@ from ris.search.verify import (
     LocalFeatures,
     Pictures,
     inliers,
-    local_features,
+    query_features,
 )
 from ris.settings import Settings
 
@@ -287,7 +287,7 @@ class ImageSearch:
             return hits, {}
         try:
             readable = self.pictures.readable(query)
-            features = local_features(readable, self.max_pixels)
+            features = query_features(readable, self.max_pixels)
         except ImageDecodeError:  # a query URL that could be read a moment ago, now cannot
             return hits, {}
         # A search for `checked_top` hits or more has them all already.
@@ -343,7 +343,7 @@ class ImageSearch:
         verified hit joins the whole query's hits (at its place there, or after them)."""
         try:
             centre = query_centre(query, self.max_pixels)
-            features = local_features(centre, self.max_pixels)
+            features = query_features(centre, self.max_pixels)
         except ImageDecodeError:
             return hits, checked
         with self.embed_lock:

@@ -20,12 +20,14 @@ from ris.search.verify import (
     MAX_FEATURES,
     MAX_SIDE,
     MIN_INLIERS,
+    SMALL_QUERY_SIDE,
     LocalFeatures,
     Match,
     Pictures,
     inliers,
     local_features,
     match,
+    query_features,
 )
 from ris.search.verify import mirrored as mirrored_features
 from tests.imagefiles import hard_copy
@@ -52,6 +54,39 @@ def test_a_cropped_copy_matches_its_original_and_nothing_else(
     assert inliers(copy, local_features(str(photos[0]), MAX_PIXELS)) >= MIN_INLIERS
     for other in photos[1:6]:
         assert inliers(copy, local_features(str(other), MAX_PIXELS)) < MIN_INLIERS
+
+
+def test_a_small_query_is_enlarged_and_verifies_more_small_copies(
+    photos: list[Path], tmp_path: Path
+) -> None:
+    """Each photo's middle quarter, 64 px on its longer side at JPEG quality 30 (a thumbnail of
+    a crop): the query's features, found in it enlarged, verify more of them than features found
+    at its own size, and none with another photo."""
+    found_as_is = found_enlarged = 0
+    for number, photo in enumerate(photos):
+        with Image.open(photo) as image:
+            width, height = image.size
+            crop = image.convert("RGB").crop(
+                (width // 4, height // 4, width * 3 // 4, height * 3 // 4)
+            )
+        crop.thumbnail((64, 64))
+        small = tmp_path / f"{photo.stem}.jpg"
+        crop.save(small, quality=30)
+        original = local_features(str(photo), MAX_PIXELS)
+        enlarged = query_features(str(small), MAX_PIXELS)
+        assert 64 < enlarged.points.max() < SMALL_QUERY_SIDE
+        found_as_is += inliers(local_features(str(small), MAX_PIXELS), original) >= MIN_INLIERS
+        found_enlarged += inliers(enlarged, original) >= MIN_INLIERS
+        for other in photos[number + 1 : number + 4]:
+            assert inliers(enlarged, local_features(str(other), MAX_PIXELS)) < MIN_INLIERS
+    assert found_enlarged > found_as_is
+
+
+def test_a_large_query_has_the_features_a_hit_has(photos: list[Path]) -> None:
+    query = query_features(str(photos[0]), MAX_PIXELS)
+    hit = local_features(str(photos[0]), MAX_PIXELS)
+    assert np.array_equal(query.points, hit.points)
+    assert np.array_equal(query.descriptors, hit.descriptors)
 
 
 def test_pairs_that_cannot_reach_the_inliers_asked_for_stop_before_ransac(
