@@ -18,9 +18,10 @@ MAX_SIDE = 320
 # Half OpenCV's default: twice the keypoints on low-contrast, JPEG-smoothed copies.
 CONTRAST_THRESHOLD = 0.02
 # A query picture smaller than this on its longer side (a thumbnail, a small crop) is also
-# looked at enlarged to it, at a quarter of OpenCV's contrast threshold (about 2.5 times the
+# looked at enlarged to it, at a quarter of OpenCV's contrast threshold (several times the
 # keypoints), and a hit keeps the better of its two matches. Chosen on augly-hard; through the
-# product, unseen augly2-hard recall@1 0.546 -> 0.560 (docs/BENCHMARKS.md, "Small queries").
+# product, augly2-hard recall@1 0.546 -> 0.564, copydetect-hard unchanged at 0.963, searches of
+# such queries that verify nothing about 100 ms slower (docs/BENCHMARKS.md, "Small queries").
 SMALL_QUERY_SIDE = 160
 SMALL_QUERY_CONTRAST = 0.01
 # The strongest keypoints kept: as many verified copies as keeping all of them on the
