@@ -299,7 +299,7 @@ class ImageSearch:
 
     def _checked(
         self,
-        query: LocalFeatures,
+        query: Sequence[LocalFeatures],
         vector: np.ndarray,
         hits: list[SearchHit],
         complete: bool,
@@ -308,12 +308,13 @@ class ImageSearch:
         """The hits, and the inliers of those checked by position, stopping at the first
         verified one: the first `verify_top`, then (asked of the index only now, as most
         searches stop before) those after them down to `checked_top` whose features are kept.
-        `complete`: the hits hold every hit down to `checked_top` already."""
+        `complete`: the hits hold every hit down to `checked_top` already. A hit's inliers
+        are the most of any of the query's feature sets."""
         checked: dict[int, int] = {}
 
         def verified(position: int, features: LocalFeatures | None) -> bool:
             if features is not None:
-                checked[position] = inliers(query, features)
+                checked[position] = max(inliers(view, features) for view in query)
             return checked.get(position, 0) >= MIN_INLIERS
 
         for position, hit in enumerate(hits[: self.verify_top]):

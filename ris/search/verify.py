@@ -17,10 +17,11 @@ from ris.files.remote import Remote
 MAX_SIDE = 320
 # Half OpenCV's default: twice the keypoints on low-contrast, JPEG-smoothed copies.
 CONTRAST_THRESHOLD = 0.02
-# A query picture smaller than this on its longer side (a thumbnail, a small crop) is enlarged
-# to it before its features are found, at a quarter of OpenCV's contrast threshold: about 2.5
-# times the keypoints. Chosen on augly-hard; through the product, unseen augly2-hard recall@1
-# 0.546 -> 0.560, copydetect-hard 0.963 -> 0.959 (docs/BENCHMARKS.md, "Small queries").
+# A query picture smaller than this on its longer side (a thumbnail, a small crop) is also
+# looked at enlarged to it, at a quarter of OpenCV's contrast threshold (several times the
+# keypoints), and a hit keeps the better of its two matches. Chosen on augly-hard; through the
+# product, augly2-hard recall@1 0.546 -> 0.564, copydetect-hard unchanged at 0.963, searches of
+# such queries that verify nothing about 100 ms slower (docs/BENCHMARKS.md, "Small queries").
 SMALL_QUERY_SIDE = 160
 SMALL_QUERY_CONTRAST = 0.01
 # The strongest keypoints kept: as many verified copies as keeping all of them on the
@@ -73,18 +74,20 @@ def local_features(
     return _detected(_grey(source, max_pixels, max_side), max_features, CONTRAST_THRESHOLD)
 
 
-def query_features(source: ImageSource, max_pixels: int) -> LocalFeatures:
-    """A search's query picture's features: as `local_features`, but a picture under
-    SMALL_QUERY_SIDE is enlarged to it and detected at SMALL_QUERY_CONTRAST (its points are in
-    the enlarged picture, which a similarity transform absorbs)."""
+def query_features(source: ImageSource, max_pixels: int) -> tuple[LocalFeatures, ...]:
+    """A search's query picture's features, one set per way it is looked at: as a hit's are
+    found and, for a picture under SMALL_QUERY_SIDE, enlarged to it and detected at
+    SMALL_QUERY_CONTRAST (points in the enlarged picture, which a similarity transform
+    absorbs). Raises ImageDecodeError if it cannot be read."""
     grey = _grey(source, max_pixels, MAX_SIDE)
+    as_it_is = _detected(grey, MAX_FEATURES, CONTRAST_THRESHOLD)
     side = max(grey.shape)
     if side >= SMALL_QUERY_SIDE:
-        return _detected(grey, MAX_FEATURES, CONTRAST_THRESHOLD)
+        return (as_it_is,)
     scale = SMALL_QUERY_SIDE / side
     size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
     enlarged = cv2.resize(grey, size, interpolation=cv2.INTER_CUBIC)
-    return _detected(enlarged, MAX_FEATURES, SMALL_QUERY_CONTRAST)
+    return as_it_is, _detected(enlarged, MAX_FEATURES, SMALL_QUERY_CONTRAST)
 
 
 def _detected(grey: np.ndarray, max_features: int, contrast: float) -> LocalFeatures:
