@@ -56,6 +56,17 @@ def test_a_cropped_copy_matches_its_original_and_nothing_else(
         assert inliers(copy, local_features(str(other), MAX_PIXELS)) < MIN_INLIERS
 
 
+def _small_thumbnail(photo: Path, folder: Path) -> Path:
+    """The photo's middle quarter, 64 px on its longer side, at JPEG quality 30."""
+    with Image.open(photo) as image:
+        width, height = image.size
+        crop = image.convert("RGB").crop((width // 4, height // 4, width * 3 // 4, height * 3 // 4))
+    crop.thumbnail((64, 64))
+    small = folder / f"{photo.stem}.jpg"
+    crop.save(small, quality=30)
+    return small
+
+
 def test_a_small_query_is_also_looked_at_enlarged_and_verifies_more_small_copies(
     photos: list[Path], tmp_path: Path
 ) -> None:
@@ -64,14 +75,7 @@ def test_a_small_query_is_also_looked_at_enlarged_and_verifies_more_small_copies
     alone, and none with another photo."""
     found_as_is = found_either_way = 0
     for number, photo in enumerate(photos):
-        with Image.open(photo) as image:
-            width, height = image.size
-            crop = image.convert("RGB").crop(
-                (width // 4, height // 4, width * 3 // 4, height * 3 // 4)
-            )
-        crop.thumbnail((64, 64))
-        small = tmp_path / f"{photo.stem}.jpg"
-        crop.save(small, quality=30)
+        small = _small_thumbnail(photo, tmp_path)
         original = local_features(str(photo), MAX_PIXELS)
         as_it_is, enlarged = query_features(str(small), MAX_PIXELS)
         assert np.array_equal(as_it_is.points, local_features(str(small), MAX_PIXELS).points)
@@ -195,6 +199,26 @@ def test_verification_puts_the_original_of_a_crop_first(
     assert [r.path for r in search.results[1:]] == [str(photos[1]), str(photos[2])]
     assert all(r.inliers is not None and not r.verified for r in search.results[1:])
     assert search.timings_ms["verify"] > 0
+
+
+def test_a_search_finds_the_original_of_a_small_query_through_its_enlarged_view(
+    pipeline: EmbeddingPipeline, index: MilvusIndex, photos: list[Path], tmp_path: Path
+) -> None:
+    """A thumbnail of grass.png's middle quarter does not verify its original as it is; the
+    search checks it enlarged too, and puts the original first though two photos sit nearer."""
+    original = next(photo for photo in photos if photo.name == "grass.png")
+    small = _small_thumbnail(original, tmp_path)
+    as_it_is, _ = query_features(str(small), MAX_PIXELS)
+    assert inliers(as_it_is, local_features(str(original), MAX_PIXELS)) < MIN_INLIERS
+    near = pipeline([str(small)]).vectors[0]
+    others = [photo for photo in photos if photo != original][:2]
+    placed = [(others[0], 0.8), (others[1], 0.75), (original, 0.6)]
+    index.upsert([_record(str(path), _at(near, score)) for path, score in placed])
+    index.flush()
+    search = ImageSearch(pipeline, index, verify_top=10, max_pixels=MAX_PIXELS)(str(small), 3)
+    first = search.results[0]
+    assert first.path == str(original) and first.verified
+    assert first.inliers is not None and first.inliers >= MIN_INLIERS
 
 
 def test_a_hit_whose_file_is_gone_keeps_its_place(
