@@ -210,8 +210,8 @@ def main() -> None:
     settings = load_settings()
     rows: list[Row] = []
     keeping: dict[str, dict[str, float]] = {}
+    chosen = [CONFIGURATIONS[number] for number in arguments.configurations]
     for name in arguments.sets:
-        chosen = [CONFIGURATIONS[number] for number in arguments.configurations]
         found, keeping[name] = measure_set(name, settings, chosen)
         rows.extend(found)
     report(rows, keeping)

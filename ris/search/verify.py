@@ -58,10 +58,12 @@ def _grey(source: ImageSource, max_pixels: int, max_side: int) -> np.ndarray:
     with open_image(source, max_pixels) as image, decoding():
         grey = np.asarray(upright_rgb(image, source, max_side).convert("L"))
     scale = max_side / max(grey.shape)
-    if scale < 1:
-        size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
-        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
-    return grey
+    return _scaled(grey, scale, cv2.INTER_AREA) if scale < 1 else grey
+
+
+def _scaled(grey: np.ndarray, scale: float, interpolation: int) -> np.ndarray:
+    size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
+    return cv2.resize(grey, size, interpolation=interpolation)
 
 
 def local_features(
@@ -84,9 +86,7 @@ def query_features(source: ImageSource, max_pixels: int) -> tuple[LocalFeatures,
     side = max(grey.shape)
     if side >= SMALL_QUERY_SIDE:
         return (as_it_is,)
-    scale = SMALL_QUERY_SIDE / side
-    size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
-    enlarged = cv2.resize(grey, size, interpolation=cv2.INTER_CUBIC)
+    enlarged = _scaled(grey, SMALL_QUERY_SIDE / side, cv2.INTER_CUBIC)
     return as_it_is, _detected(enlarged, MAX_FEATURES, SMALL_QUERY_CONTRAST)
 
 
