@@ -102,11 +102,16 @@ def pasted_pictures(source: ImageSource, max_pixels: int) -> list[bytes]:
     """The pictures pasted inside an upright query picture (pasted_boxes), each cut out as PNG
     bytes, which the embedding pipeline and local features read as they read an upload;
     raises ImageDecodeError if the picture cannot be read."""
+    # Found on a cheap small decode; the picture is decoded larger only to cut out what it holds.
+    with open_image(source, max_pixels) as image, decoding():
+        boxes = pasted_boxes(np.asarray(upright_rgb(image, source, FIND_SIDE)))
+    if not boxes:
+        return []
     with open_image(source, max_pixels) as image, decoding():
         upright = upright_rgb(image, source, DECODE_SIDE)
         width, height = upright.size
         cuts = []
-        for left, top, right, bottom in pasted_boxes(np.asarray(upright)):
+        for left, top, right, bottom in boxes:
             box = (
                 round(left * width),
                 round(top * height),
