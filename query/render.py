@@ -158,8 +158,9 @@ def _verification(report: EvalReport) -> str:
     if not report.verify_top:
         return "off"
     kept = f", then {report.verify_kept_top} more if kept" if report.verify_kept_top else ""
+    pasted = ", then its pasted pictures'" if report.verify_pasted else ""
     centre = ", then the query's centre's" if report.verify_centre else ""
-    return f"top {report.verify_top}{kept}{centre}"
+    return f"top {report.verify_top}{kept}{pasted}{centre}"
 
 
 def audit_table(report: AuditReport, collection: str) -> Table:

@@ -162,6 +162,13 @@ class Settings(BaseSettings):
         "hits the same way: a second embedding, index request and round of checks for those "
         "searches, about twice their time.",
     )
+    verify_pasted: bool = Field(
+        True,
+        description="When none of the hits a search checks verifies, search the pictures pasted "
+        "inside the query picture too (up to two regions standing out from a flat background: a "
+        "screenshot's photo, a framed or letterboxed picture), each checked as the whole query "
+        "was, before RIS_VERIFY_CENTRE's centre. A query with no flat background has none.",
+    )
     api_tokens: str = Field(
         "",
         description="Who may use `query serve`: `HASH:COLLECTION[,COLLECTION]` entries separated "

@@ -11,7 +11,9 @@ is missing or was made by an older recipe. Names and layouts:
 - `augly-mild`, `augly-hard`: the same layout, other originals, edits made by AugLy (held out:
   no setting is chosen on them);
 - `augly2-mild`, `augly2-hard`: the augly recipe from another seed, held out from changes made
-  after the augly sets' misses had been looked at.
+  after the augly sets' misses had been looked at;
+- `augly3-mild`, `augly3-hard`: the same from a third seed, held out from the search of pasted
+  pictures, designed with both earlier families' mild misses in view.
 
 Each holds a `manifest.json` (counts, sources and their versions, seed, selection rules).
 """

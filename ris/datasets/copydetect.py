@@ -446,5 +446,15 @@ AUGLY2_RECIPE = replace(
     split=functools.partial(_augly_split, AUGLY2_SEED),
     selection=AUGLY_RECIPE.selection + f" Seed {AUGLY2_SEED} for the edits and the draw.",
 )
+# A third, made after the search of pictures pasted into a query (a screenshot's photo) had been
+# designed with the misses of both earlier families' mild sets in view.
+AUGLY3_SEED = 20261230
+AUGLY3_RECIPE = replace(
+    AUGLY_RECIPE,
+    prefix="augly3",
+    seed=AUGLY3_SEED,
+    split=functools.partial(_augly_split, AUGLY3_SEED),
+    selection=AUGLY_RECIPE.selection + f" Seed {AUGLY3_SEED} for the edits and the draw.",
+)
 # Each family's recipe by its prefix: sets `<prefix>-mild` and `<prefix>-hard`.
-RECIPES = {recipe.prefix: recipe for recipe in (RECIPE, AUGLY_RECIPE, AUGLY2_RECIPE)}
+RECIPES = {recipe.prefix: recipe for recipe in (RECIPE, AUGLY_RECIPE, AUGLY2_RECIPE, AUGLY3_RECIPE)}

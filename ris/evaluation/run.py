@@ -53,6 +53,8 @@ class EvalReport:
     verify_kept_top: int
     # Whether a search none of whose hits verified checked its query's centre's (RIS_VERIFY_CENTRE).
     verify_centre: bool
+    # Whether such a search checked the pictures pasted inside its query (RIS_VERIFY_PASTED).
+    verify_pasted: bool
     # Whether the gallery's features were kept before the searches (`query features`); if not,
     # only the hits earlier searches read are kept.
     kept_features: bool
@@ -218,6 +220,7 @@ def evaluate(
         verify_top=settings.verify_top,
         verify_kept_top=settings.verify_kept_top,
         verify_centre=settings.verify_centre,
+        verify_pasted=settings.verify_pasted,
         kept_features=keep_features,
         top_k=top_k,
         gallery=len(eval_set.gallery),

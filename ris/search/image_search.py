@@ -18,6 +18,7 @@ from ris.files.identity import normalise_path
 from ris.files.remote import Remote
 from ris.index.base import RowFilter, SearchHit, VectorIndex
 from ris.search.feature_cache import FeatureCache, KeptFeatures, open_feature_cache
+from ris.search.pasted_pictures import pasted_pictures
 from ris.search.query_centre import query_centre
 from ris.search.verify import (
     MAX_FEATURES,
@@ -104,6 +105,7 @@ class ImageSearch:
         cache: FeatureCache | None = None,
         verify_kept_top: int = 0,
         verify_centre: bool = False,
+        verify_pasted: bool = False,
     ):
         self.pipeline = pipeline
         self.index = index
@@ -112,6 +114,8 @@ class ImageSearch:
         self.checked_top = verify_top + (verify_kept_top if verify_top and cache is not None else 0)
         # When nothing the whole query found verifies, its centre is searched and checked too.
         self.verify_centre = verify_centre and verify_top > 0
+        # Then the pictures pasted inside it (a screenshot's photo), before the centre.
+        self.verify_pasted = verify_pasted and verify_top > 0
         self.max_pixels = max_pixels
         self.embed_lock = embed_lock or contextlib.nullcontext()
         # Reads query images and indexed objects given by URL (verification reads the hits).
@@ -142,6 +146,7 @@ class ImageSearch:
             cache,
             settings.verify_kept_top,
             settings.verify_centre,
+            settings.verify_pasted,
         )
 
     @property
@@ -293,9 +298,24 @@ class ImageSearch:
         # A search for `checked_top` hits or more has them all already.
         complete = len(hits) >= self.checked_top
         hits, checked = self._checked(features, vector, hits, complete, where)
-        if self.verify_centre and max(checked.values(), default=0) < MIN_INLIERS:
-            return self._centre_checked(readable, hits, checked, where)
+        if max(checked.values(), default=0) >= MIN_INLIERS:
+            return hits, checked
+        for region in self._regions(readable):
+            hits, checked, verified = self._region_checked(region, hits, checked, where)
+            if verified:
+                break
         return hits, checked
+
+    def _regions(self, query: ImageSource) -> Iterator[bytes]:
+        """Parts of the query searched again, in turn, while nothing verifies: the pictures
+        pasted inside it, then its centre; each is cut only when asked for."""
+        try:
+            if self.verify_pasted:
+                yield from pasted_pictures(query, self.max_pixels)
+            if self.verify_centre:
+                yield query_centre(query, self.max_pixels)
+        except ImageDecodeError:  # a query URL that could be read a moment ago, now cannot
+            return
 
     def _checked(
         self,
@@ -333,34 +353,34 @@ class ImageSearch:
                     break
         return hits, checked
 
-    def _centre_checked(
+    def _region_checked(
         self,
-        query: ImageSource,
+        region: bytes,
         hits: list[SearchHit],
         checked: dict[int, int],
         where: RowFilter | None,
-    ) -> tuple[list[SearchHit], dict[int, int]]:
-        """The query's centre embedded, searched and checked as the whole query was; its first
-        verified hit joins the whole query's hits (at its place there, or after them)."""
+    ) -> tuple[list[SearchHit], dict[int, int], bool]:
+        """A part of the query embedded, searched and checked as the whole query was; its first
+        verified hit joins the whole query's hits (at its place there, or after them). The
+        last item says whether one did."""
         try:
-            centre = query_centre(query, self.max_pixels)
-            features = query_features(centre, self.max_pixels)
+            features = query_features(region, self.max_pixels)
         except ImageDecodeError:
-            return hits, checked
+            return hits, checked, False
         with self.embed_lock:
-            embedded: EmbeddedBatch[Any] = self.pipeline([centre])
+            embedded: EmbeddedBatch[Any] = self.pipeline([region])
         if not embedded.paths:
-            return hits, checked
+            return hits, checked, False
         vector = embedded.vectors[0]
-        # Asked for all it may check at once: few centres verify early.
-        (centre_hits,) = self.index.search(vector[None, :], self.checked_top, where)
-        centre_hits, centre_checked = self._checked(features, vector, centre_hits, True, where)
-        verified = next((p for p, count in centre_checked.items() if count >= MIN_INLIERS), None)
+        # Asked for all it may check at once: few parts verify early.
+        (region_hits,) = self.index.search(vector[None, :], self.checked_top, where)
+        region_hits, region_checked = self._checked(features, vector, region_hits, True, where)
+        verified = next((p for p, count in region_checked.items() if count >= MIN_INLIERS), None)
         if verified is None:
-            return hits, checked
-        found = centre_hits[verified]
+            return hits, checked, False
+        found = region_hits[verified]
         positions = {hit.id: position for position, hit in enumerate(hits)}
         if found.id not in positions:
             positions[found.id] = len(hits)
             hits = [*hits, found]
-        return hits, {**checked, positions[found.id]: centre_checked[verified]}
+        return hits, {**checked, positions[found.id]: region_checked[verified]}, True

@@ -1,7 +1,7 @@
 """Spatial verification on real photos, and the search that uses it on a real collection."""
 
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 from PIL import Image
@@ -31,20 +31,9 @@ from ris.search.verify import (
 )
 from ris.search.verify import mirrored as mirrored_features
 from tests.imagefiles import hard_copy
+from tests.placed import CountedSearches, at, record
 
 MAX_PIXELS = 10**8
-
-
-def _at(vector: np.ndarray, similarity: float, seed: int = 3) -> np.ndarray:
-    """A unit vector whose inner product with the unit `vector` is `similarity`."""
-    noise = np.random.default_rng(seed).normal(size=vector.shape).astype(np.float32)
-    noise -= noise @ vector * vector
-    noise /= np.linalg.norm(noise)
-    return (similarity * vector + np.sqrt(1 - similarity**2) * noise).astype(np.float32)
-
-
-def _record(path: str, vector: np.ndarray) -> ImageRecord:
-    return ImageRecord(image_id(path), path, vector, 1, 1)
 
 
 def test_a_cropped_copy_matches_its_original_and_nothing_else(
@@ -186,7 +175,7 @@ def test_verification_puts_the_original_of_a_crop_first(
     copy = hard_copy(photos[0], tmp_path)
     near = pipeline([str(copy)]).vectors[0]
     placed = [(photos[1], 0.8), (photos[2], 0.75), (photos[3], 0.7), (photos[0], 0.6)]
-    index.upsert([_record(str(path), _at(near, score)) for path, score in placed])
+    index.upsert([record(str(path), at(near, score)) for path, score in placed])
     index.flush()
 
     unverified = ImageSearch(pipeline, index, verify_top=0, max_pixels=MAX_PIXELS)
@@ -213,7 +202,7 @@ def test_a_search_finds_the_original_of_a_small_query_through_its_enlarged_view(
     near = pipeline([str(small)]).vectors[0]
     others = [photo for photo in photos if photo != original][:2]
     placed = [(others[0], 0.8), (others[1], 0.75), (original, 0.6)]
-    index.upsert([_record(str(path), _at(near, score)) for path, score in placed])
+    index.upsert([record(str(path), at(near, score)) for path, score in placed])
     index.flush()
     search = ImageSearch(pipeline, index, verify_top=10, max_pixels=MAX_PIXELS)(str(small), 3)
     first = search.results[0]
@@ -227,7 +216,7 @@ def test_a_hit_whose_file_is_gone_keeps_its_place(
     copy = hard_copy(photos[0], tmp_path)
     near = pipeline([str(copy)]).vectors[0]
     gone = str(tmp_path / "moved-away.jpg")
-    index.upsert([_record(gone, _at(near, 0.8)), _record(str(photos[1]), _at(near, 0.7))])
+    index.upsert([record(gone, at(near, 0.8)), record(str(photos[1]), at(near, 0.7))])
     index.flush()
     results = ImageSearch(pipeline, index, verify_top=5, max_pixels=MAX_PIXELS)(str(copy), 2)
     assert [(r.path, r.inliers is None) for r in results.results] == [
@@ -240,7 +229,7 @@ def test_the_query_s_own_picture_needs_no_verification(
     pipeline: EmbeddingPipeline, index: MilvusIndex, photos: list[Path]
 ) -> None:
     vector = pipeline([str(photos[0])]).vectors[0]
-    index.upsert([_record(str(photos[0]), vector), _record(str(photos[1]), _at(vector, 0.5))])
+    index.upsert([record(str(photos[0]), vector), record(str(photos[1]), at(vector, 0.5))])
     index.flush()
     search = ImageSearch(pipeline, index, verify_top=10, max_pixels=MAX_PIXELS)(str(photos[0]), 2)
     assert [r.inliers for r in search.results] == [None, None]
@@ -256,8 +245,8 @@ def test_hits_beyond_verify_top_are_checked_once_their_features_are_kept(
     near = pipeline([str(copy)]).vectors[0]
     placed = [(photos[1], 0.8), (photos[2], 0.75), (photos[3], 0.7), (photos[0], 0.6)]
     gone = str(tmp_path / "moved-away.jpg")
-    index.upsert([_record(str(path), _at(near, score)) for path, score in placed])
-    index.upsert([_record(gone, _at(near, 0.1))])
+    index.upsert([record(str(path), at(near, score)) for path, score in placed])
+    index.upsert([record(gone, at(near, 0.1))])
     index.flush()
     cache = FeatureCache(tmp_path / "features", 10**9, MAX_SIDE, MAX_FEATURES)
     search = ImageSearch(
@@ -288,7 +277,7 @@ def test_hits_beyond_verify_top_are_checked_once_their_features_are_kept(
     )
 
     # Indexed again with another size: what was kept no longer applies to it.
-    index.upsert([ImageRecord(image_id(str(photos[0])), str(photos[0]), _at(near, 0.6), 2, 1)])
+    index.upsert([ImageRecord(image_id(str(photos[0])), str(photos[0]), at(near, 0.6), 2, 1)])
     index.flush()
     assert not any(r.verified for r in search(str(copy), 5).results)
     # Without a cache, only `verify_top` hits are checked.
@@ -311,19 +300,7 @@ def _pasted_small(photo: Path, background: Path, folder: Path) -> Path:
     return path
 
 
-class _CountedSearches:
-    """The real index, counting the searches asked of it."""
-
-    def __init__(self, index: MilvusIndex):
-        self.index = index
-        self.searches = 0
-
-    def search(self, *args: Any, **kwargs: Any) -> Any:
-        self.searches += 1
-        return self.index.search(*args, **kwargs)
-
-
-def _centre_search(pipeline: EmbeddingPipeline, index: _CountedSearches) -> ImageSearch:
+def _centre_search(pipeline: EmbeddingPipeline, index: CountedSearches) -> ImageSearch:
     """Checking 2 hits, then the query's centre's."""
     counted = cast(MilvusIndex, index)
     return ImageSearch(pipeline, counted, verify_top=2, max_pixels=MAX_PIXELS, verify_centre=True)
@@ -338,11 +315,11 @@ def test_the_centre_of_a_query_finds_the_picture_pasted_into_it(
     whole = pipeline([str(query)]).vectors[0]
     centre = pipeline([query_centre(str(query), MAX_PIXELS)]).vectors[0]
     assert float(whole @ centre) < 0.87
-    placed = [(photos[1], _at(whole, 0.89)), (photos[2], _at(whole, 0.88)), (photos[0], centre)]
-    index.upsert([_record(str(path), vector) for path, vector in placed])
+    placed = [(photos[1], at(whole, 0.89)), (photos[2], at(whole, 0.88)), (photos[0], centre)]
+    index.upsert([record(str(path), vector) for path, vector in placed])
     index.flush()
 
-    counted = _CountedSearches(index)
+    counted = CountedSearches(index)
     results = _centre_search(pipeline, counted)(str(query), 2).results
     assert results[0].path == str(photos[0]) and results[0].verified and results[0].rank == 1
     assert results[0].inliers is not None and results[0].inliers >= MIN_INLIERS
@@ -358,8 +335,8 @@ def test_a_query_that_verifies_as_a_whole_searches_no_centre(
 ) -> None:
     copy = hard_copy(photos[0], tmp_path)
     near = pipeline([str(copy)]).vectors[0]
-    index.upsert([_record(str(photos[1]), _at(near, 0.8)), _record(str(photos[0]), _at(near, 0.7))])
+    index.upsert([record(str(photos[1]), at(near, 0.8)), record(str(photos[0]), at(near, 0.7))])
     index.flush()
-    counted = _CountedSearches(index)
+    counted = CountedSearches(index)
     assert _centre_search(pipeline, counted)(str(copy), 2).results[0].path == str(photos[0])
     assert counted.searches == 1

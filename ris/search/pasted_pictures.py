@@ -1,0 +1,125 @@
+"""Pictures pasted on a flat background inside a query (a screenshot's photo, a framed or
+letterboxed picture), searched again when nothing the whole query found verifies."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+
+from ris.embedding.imaging import ImageSource, decoding, open_image, upright_rgb
+
+# Regions are found on the picture shrunk to this side: a screenshot's UI text is then a few
+# pixels tall, and a pasted picture tens.
+FIND_SIDE = 256
+# A colour covering this share of the shrunk picture (in 16 levels a channel) may be background.
+BACKGROUND_SHARE = 0.02
+# A pixel is background when within this of such a colour on every channel and flat around it
+# (the grey standard deviation of the FLAT_WINDOW-pixel square around it under FLAT_STD): a
+# smooth gradient in a photo has many colours, none frequent, and a photo's flat fill is rarely
+# that flat.
+BACKGROUND_TOLERANCE = 10
+FLAT_STD = 3.0
+FLAT_WINDOW = 5
+# What is not background is opened by a square this share of the side, which removes text,
+# icons and thin lines and keeps solid regions.
+OPENING_SHARE = 1 / 24
+# A region's box must cover this share of the picture: smaller holds too little to search,
+# larger is the whole picture (an ordinary photo, whose background share is small anyway).
+REGION_AREA = (0.03, 0.8)
+# A region must fill this share of its box: a pasted picture is a rectangle (less where it was
+# skewed or holds flat fill itself), an object drawn on a plain background mostly is not.
+RECTANGULAR = 0.75
+# The largest regions searched, largest first: a screenshot may hold an ad beside the picture.
+MOST_REGIONS = 2
+# Decoded at least this many pixels on a side before the cut: a pasted picture a fifth of a
+# screenshot's width still gets what local features (ris/search/verify.py's MAX_SIDE) use.
+DECODE_SIDE = 1600
+
+
+def pasted_boxes(rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
+    """Boxes (left, top, right, bottom as shares of the width and height) of the largest
+    regions of an RGB array that stand out from a flat background, largest first."""
+    height, width = rgb.shape[:2]
+    scale = FIND_SIDE / max(height, width)
+    if scale < 1:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    background = _background(rgb)
+    if background is None:
+        return []
+    side = max(3, round(max(rgb.shape[:2]) * OPENING_SHARE))
+    square = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
+    solid = cv2.morphologyEx((~background).astype(np.uint8), cv2.MORPH_OPEN, square)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=4)
+    small_height, small_width = rgb.shape[:2]
+    boxes = []
+    for label in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:MOST_REGIONS]:
+        left, top, box_width, box_height = (int(value) for value in stats[label, :4])
+        region = labels[top : top + box_height, left : left + box_width] == label
+        if region.mean() < RECTANGULAR:
+            continue
+        # Rows and columns mostly outside the region are trimmed: a caption close under a
+        # picture joins it along a few pixels, where the flatness window spans both.
+        rows = np.flatnonzero(region.mean(axis=1) >= 0.5)
+        columns = np.flatnonzero(region.mean(axis=0) >= 0.5)
+        # The flatness window marks the background FLAT_WINDOW // 2 pixels around a picture.
+        ring = FLAT_WINDOW // 2
+        left, right = left + columns[0] + ring, left + columns[-1] + 1 - ring
+        top, bottom = top + rows[0] + ring, top + rows[-1] + 1 - ring
+        area = (right - left) * (bottom - top) / (small_width * small_height)
+        if REGION_AREA[0] <= area <= REGION_AREA[1]:
+            boxes.append(
+                (left / small_width, top / small_height, right / small_width, bottom / small_height)
+            )
+    return boxes
+
+
+def _background(rgb: np.ndarray) -> np.ndarray | None:
+    """Which pixels are flat fill of a frequent colour; None when no colour is frequent."""
+    levels = (rgb // 16).astype(np.int32)
+    codes = ((levels[..., 0] << 8) | (levels[..., 1] << 4) | levels[..., 2]).ravel()
+    counts = np.bincount(codes, minlength=1 << 12)
+    frequent = np.flatnonzero(counts >= BACKGROUND_SHARE * codes.size)
+    if len(frequent) == 0:
+        return None
+    sums = [np.bincount(codes, rgb[..., channel].ravel(), 1 << 12) for channel in range(3)]
+    near = np.zeros(rgb.shape[:2], dtype=bool)
+    for code in frequent:
+        colour = np.array([total[code] for total in sums]) / counts[code]
+        low = np.clip(colour - BACKGROUND_TOLERANCE, 0, 255)
+        high = np.clip(colour + BACKGROUND_TOLERANCE, 0, 255)
+        near |= cv2.inRange(rgb, np.ceil(low), np.floor(high)) > 0
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    window = (FLAT_WINDOW, FLAT_WINDOW)
+    mean = cv2.blur(grey, window)
+    spread = np.sqrt(np.maximum(cv2.blur(grey * grey, window) - mean * mean, 0))
+    return near & (spread < FLAT_STD)
+
+
+def pasted_pictures(source: ImageSource, max_pixels: int) -> list[bytes]:
+    """The pictures pasted inside an upright query picture (pasted_boxes), each cut out as PNG
+    bytes, which the embedding pipeline and local features read as they read an upload;
+    raises ImageDecodeError if the picture cannot be read."""
+    # Found on a cheap small decode; the picture is decoded larger only to cut out what it holds.
+    with open_image(source, max_pixels) as image, decoding():
+        boxes = pasted_boxes(np.asarray(upright_rgb(image, source, FIND_SIDE)))
+    if not boxes:
+        return []
+    with open_image(source, max_pixels) as image, decoding():
+        upright = upright_rgb(image, source, DECODE_SIDE)
+        width, height = upright.size
+        cuts = []
+        for left, top, right, bottom in boxes:
+            box = (
+                round(left * width),
+                round(top * height),
+                round(right * width),
+                round(bottom * height),
+            )
+            encoded = io.BytesIO()
+            # Lossless and quick to write: the bytes are read once by each of two readers.
+            upright.crop(box).save(encoded, "PNG", compress_level=1)
+            cuts.append(encoded.getvalue())
+    return cuts

@@ -1,0 +1,125 @@
+"""Pictures pasted inside a query (a screenshot's photo): found, cut out, and searched."""
+
+import io
+from pathlib import Path
+from typing import cast
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from ris.embedding.pipeline import EmbeddingPipeline
+from ris.index.milvus import MilvusIndex
+from ris.search.image_search import ImageSearch
+from ris.search.pasted_pictures import pasted_boxes, pasted_pictures
+from ris.search.verify import MIN_INLIERS
+from tests.integration.test_verify import MAX_PIXELS
+from tests.placed import CountedSearches, at, record
+
+PAGE = (1200, 760)
+
+
+def _web_page(photo: Path, folder: Path) -> tuple[Path, tuple[int, int, int, int]]:
+    """A made-up social-network page at JPEG 60: a grey page, a white top bar and post, menu
+    text, an avatar, and the photo 480 px wide in the post. Returns it and the photo's box."""
+    page = Image.new("RGB", PAGE, (240, 242, 245))
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((0, 0, PAGE[0], 50), fill="white")
+    draw.text((20, 18), "network            Search...", fill=(40, 40, 40))
+    for line in range(8):
+        draw.text((24, 90 + 34 * line), f"Menu item {line}", fill=(70, 70, 70))
+    draw.rectangle((320, 80, 880, 740), fill="white")
+    draw.ellipse((340, 96, 380, 136), fill=(90, 120, 200))
+    draw.text((392, 108), "Jane Doe shared a photo - 2 hours ago", fill=(20, 20, 20))
+    with Image.open(photo) as picture:
+        pasted = picture.convert("RGB")
+    pasted = pasted.resize((480, round(480 * pasted.height / pasted.width)))
+    box = (360, 160, 360 + pasted.width, 160 + pasted.height)
+    page.paste(pasted, box[:2])
+    draw.text((360, box[3] + 16), "Like    Comment    Share", fill=(90, 90, 90))
+    path = folder / f"page-{photo.stem}.jpg"
+    page.save(path, quality=60)
+    return path, box
+
+
+def _letterboxed(photo: Path, folder: Path) -> tuple[Path, tuple[int, int, int, int]]:
+    """The photo 600 px wide on a black 600 x 600 frame, as a video still would be."""
+    with Image.open(photo) as picture:
+        pasted = picture.convert("RGB")
+    pasted = pasted.resize((600, round(600 * pasted.height / pasted.width)))
+    frame = Image.new("RGB", (600, 600))
+    top = (600 - pasted.height) // 2
+    frame.paste(pasted, (0, top))
+    path = folder / f"letterboxed-{photo.stem}.png"
+    frame.save(path)
+    return path, (0, top, 600, top + pasted.height)
+
+
+def _near(found: tuple[float, ...], box: tuple[int, int, int, int], size: tuple[int, int]) -> bool:
+    """The found box (shares of the sides) is the pixel box give or take 2% of a side."""
+    width, height = size
+    expected = (box[0] / width, box[1] / height, box[2] / width, box[3] / height)
+    return bool(np.allclose(found, expected, atol=0.02))
+
+
+def test_the_photo_of_a_web_page_is_its_first_pasted_picture(
+    photos: list[Path], tmp_path: Path
+) -> None:
+    for photo in photos[:6]:
+        page, box = _web_page(photo, tmp_path)
+        with Image.open(page) as image:
+            found = pasted_boxes(np.asarray(image.convert("RGB")))
+        assert found and _near(found[0], box, PAGE), photo.name
+        first = pasted_pictures(str(page), MAX_PIXELS)[0]
+        with Image.open(io.BytesIO(first)) as cut:
+            assert abs(cut.width - 480) <= 0.02 * PAGE[0] and cut.format == "PNG"
+
+
+def test_a_letterboxed_photo_is_cut_out_of_its_bars(photos: list[Path], tmp_path: Path) -> None:
+    wide = next(photo for photo in photos if photo.name == "chelsea.png")
+    framed, box = _letterboxed(wide, tmp_path)
+    with Image.open(framed) as image:
+        found = pasted_boxes(np.asarray(image))
+    assert found and _near(found[0], box, (600, 600))
+
+
+def test_ordinary_photos_rarely_have_a_pasted_picture(photos: list[Path]) -> None:
+    """Of the 36 sample photos, three have a corner of flat fill that stands out as a
+    rectangle (a cell on plain ground, a cat's dark corner, a rocket's sky), and none more."""
+    with_regions = set()
+    for photo in photos:
+        with Image.open(photo) as image:
+            if pasted_boxes(np.asarray(image.convert("RGB"))):
+                with_regions.add(photo.name)
+    assert len(photos) == 36 and len(with_regions) <= 3
+    assert "grass.png" not in with_regions  # texture everywhere: no background at all
+
+
+def _pasted_search(
+    pipeline: EmbeddingPipeline, index: CountedSearches, pasted: bool
+) -> ImageSearch:
+    counted = cast(MilvusIndex, index)
+    return ImageSearch(pipeline, counted, verify_top=2, max_pixels=MAX_PIXELS, verify_pasted=pasted)
+
+
+def test_a_search_finds_the_original_of_a_web_page_s_photo(
+    pipeline: EmbeddingPipeline, index: MilvusIndex, photos: list[Path], tmp_path: Path
+) -> None:
+    """The whole page's nearest (other photos) verify nothing; the pasted photo's nearest is
+    its original, verified, which then comes first. Off, it is not found."""
+    page, _ = _web_page(photos[0], tmp_path)
+    whole = pipeline([str(page)]).vectors[0]
+    cut = pipeline([pasted_pictures(str(page), MAX_PIXELS)[0]]).vectors[0]
+    assert float(whole @ cut) < 0.87
+    placed = [(photos[1], at(whole, 0.89)), (photos[2], at(whole, 0.88)), (photos[0], cut)]
+    index.upsert([record(str(path), vector) for path, vector in placed])
+    index.flush()
+
+    counted = CountedSearches(index)
+    results = _pasted_search(pipeline, counted, True)(str(page), 2).results
+    assert results[0].path == str(photos[0]) and results[0].verified and results[0].rank == 1
+    assert results[0].inliers is not None and results[0].inliers >= MIN_INLIERS
+    assert results[1].path == str(photos[1]) and not results[1].verified
+    assert counted.searches == 2  # the whole page, then its photo
+
+    off = _pasted_search(pipeline, CountedSearches(index), False)
+    assert [r.path for r in off(str(page), 2).results] == [str(photos[1]), str(photos[2])]
