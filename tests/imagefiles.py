@@ -8,7 +8,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 
 def write_image(path: Path, image: Image.Image, **save_options: object) -> Path:
@@ -83,3 +83,31 @@ def hard_copy(photo: Path, folder: Path) -> Path:
     path = folder / f"copy-of-{photo.stem}.jpg"
     edited.save(path, quality=30)
     return path
+
+
+PAGE = (1200, 760)
+
+
+def web_page(photo: Path, folder: Path, width: int = 480) -> tuple[Path, tuple[int, int, int, int]]:
+    """A made-up social-network page at JPEG 60: a grey page, a white top bar and post, menu
+    text, an avatar, and the photo `width` px wide in the post. Returns it and the photo's
+    box."""
+    page = Image.new("RGB", PAGE, (240, 242, 245))
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.load_default(size=18)
+    draw.rectangle((0, 0, PAGE[0], 50), fill="white")
+    draw.text((20, 14), "network            Search...", fill=(40, 40, 40), font=font)
+    for line in range(8):
+        draw.text((24, 90 + 34 * line), f"Menu item {line}", fill=(70, 70, 70), font=font)
+    draw.rectangle((320, 80, 880, 740), fill="white")
+    draw.ellipse((340, 96, 380, 136), fill=(90, 120, 200))
+    draw.text((392, 106), "Jane Doe shared a photo - 2 hours ago", fill=(20, 20, 20), font=font)
+    with Image.open(photo) as picture:
+        pasted = picture.convert("RGB")
+    pasted = pasted.resize((width, round(width * pasted.height / pasted.width)))
+    box = (360, 160, 360 + pasted.width, 160 + pasted.height)
+    page.paste(pasted, box[:2])
+    draw.text((360, box[3] + 16), "Like    Comment    Share", fill=(90, 90, 90), font=font)
+    path = folder / f"page-{photo.stem}.jpg"
+    page.save(path, quality=60)
+    return path, box

@@ -5,40 +5,16 @@ from pathlib import Path
 from typing import cast
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from ris.embedding.pipeline import EmbeddingPipeline
 from ris.index.milvus import MilvusIndex
 from ris.search.image_search import ImageSearch
 from ris.search.pasted_pictures import pasted_boxes, pasted_pictures
 from ris.search.verify import MIN_INLIERS
+from tests.imagefiles import PAGE, web_page
 from tests.integration.test_verify import MAX_PIXELS
 from tests.placed import CountedSearches, at, record
-
-PAGE = (1200, 760)
-
-
-def _web_page(photo: Path, folder: Path) -> tuple[Path, tuple[int, int, int, int]]:
-    """A made-up social-network page at JPEG 60: a grey page, a white top bar and post, menu
-    text, an avatar, and the photo 480 px wide in the post. Returns it and the photo's box."""
-    page = Image.new("RGB", PAGE, (240, 242, 245))
-    draw = ImageDraw.Draw(page)
-    draw.rectangle((0, 0, PAGE[0], 50), fill="white")
-    draw.text((20, 18), "network            Search...", fill=(40, 40, 40))
-    for line in range(8):
-        draw.text((24, 90 + 34 * line), f"Menu item {line}", fill=(70, 70, 70))
-    draw.rectangle((320, 80, 880, 740), fill="white")
-    draw.ellipse((340, 96, 380, 136), fill=(90, 120, 200))
-    draw.text((392, 108), "Jane Doe shared a photo - 2 hours ago", fill=(20, 20, 20))
-    with Image.open(photo) as picture:
-        pasted = picture.convert("RGB")
-    pasted = pasted.resize((480, round(480 * pasted.height / pasted.width)))
-    box = (360, 160, 360 + pasted.width, 160 + pasted.height)
-    page.paste(pasted, box[:2])
-    draw.text((360, box[3] + 16), "Like    Comment    Share", fill=(90, 90, 90))
-    path = folder / f"page-{photo.stem}.jpg"
-    page.save(path, quality=60)
-    return path, box
 
 
 def _letterboxed(photo: Path, folder: Path) -> tuple[Path, tuple[int, int, int, int]]:
@@ -65,7 +41,7 @@ def test_the_photo_of_a_web_page_is_its_first_pasted_picture(
     photos: list[Path], tmp_path: Path
 ) -> None:
     for photo in photos[:6]:
-        page, box = _web_page(photo, tmp_path)
+        page, box = web_page(photo, tmp_path)
         with Image.open(page) as image:
             found = pasted_boxes(np.asarray(image.convert("RGB")))
         assert found and _near(found[0], box, PAGE), photo.name
@@ -106,7 +82,7 @@ def test_a_search_finds_the_original_of_a_web_page_s_photo(
 ) -> None:
     """The whole page's nearest (other photos) verify nothing; the pasted photo's nearest is
     its original, verified, which then comes first. Off, it is not found."""
-    page, _ = _web_page(photos[0], tmp_path)
+    page, _ = web_page(photos[0], tmp_path)
     whole = pipeline([str(page)]).vectors[0]
     cut = pipeline([pasted_pictures(str(page), MAX_PIXELS)[0]]).vectors[0]
     assert float(whole @ cut) < 0.87
