@@ -435,26 +435,26 @@ AUGLY_RECIPE = Recipe(
     split=functools.partial(_augly_split, AUGLY_SEED),
     queries_per_original=AUGLY_QUERIES_PER_ORIGINAL,
 )
-# A second held-out family, made after settings had been chosen with the augly sets in view:
-# the same recipe from another seed (other edits, crops and Tux Paint originals), so that
-# figures on it come from copies no setting was looked at with.
+
+
+def _augly_again(prefix: str, seed: int) -> Recipe:
+    """The augly recipe from another seed: other edits, crops and Tux Paint originals."""
+    return replace(
+        AUGLY_RECIPE,
+        prefix=prefix,
+        seed=seed,
+        split=functools.partial(_augly_split, seed),
+        selection=AUGLY_RECIPE.selection + f" Seed {seed} for the edits and the draw.",
+    )
+
+
+# A second held-out family, made after settings had been chosen with the augly sets in view,
+# so that figures on it come from copies no setting was looked at with.
 AUGLY2_SEED = 20261206
-AUGLY2_RECIPE = replace(
-    AUGLY_RECIPE,
-    prefix="augly2",
-    seed=AUGLY2_SEED,
-    split=functools.partial(_augly_split, AUGLY2_SEED),
-    selection=AUGLY_RECIPE.selection + f" Seed {AUGLY2_SEED} for the edits and the draw.",
-)
+AUGLY2_RECIPE = _augly_again("augly2", AUGLY2_SEED)
 # A third, made after the search of pictures pasted into a query (a screenshot's photo) had been
 # designed with the misses of both earlier families' mild sets in view.
 AUGLY3_SEED = 20261230
-AUGLY3_RECIPE = replace(
-    AUGLY_RECIPE,
-    prefix="augly3",
-    seed=AUGLY3_SEED,
-    split=functools.partial(_augly_split, AUGLY3_SEED),
-    selection=AUGLY_RECIPE.selection + f" Seed {AUGLY3_SEED} for the edits and the draw.",
-)
+AUGLY3_RECIPE = _augly_again("augly3", AUGLY3_SEED)
 # Each family's recipe by its prefix: sets `<prefix>-mild` and `<prefix>-hard`.
 RECIPES = {recipe.prefix: recipe for recipe in (RECIPE, AUGLY_RECIPE, AUGLY2_RECIPE, AUGLY3_RECIPE)}

@@ -15,11 +15,14 @@ from ris.files.remote import FetchOptions, Remote
 from ris.search.duplicates import FEATURE_COUNT, FEATURE_SIDE, accepted_pairs
 from ris.search.recurring import (
     SAME_PICTURE_DIFFERING,
+    aligned_in_place,
     differing_share,
+    distinctive_inliers,
     needs_same_picture,
     recurring_features,
 )
 from ris.search.verify import MIN_INLIERS, Match, Pictures, match
+from tests.imagefiles import web_page
 
 # Below the score that joins pairs unchecked: every pair goes through verification.
 SCORE = 0.9
@@ -140,3 +143,35 @@ def test_the_pixel_comparison_sees_a_pasted_photo_and_not_an_edit(
     assert grey is not None
     identity = Match(np.zeros(0, int), np.zeros(0, int), np.eye(2, 3), False)
     assert differing_share(grey, grey, identity) == 0.0
+
+
+def test_two_photos_pasted_into_one_page_are_no_copies_though_few_pages_share_it(
+    photos: list[Path], pictures: Pictures, tmp_path: Path
+) -> None:
+    """Three pages of one made-up template, each with another photo: too few for the page's
+    features to recur, but the pairs align in place, so they must be one picture too."""
+    made = [web_page(path, tmp_path)[0] for path in sorted(photos)[:3]]
+    verified = matches_of(made, pictures)
+    assert len(verified) == 3
+    recurring = recurring_features(verified)
+    for pair, found in verified.items():
+        assert distinctive_inliers(pair, found, recurring) == found.inliers  # none recurs
+        assert aligned_in_place(found) and needs_same_picture(pair, found, recurring)
+    pairs, paths = all_pairs(made)
+    verdicts = accepted_pairs(pairs, paths, pictures)
+    assert (verdicts.joined.sets(), verdicts.accepted, verdicts.compared) == ([], 0, 3)
+
+
+def test_copies_aligned_in_place_pass_as_one_picture_and_crops_and_mirrors_are_not_aligned(
+    photos: list[Path], pictures: Pictures, tmp_path: Path
+) -> None:
+    """Features are found at one size (FEATURE_SIDE), so a resized copy aligns in place too."""
+    made = copies(photos, tmp_path)  # original, half size, re-encoded, brighter, ...
+    verified = matches_of(made, pictures)
+    assert all(aligned_in_place(verified[(0, copy)]) for copy in (1, 2, 3))
+    assert not aligned_in_place(verified[(0, 5)])  # cropped: shifted
+    assert not aligned_in_place(verified[(0, 6)])  # mirrored
+    pairs, paths = all_pairs(made[:4])
+    verdicts = accepted_pairs(pairs, paths, pictures)
+    assert [sorted(group) for group in verdicts.joined.sets()] == [[0, 1, 2, 3]]
+    assert verdicts.compared == 6 and verdicts.accepted == 6
