@@ -6,15 +6,25 @@ import numpy as np
 
 from ris.search.recurring import (
     RECURRING_PARTNERS,
+    aligned_in_place,
     distinctive_inliers,
     needs_same_picture,
     recurring_features,
 )
 from ris.search.verify import MIN_INLIERS, Match
 
+# A copy at half size, shifted: not aligned in place.
+HALF_SIZE = np.array([[0.5, 0.0, 40.0], [0.0, 0.5, 10.0]])
 
-def agreeing(first: list[int], second: list[int]) -> Match:
-    return Match(np.array(first), np.array(second), np.eye(2, 3), False)
+
+def agreeing(first: list[int], second: list[int], transform: np.ndarray = HALF_SIZE) -> Match:
+    return Match(np.array(first), np.array(second), transform, False)
+
+
+def similarity(scale: float, degrees: float, shift: float) -> np.ndarray:
+    turn = np.radians(degrees)
+    a, b = scale * np.cos(turn), scale * np.sin(turn)
+    return np.array([[a, -b, shift], [b, a, 0.0]])
 
 
 def test_a_feature_recurs_past_the_partner_count_on_either_side_of_a_pair() -> None:
@@ -40,3 +50,23 @@ def test_a_pair_held_mostly_by_recurring_features_needs_the_same_picture() -> No
     # However few agree, fewer than MIN_INLIERS distinctive ones hold nothing.
     small = agreeing(list(range(MIN_INLIERS)), list(range(MIN_INLIERS)))
     assert needs_same_picture(pair, small, {2: {0}})
+
+
+def test_a_pair_aligned_in_place_needs_the_same_picture_however_distinctive() -> None:
+    count = 4 * MIN_INLIERS
+    pair = (1, 2)
+    features = list(range(count))
+    for transform, aligned in (
+        (np.eye(2, 3), True),
+        (similarity(1.04, 1.9, 5.0), True),
+        (similarity(0.96, -1.9, 5.0), True),
+        (similarity(1.06, 0.0, 0.0), False),
+        (similarity(1.0, 2.1, 0.0), False),
+        (similarity(1.0, 0.0, 7.0), False),
+    ):
+        found = agreeing(features, features, transform)
+        assert distinctive_inliers(pair, found, {}) == count
+        assert aligned_in_place(found) == aligned, transform
+        assert needs_same_picture(pair, found, {}) == aligned
+    mirrored = Match(np.array(features), np.array(features), np.eye(2, 3), True)
+    assert not aligned_in_place(mirrored)
