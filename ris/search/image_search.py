@@ -90,8 +90,9 @@ class ImageSearch:
     crop, resize or rotation of the query's picture) moves to rank 1. A hit whose file cannot
     be read stays where it is. Hits' features are kept in the `cache` (when given); the hits
     after the first `verify_top`, down to `verify_kept_top` more, are checked too when kept.
-    With `verify_centre`, a search none of whose checked hits verifies searches the middle of
-    its picture the same way, and a hit verified so comes first.
+    A search none of whose checked hits verifies then searches parts of its picture the same
+    way, in turn: with `verify_pasted`, the pictures pasted inside it (a screenshot's photo);
+    with `verify_centre`, its middle. A hit verified so comes first.
     """
 
     def __init__(
@@ -287,7 +288,7 @@ class ImageSearch:
         self, query: ImageSource, vector: np.ndarray, hits: list[SearchHit], where: RowFilter | None
     ) -> tuple[list[SearchHit], dict[int, int]]:
         """The hits, and the inliers of those checked by position: the whole query's hits, then,
-        when none of them verified, its centre's (a verified one joins the hits)."""
+        while none of them verified, those of its parts (a verified one joins the hits)."""
         if not hits or self.verify_top == 0 or hits[0].score >= SAME_PICTURE_SCORE:
             return hits, {}
         try:

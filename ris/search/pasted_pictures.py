@@ -52,7 +52,7 @@ def pasted_boxes(rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
     side = max(3, round(max(rgb.shape[:2]) * OPENING_SHARE))
     square = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
     solid = cv2.morphologyEx((~background).astype(np.uint8), cv2.MORPH_OPEN, square)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=4)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=4)
     small_height, small_width = rgb.shape[:2]
     boxes = []
     for label in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:MOST_REGIONS]:
@@ -68,7 +68,7 @@ def pasted_boxes(rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
         ring = FLAT_WINDOW // 2
         left, right = left + columns[0] + ring, left + columns[-1] + 1 - ring
         top, bottom = top + rows[0] + ring, top + rows[-1] + 1 - ring
-        area = (right - left) * (bottom - top) / (small_width * small_height)
+        area = max(0, right - left) * max(0, bottom - top) / (small_width * small_height)
         if REGION_AREA[0] <= area <= REGION_AREA[1]:
             boxes.append(
                 (left / small_width, top / small_height, right / small_width, bottom / small_height)

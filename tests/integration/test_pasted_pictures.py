@@ -99,3 +99,18 @@ def test_a_search_finds_the_original_of_a_web_page_s_photo(
 
     off = _pasted_search(pipeline, CountedSearches(index), False)
     assert [r.path for r in off(str(page), 2).results] == [str(photos[1]), str(photos[2])]
+
+
+def test_tiny_pictures_give_boxes_inside_them() -> None:
+    """Flat fill around a few textured pixels, down to pictures a few pixels wide."""
+    rng = np.random.default_rng(0)
+    with_boxes = 0
+    for side in range(1, 40):
+        picture = np.full((side, side, 3), 255, np.uint8)
+        middle = slice(side // 4, max(side // 4 + 1, 3 * side // 4))
+        picture[middle, middle] = rng.integers(0, 256, picture[middle, middle].shape)
+        boxes = pasted_boxes(picture)
+        with_boxes += bool(boxes)
+        for left, top, right, bottom in boxes:
+            assert 0 <= left < right <= 1 and 0 <= top < bottom <= 1, side
+    assert with_boxes >= 30  # the textured middle, from 5 px on
