@@ -187,3 +187,27 @@ def load_image(
             upright = remove_frame(upright)
         resized = upright.resize((size, size), Image.Resampling.BILINEAR)
         return np.asarray(resized, dtype=np.uint8)
+
+
+def cut_out(
+    source: ImageSource,
+    max_pixels: int,
+    decode_side: int,
+    boxes: list[tuple[float, float, float, float]],
+) -> list[bytes]:
+    """Parts of the upright picture decoded at least `decode_side` on a side, each box given
+    as shares (left, top, right, bottom) of its width and height, as PNG bytes, which the
+    embedding pipeline and local features read as they read an upload; raises
+    ImageDecodeError if the picture cannot be read."""
+    with open_image(source, max_pixels) as image, decoding():
+        upright = upright_rgb(image, source, decode_side)
+        width, height = upright.size
+        cuts = []
+        for left, top, right, bottom in boxes:
+            x0, y0 = round(left * width), round(top * height)
+            part = upright.crop((x0, y0, round(right * width), round(bottom * height)))
+            encoded = io.BytesIO()
+            # Lossless and quick to write: the bytes are read once by each of two readers.
+            part.save(encoded, "PNG", compress_level=1)
+            cuts.append(encoded.getvalue())
+    return cuts

@@ -3,12 +3,10 @@ letterboxed picture), searched again when nothing the whole query found verifies
 
 from __future__ import annotations
 
-import io
-
 import cv2
 import numpy as np
 
-from ris.embedding.imaging import ImageSource, decoding, open_image, upright_rgb
+from ris.embedding.imaging import ImageSource, cut_out, decoding, open_image, upright_rgb
 
 # Regions are found on the picture shrunk to this side: a screenshot's UI text is then a few
 # pixels tall, and a pasted picture tens.
@@ -105,21 +103,4 @@ def pasted_pictures(source: ImageSource, max_pixels: int) -> list[bytes]:
     # Found on a cheap small decode; the picture is decoded larger only to cut out what it holds.
     with open_image(source, max_pixels) as image, decoding():
         boxes = pasted_boxes(np.asarray(upright_rgb(image, source, FIND_SIDE)))
-    if not boxes:
-        return []
-    with open_image(source, max_pixels) as image, decoding():
-        upright = upright_rgb(image, source, DECODE_SIDE)
-        width, height = upright.size
-        cuts = []
-        for left, top, right, bottom in boxes:
-            box = (
-                round(left * width),
-                round(top * height),
-                round(right * width),
-                round(bottom * height),
-            )
-            encoded = io.BytesIO()
-            # Lossless and quick to write: the bytes are read once by each of two readers.
-            upright.crop(box).save(encoded, "PNG", compress_level=1)
-            cuts.append(encoded.getvalue())
-    return cuts
+    return cut_out(source, max_pixels, DECODE_SIDE, boxes) if boxes else []
