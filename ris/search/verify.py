@@ -11,6 +11,10 @@ from ris.embedding.imaging import ImageSource, decoding, open_image, upright_rgb
 from ris.errors import ImageDecodeError
 from ris.files.identity import is_url
 from ris.files.remote import Remote
+from ris.search.pasted_pictures import pasted_boxes
+
+# (left, top, right, bottom)
+Box = tuple[float, float, float, float]
 
 # Images are matched at most this many pixels on a side: hard copies verified as often at 256,
 # 320, 384 and 512 on the development sets; 320 keeps a margin over the smallest.
@@ -231,6 +235,24 @@ class Pictures:
             return _grey(self.readable(path), self.max_pixels, self.max_side)
         except ImageDecodeError:
             return None
+
+    def pasted_boxes(self, path: str) -> list[Box] | None:
+        """The boxes of the pictures pasted inside the picture (a screenshot's photo, a framed
+        picture: ris/search/pasted_pictures.py), in the pixels its features are found at;
+        None when it cannot be read (any more)."""
+        try:
+            source = self.readable(path)
+            with open_image(source, self.max_pixels) as image, decoding():
+                rgb = np.asarray(upright_rgb(image, source, self.max_side))
+        except ImageDecodeError:
+            return None
+        height, width = rgb.shape[:2]
+        scale = min(1.0, self.max_side / max(height, width))
+        width, height = max(1, round(width * scale)), max(1, round(height * scale))
+        return [
+            (left * width, top * height, right * width, bottom * height)
+            for left, top, right, bottom in pasted_boxes(rgb)
+        ]
 
     def size(self, path: str) -> tuple[int, int] | None:
         """(width, height) from the picture's header; None when it cannot be read."""
