@@ -35,7 +35,13 @@ from ris.files.identity import image_id
 from ris.files.remote import Remote
 from ris.index.base import ImageRecord
 from ris.index.milvus import open_index
-from ris.search.duplicates import FEATURE_COUNT, FEATURE_SIDE, DuplicateReport, find_duplicates
+from ris.search.duplicates import (
+    FEATURE_COUNT,
+    FEATURE_FEW,
+    FEATURE_SIDE,
+    DuplicateReport,
+    find_duplicates,
+)
 from ris.search.feature_cache import FeatureCache
 from ris.settings import Settings, load_settings
 
@@ -245,7 +251,7 @@ def measure_family(family: str, settings: Settings, rows: int, work: Path) -> li
 
 def _cache(directory: Path) -> FeatureCache:
     """Local features kept between runs, as `query duplicates` keeps them, without a size limit."""
-    return FeatureCache(directory, 2**50, FEATURE_SIDE, FEATURE_COUNT)
+    return FeatureCache(directory, 2**50, FEATURE_SIDE, FEATURE_COUNT, FEATURE_FEW)
 
 
 def show(results: Iterable[dict[str, Any]]) -> None:

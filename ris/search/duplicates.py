@@ -27,6 +27,7 @@ from ris.search.feature_cache import (
     KeptFeatures,
     features_bytes,
     features_from_bytes,
+    open_feature_cache,
 )
 from ris.search.neighbours import nearest_rows
 from ris.search.recurring import (
@@ -36,6 +37,7 @@ from ris.search.recurring import (
     recurring_features,
 )
 from ris.search.verify import MIN_INLIERS, LocalFeatures, Match, Pictures, match
+from ris.settings import Settings
 
 # Nearest rows each row is compared with. A group larger than this still comes out whole: its
 # members link to one another in chains, and union-find joins the chains.
@@ -70,6 +72,10 @@ VERIFY_CHUNK = 64
 # development sets as many hard-copy pairs verified (0.867 of them against 0.869).
 FEATURE_SIDE = 256
 FEATURE_COUNT = 500
+# A picture with fewer features than this is detected again at verify.LOW_CONTRAST: a smooth
+# wallpaper, a flat drawing or a blurred copy gave too few to verify. Chosen on augly and the
+# copy-detection sets among 50-300 (docs/BENCHMARKS.md, "Smooth pictures").
+FEATURE_FEW = 100
 
 Progress = Callable[[str, int, int], None]
 T = TypeVar("T")
@@ -546,6 +552,11 @@ def _groups(
     return [DuplicateGroup(number, images) for number, images in enumerate(groups, start=1)]
 
 
+def open_duplicates_cache(settings: Settings) -> FeatureCache | None:
+    """The cache of the features duplicate groups are checked by (open_feature_cache)."""
+    return open_feature_cache(settings, FEATURE_SIDE, FEATURE_COUNT, FEATURE_FEW)
+
+
 def find_duplicates(
     index: VectorIndex,
     remote: Remote,
@@ -564,7 +575,7 @@ def find_duplicates(
     """
     if min_score is None:
         min_score = VERIFIED_MIN_SCORE if verify else UNVERIFIED_MIN_SCORE
-    pictures = Pictures(remote, max_pixels, FEATURE_SIDE, FEATURE_COUNT)
+    pictures = Pictures(remote, max_pixels, FEATURE_SIDE, FEATURE_COUNT, FEATURE_FEW)
     started = time.perf_counter()
     margin = VERIFIED_MARGIN if verify else None
     found = candidate_pairs(index, min_score, under, NEIGHBOURS, margin, on_progress)

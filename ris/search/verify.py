@@ -28,6 +28,11 @@ CONTRAST_THRESHOLD = 0.02
 # such queries that verify nothing about 100 ms slower (docs/BENCHMARKS.md, "Small queries").
 SMALL_QUERY_SIDE = 160
 SMALL_QUERY_CONTRAST = 0.01
+# A picture with fewer keypoints than a caller's `few_features` (a smooth gradient, a flat
+# drawing, a blurred copy) is detected again at this contrast threshold, a quarter of the
+# usual: duplicate groups chose 100 at 0.005 on augly and the copy-detection sets
+# (docs/BENCHMARKS.md, "Smooth pictures").
+LOW_CONTRAST = 0.005
 # The strongest keypoints kept: as many verified copies as keeping all of them on the
 # development sets, in about 60% of the time (matching grows with the square of the count).
 MAX_FEATURES = 1000
@@ -75,9 +80,15 @@ def local_features(
     max_pixels: int,
     max_side: int = MAX_SIDE,
     max_features: int = MAX_FEATURES,
+    few_features: int = 0,
 ) -> LocalFeatures:
-    """SIFT features of an image file or upload; raises ImageDecodeError if it cannot be read."""
-    return _detected(_grey(source, max_pixels, max_side), max_features, CONTRAST_THRESHOLD)
+    """SIFT features of an image file or upload, detected again at LOW_CONTRAST when fewer
+    than `few_features`; raises ImageDecodeError if it cannot be read."""
+    grey = _grey(source, max_pixels, max_side)
+    found = _detected(grey, max_features, CONTRAST_THRESHOLD)
+    if len(found.points) < few_features:
+        found = _detected(grey, max_features, LOW_CONTRAST)
+    return found
 
 
 def query_features(source: ImageSource, max_pixels: int) -> tuple[LocalFeatures, ...]:
@@ -210,11 +221,13 @@ class Pictures:
         max_pixels: int,
         max_side: int = MAX_SIDE,
         max_features: int = MAX_FEATURES,
+        few_features: int = 0,
     ):
         self.remote = remote
         self.max_pixels = max_pixels
         self.max_side = max_side
         self.max_features = max_features
+        self.few_features = few_features
 
     def readable(self, source: ImageSource) -> ImageSource:
         """A path or bytes Pillow can open: a URL's bytes are fetched."""
@@ -224,7 +237,9 @@ class Pictures:
         """The picture's local features; None when it cannot be read (any more)."""
         try:
             source = self.readable(path)
-            return local_features(source, self.max_pixels, self.max_side, self.max_features)
+            return local_features(
+                source, self.max_pixels, self.max_side, self.max_features, self.few_features
+            )
         except ImageDecodeError:
             return None
 
