@@ -36,7 +36,7 @@ from ris.search.recurring import (
     needs_same_picture,
     recurring_features,
 )
-from ris.search.verify import MIN_INLIERS, LocalFeatures, Match, Pictures, stronger_match
+from ris.search.verify import MIN_INLIERS, LocalFeatures, Match, Pictures, match
 from ris.settings import Settings
 
 # Nearest rows each row is compared with. A group larger than this still comes out whole: its
@@ -417,22 +417,16 @@ def accepted_pairs(
         threadpool_limits(1, user_api="blas"),
     ):
 
-        def check(pair: tuple[int, int]) -> tuple[tuple[int, int], Match] | None:
-            """The pair as it matched (first the picture whose features were matched onto the
-            other's), and the match; None when it does not verify."""
+        def check(pair: tuple[int, int]) -> Match | None:
             first = store.get(pair[0], paths[pair[0]])
             second = store.get(pair[1], paths[pair[1]]) if first is not None else None
             if first is None or second is None:
                 return None
-            found = stronger_match(first, second, MIN_INLIERS)
-            if found is None or found[0].inliers < MIN_INLIERS:
-                return None
-            return ((pair[1], pair[0]) if found[1] else pair), found[0]
+            found = match(first, second, MIN_INLIERS)
+            return found if found is not None and found.inliers >= MIN_INLIERS else None
 
         checked = _in_chunks(pool, check, order, "verifying", on_progress)
-        # Keyed the way each pair matched: recurring features and the pixel check take the
-        # match's first picture as the pair's first.
-        matches = dict(found for found in checked if found is not None)
+        matches = {pair: found for pair, found in zip(order, checked, strict=True) if found}
         recurring = recurring_features(matches)
         # A photo pasted into a page (a screenshot, a frame) is what a copy of it shares with
         # the photo: the page's features count as recurring. Looked for only in the pictures

@@ -159,18 +159,6 @@ def match(query: LocalFeatures, candidate: LocalFeatures, at_least: int = 0) -> 
     return direct
 
 
-def stronger_match(
-    first: LocalFeatures, second: LocalFeatures, at_least: int = 0
-) -> tuple[Match, bool] | None:
-    """The stronger of `match` each way round, and True when it is the second's features
-    matched onto the first's (the first's on a tie): matching is not symmetric (the ratio
-    test looks from one side, RANSAC samples in the order it gives), so the two ways may
-    verify differently, and two pictures' verdict should not hang on which was asked first."""
-    ways = [(match(first, second, at_least), False), (match(second, first, at_least), True)]
-    found = [(way, reverse) for way, reverse in ways if way is not None]
-    return max(found, key=lambda way: (way[0].inliers, not way[1])) if found else None
-
-
 def _match(
     query: LocalFeatures, candidate: LocalFeatures, flipped: bool, at_least: int
 ) -> Match | None:

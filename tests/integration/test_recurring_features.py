@@ -21,7 +21,7 @@ from ris.search.recurring import (
     needs_same_picture,
     recurring_features,
 )
-from ris.search.verify import MIN_INLIERS, Match, Pictures, match, stronger_match
+from ris.search.verify import MIN_INLIERS, Match, Pictures, match
 from tests.imagefiles import web_page
 
 # Below the score that joins pairs unchecked: every pair goes through verification.
@@ -199,36 +199,3 @@ def test_photos_pasted_into_one_page_cropped_apart_are_no_copies_but_the_photo_i
     verdicts = accepted_pairs(pairs, paths, pictures)
     assert [sorted(group) for group in verdicts.joined.sets()] == [[0, 3]]
     assert (verdicts.framed, verdicts.compared) == (3, 3)
-
-
-def test_a_pair_matches_the_stronger_way_round_whichever_is_asked_first(
-    photos: list[Path], pictures: Pictures, tmp_path: Path
-) -> None:
-    made = [*copies(photos, tmp_path), *templated(photos, tmp_path)[:3]]
-    features = [pictures.features(str(path)) for path in made]
-    differed = 0
-    for first, second in itertools.combinations(range(len(made)), 2):
-        one, other = features[first], features[second]
-        assert one is not None and other is not None
-        ways = [match(one, other), match(other, one)]
-        counts = [0 if way is None else way.inliers for way in ways]
-        differed += counts[0] != counts[1]
-        forward, backward = stronger_match(one, other), stronger_match(other, one)
-        if max(counts) == 0:
-            assert forward is None and backward is None
-            continue
-        assert forward is not None and backward is not None
-        assert forward[0].inliers == backward[0].inliers == max(counts)
-        assert forward[1] == (counts[1] > counts[0])
-    assert differed > 5  # the two ways round do differ
-    # So duplicate groups do not depend on which picture got the smaller id.
-    pairs, paths = all_pairs(made)
-    swapped = {len(made) - 1 - row: path for row, path in paths.items()}
-    verdicts, verdicts_swapped = (accepted_pairs(pairs, ids, pictures) for ids in (paths, swapped))
-    assert verdicts.accepted == verdicts_swapped.accepted
-    assert verdicts.compared == verdicts_swapped.compared
-    as_paths = [sorted(paths[row] for row in group) for group in verdicts.joined.sets()]
-    swapped_paths = [
-        sorted(swapped[row] for row in group) for group in verdicts_swapped.joined.sets()
-    ]
-    assert as_paths == swapped_paths and len(as_paths) == 1
