@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import shutil
 import tempfile
 from collections.abc import Iterable, Set
 from contextlib import ExitStack
@@ -302,9 +303,18 @@ def main() -> None:
     arguments = parser.parse_args()
     settings = load_settings()
     results = []
-    with tempfile.TemporaryDirectory(prefix="ris-bench-dup-") as work:
+    # Always the same folder: row ids are hashes of paths, and which picture of a pair has the
+    # smaller id decides which is matched onto the other (matching is not symmetric), so under
+    # a new temporary name each run drew its verdicts near the threshold afresh (one wrong
+    # edge moves a family's pair precision by up to 0.07). Two runs at once are not supported.
+    work = Path(tempfile.gettempdir()) / "ris-bench-duplicates"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    try:
         for family in arguments.sets:
-            results += measure_family(family, settings, arguments.rows, Path(work))
+            results += measure_family(family, settings, arguments.rows, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     show(results)
     if arguments.json:
         merge_json(arguments.json, {"duplicates": results})
