@@ -147,8 +147,9 @@ class KeptFeatures:
 def open_feature_cache(
     settings: Settings, side: int, count: int, few: int = 0
 ) -> FeatureCache | None:
-    """The cache of RIS_FEATURE_CACHE_GB in RIS_FEATURE_CACHE_DIR; None when it is turned off (0) or
-    cannot be opened (a warning says why: features are then extracted on every run)."""
+    """The cache of RIS_FEATURE_CACHE_GB in RIS_FEATURE_CACHE_DIR, for features found at `side`,
+    `count` and `few` (Pictures' settings); None when it is turned off (0) or cannot be opened
+    (a warning says why: features are then extracted on every run)."""
     if settings.feature_cache_gb <= 0:
         return None
     directory = settings.resolved_feature_cache_dir()

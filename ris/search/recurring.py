@@ -11,7 +11,8 @@ from collections.abc import Mapping
 import cv2
 import numpy as np
 
-from ris.search.verify import MIN_INLIERS, Box, LocalFeatures, Match
+from ris.search.pasted_pictures import Box
+from ris.search.verify import MIN_INLIERS, LocalFeatures, Match
 
 Pair = tuple[int, int]
 

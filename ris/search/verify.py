@@ -11,10 +11,7 @@ from ris.embedding.imaging import ImageSource, decoding, open_image, upright_rgb
 from ris.errors import ImageDecodeError
 from ris.files.identity import is_url
 from ris.files.remote import Remote
-from ris.search.pasted_pictures import pasted_boxes
-
-# (left, top, right, bottom)
-Box = tuple[float, float, float, float]
+from ris.search.pasted_pictures import Box, pasted_boxes
 
 # Images are matched at most this many pixels on a side: hard copies verified as often at 256,
 # 320, 384 and 512 on the development sets; 320 keeps a margin over the smallest.
