@@ -55,3 +55,19 @@ def test_a_soft_wallpaper_and_its_copy_verify_once_detected_at_a_lower_contrast(
     # A picture with features enough is detected as before.
     textured = local_features(str(original), 10**8, FEATURE_SIDE, FEATURE_COUNT, 1)
     assert np.array_equal(textured.points, usual[1].points)
+
+
+def test_a_textured_photo_keeps_the_features_of_the_usual_threshold(photos: list[Path]) -> None:
+    """One detection at the low threshold serves both: a photo with features enough keeps
+    exactly those a detection at the usual threshold finds (in another order)."""
+    compared = 0
+    for path in sorted(photos)[:12]:
+        usual = local_features(str(path), 10**8, FEATURE_SIDE, FEATURE_COUNT)
+        if len(usual.points) < FEATURE_FEW:
+            continue
+        kept = local_features(str(path), 10**8, FEATURE_SIDE, FEATURE_COUNT, FEATURE_FEW)
+        # One point may carry several orientations: sorted by point and descriptor.
+        rows, kept_rows = (np.hstack([found.points, found.descriptors]) for found in (usual, kept))
+        assert np.array_equal(rows[np.lexsort(rows.T)], kept_rows[np.lexsort(kept_rows.T)])
+        compared += 1
+    assert compared >= 6
