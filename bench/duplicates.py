@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import shutil
 import tempfile
 from collections.abc import Iterable, Set
 from contextlib import ExitStack
@@ -35,7 +36,13 @@ from ris.files.identity import image_id
 from ris.files.remote import Remote
 from ris.index.base import ImageRecord
 from ris.index.milvus import open_index
-from ris.search.duplicates import FEATURE_COUNT, FEATURE_SIDE, DuplicateReport, find_duplicates
+from ris.search.duplicates import (
+    FEATURE_COUNT,
+    FEATURE_FEW,
+    FEATURE_SIDE,
+    DuplicateReport,
+    find_duplicates,
+)
 from ris.search.feature_cache import FeatureCache
 from ris.settings import Settings, load_settings
 
@@ -245,7 +252,7 @@ def measure_family(family: str, settings: Settings, rows: int, work: Path) -> li
 
 def _cache(directory: Path) -> FeatureCache:
     """Local features kept between runs, as `query duplicates` keeps them, without a size limit."""
-    return FeatureCache(directory, 2**50, FEATURE_SIDE, FEATURE_COUNT)
+    return FeatureCache(directory, 2**50, FEATURE_SIDE, FEATURE_COUNT, FEATURE_FEW)
 
 
 def show(results: Iterable[dict[str, Any]]) -> None:
@@ -296,9 +303,18 @@ def main() -> None:
     arguments = parser.parse_args()
     settings = load_settings()
     results = []
-    with tempfile.TemporaryDirectory(prefix="ris-bench-dup-") as work:
+    # Always the same folder: row ids are hashes of paths, and which picture of a pair has the
+    # smaller id decides which is matched onto the other (matching is not symmetric), so under
+    # a new temporary name each run drew its verdicts near the threshold afresh (one wrong
+    # edge moves a family's pair precision by up to 0.07). Two runs at once are not supported.
+    work = Path(tempfile.gettempdir()) / "ris-bench-duplicates"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    try:
         for family in arguments.sets:
-            results += measure_family(family, settings, arguments.rows, Path(work))
+            results += measure_family(family, settings, arguments.rows, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     show(results)
     if arguments.json:
         merge_json(arguments.json, {"duplicates": results})

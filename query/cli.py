@@ -210,15 +210,14 @@ def duplicates(
     from query.contact_sheet import group_sheet
     from query.render import duplicates_json, duplicates_table
     from ris.files.remote import Remote
-    from ris.search.duplicates import FEATURE_COUNT, FEATURE_SIDE, find_duplicates
-    from ris.search.feature_cache import open_feature_cache
+    from ris.search.duplicates import find_duplicates, open_duplicates_cache
     from ris.search.filters import path_prefix
 
     configure_logging(verbose)
     settings = load_settings()
     index = open_index(settings)
     index.require_collection()
-    cache = open_feature_cache(settings, FEATURE_SIDE, FEATURE_COUNT) if verify else None
+    cache = open_duplicates_cache(settings) if verify else None
     with Progress(*progress_columns("{task.description}"), console=stderr) as bar:
         tasks: dict[str, TaskID] = {}
 

@@ -95,7 +95,11 @@ class HttpDuplicatesResponse(_Strict):
     accepted_pairs: int
     compared_pairs: int = Field(
         description="verified pairs held only by features recurring across many pictures "
-        "(a template, a logo), compared pixel by pixel"
+        "(a template, a logo, the page around a pasted picture), compared pixel by pixel"
+    )
+    framed_pictures: int = Field(
+        description="pictures of verified pairs holding a pasted picture (a screenshot's "
+        "photo), whose page's features counted as recurring"
     )
     read_pictures: int = Field(description="pictures whose local features were extracted")
     cached_pictures: int = Field(

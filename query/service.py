@@ -42,8 +42,7 @@ from ris.index.base import RowFilter
 from ris.index.milvus import open_index
 from ris.jobs.connection import connect_redis
 from ris.jobs.tracker import JobTracker
-from ris.search.duplicates import FEATURE_COUNT, FEATURE_SIDE, find_duplicates
-from ris.search.feature_cache import open_feature_cache
+from ris.search.duplicates import find_duplicates, open_duplicates_cache
 from ris.search.filters import path_prefix, row_filter
 from ris.search.image_search import ImageSearch
 from ris.settings import Settings
@@ -58,7 +57,7 @@ class SearchService:
         self.settings = settings
         self.index = open_index(settings)
         self.tracker = JobTracker(connect_redis(settings.redis_url))
-        self.feature_cache = open_feature_cache(settings, FEATURE_SIDE, FEATURE_COUNT)
+        self.feature_cache = open_duplicates_cache(settings)
         # One inference at a time: the model already uses every core for one query.
         self.image_search = ImageSearch.from_settings(settings, self.index, threading.Lock())
 

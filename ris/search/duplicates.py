@@ -27,10 +27,17 @@ from ris.search.feature_cache import (
     KeptFeatures,
     features_bytes,
     features_from_bytes,
+    open_feature_cache,
 )
 from ris.search.neighbours import nearest_rows
-from ris.search.recurring import is_same_picture, needs_same_picture, recurring_features
+from ris.search.recurring import (
+    frame_features,
+    is_same_picture,
+    needs_same_picture,
+    recurring_features,
+)
 from ris.search.verify import MIN_INLIERS, LocalFeatures, Match, Pictures, match
+from ris.settings import Settings
 
 # Nearest rows each row is compared with. A group larger than this still comes out whole: its
 # members link to one another in chains, and union-find joins the chains.
@@ -65,9 +72,14 @@ VERIFY_CHUNK = 64
 # development sets as many hard-copy pairs verified (0.867 of them against 0.869).
 FEATURE_SIDE = 256
 FEATURE_COUNT = 500
+# A picture with fewer features than this is detected again at verify.LOW_CONTRAST: a smooth
+# wallpaper, a flat drawing or a blurred copy gave too few to verify. Chosen on augly and the
+# copy-detection sets among 50-300 (docs/BENCHMARKS.md, "Smooth pictures").
+FEATURE_FEW = 100
 
 Progress = Callable[[str, int, int], None]
 T = TypeVar("T")
+Item = TypeVar("Item")
 
 
 @dataclass(frozen=True)
@@ -105,9 +117,12 @@ class DuplicateReport:
     verified_pairs: int
     # Pairs taken as duplicates.
     accepted_pairs: int
-    # Verified pairs held only by features recurring across many pictures, compared pixel by
-    # pixel (kept when one picture).
+    # Verified pairs held only by features recurring across many pictures (or by the frames of
+    # pictures pasted into them), compared pixel by pixel (kept when one picture).
     compared_pairs: int
+    # Pictures of verified pairs found holding a pasted picture, whose frames' features counted
+    # as recurring.
+    framed_pictures: int
     # Pictures whose local features were extracted, each once however many pairs it is in.
     read_pictures: int
     # Pictures whose local features were kept from an earlier run (not read this time).
@@ -126,6 +141,7 @@ class Verdicts(NamedTuple):
     checked: int  # by local features
     accepted: int
     compared: int  # pixel by pixel, being held by recurring features
+    framed: int  # pictures holding a pasted picture
     read: int  # pictures whose local features were extracted
     cached: int  # pictures whose local features were kept from an earlier run
 
@@ -387,7 +403,7 @@ def accepted_pairs(
     if pictures is None:
         for pair in pairs:
             joined.union(*pair)
-        return Verdicts(joined, 0, len(pairs), 0, 0, 0)
+        return Verdicts(joined, 0, len(pairs), 0, 0, 0, 0)
     identical = [pair for pair, score in pairs.items() if score >= IDENTICAL_SCORE]
     for pair in identical:
         joined.union(*pair)
@@ -412,6 +428,19 @@ def accepted_pairs(
         checked = _in_chunks(pool, check, order, "verifying", on_progress)
         matches = {pair: found for pair, found in zip(order, checked, strict=True) if found}
         recurring = recurring_features(matches)
+        # A photo pasted into a page (a screenshot, a frame) is what a copy of it shares with
+        # the photo: the page's features count as recurring. Looked for only in the pictures
+        # of pairs nothing else holds.
+        unheld = [
+            pair
+            for pair, found in matches.items()
+            if not needs_same_picture(pair, found, recurring)
+        ]
+        framed = _frames(
+            pool, store, sorted({row for pair in unheld for row in pair}), paths, on_progress
+        )
+        for row, frame in framed.items():
+            recurring.setdefault(row, set()).update(frame)
         held = [
             pair for pair, found in matches.items() if needs_same_picture(pair, found, recurring)
         ]
@@ -431,24 +460,48 @@ def accepted_pairs(
     for pair in accepted:
         joined.union(*pair)
     return Verdicts(
-        joined, len(order), len(identical) + len(accepted), len(held), store.extracted, store.cached
+        joined,
+        len(order),
+        len(identical) + len(accepted),
+        len(held),
+        len(framed),
+        store.extracted,
+        store.cached,
     )
+
+
+def _frames(
+    pool: ThreadPoolExecutor,
+    store: FeatureStore,
+    rows: list[int],
+    paths: dict[int, str],
+    on_progress: Progress,
+) -> dict[int, set[int]]:
+    """The frame features (recurring.frame_features) of the rows holding a pasted picture."""
+
+    def frame(row: int) -> set[int]:
+        boxes = store.pictures.pasted_boxes(paths[row])
+        features = store.get(row, paths[row]) if boxes else None
+        return frame_features(features, boxes) if features is not None and boxes else set()
+
+    frames = _in_chunks(pool, frame, rows, "finding pasted pictures", on_progress)
+    return {row: found for row, found in zip(rows, frames, strict=True) if found}
 
 
 def _in_chunks(
     pool: ThreadPoolExecutor,
-    function: Callable[[tuple[int, int]], T],
-    pairs: list[tuple[int, int]],
+    function: Callable[[Item], T],
+    items: list[Item],
     stage: str,
     on_progress: Progress,
 ) -> list[T]:
-    """`function` of every pair on the pool's threads, progress reported a chunk at a time."""
+    """`function` of every item on the pool's threads, progress reported a chunk at a time."""
     results: list[T] = []
-    if pairs:
-        on_progress(stage, 0, len(pairs))
-    for start in range(0, len(pairs), VERIFY_CHUNK):
-        results += pool.map(function, pairs[start : start + VERIFY_CHUNK])
-        on_progress(stage, len(results), len(pairs))
+    if items:
+        on_progress(stage, 0, len(items))
+    for start in range(0, len(items), VERIFY_CHUNK):
+        results += pool.map(function, items[start : start + VERIFY_CHUNK])
+        on_progress(stage, len(results), len(items))
     return results
 
 
@@ -499,6 +552,11 @@ def _groups(
     return [DuplicateGroup(number, images) for number, images in enumerate(groups, start=1)]
 
 
+def open_duplicates_cache(settings: Settings) -> FeatureCache | None:
+    """The cache of the features duplicate groups are checked by (open_feature_cache)."""
+    return open_feature_cache(settings, FEATURE_SIDE, FEATURE_COUNT, FEATURE_FEW)
+
+
 def find_duplicates(
     index: VectorIndex,
     remote: Remote,
@@ -517,7 +575,7 @@ def find_duplicates(
     """
     if min_score is None:
         min_score = VERIFIED_MIN_SCORE if verify else UNVERIFIED_MIN_SCORE
-    pictures = Pictures(remote, max_pixels, FEATURE_SIDE, FEATURE_COUNT)
+    pictures = Pictures(remote, max_pixels, FEATURE_SIDE, FEATURE_COUNT, FEATURE_FEW)
     started = time.perf_counter()
     margin = VERIFIED_MARGIN if verify else None
     found = candidate_pairs(index, min_score, under, NEIGHBOURS, margin, on_progress)
@@ -542,6 +600,7 @@ def find_duplicates(
         verified_pairs=verdicts.checked,
         accepted_pairs=verdicts.accepted,
         compared_pairs=verdicts.compared,
+        framed_pictures=verdicts.framed,
         read_pictures=verdicts.read,
         cached_pictures=verdicts.cached,
         groups=groups,

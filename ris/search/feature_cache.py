@@ -12,7 +12,7 @@ import diskcache
 import numpy as np
 
 from ris.files.changes import FileState
-from ris.search.verify import LocalFeatures, Pictures
+from ris.search.verify import LOW_CONTRAST, LocalFeatures, Pictures
 from ris.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,9 +49,11 @@ class FeatureCache:
     and OpenCV's version too. Oldest first out beyond `max_bytes`; safe across threads and
     processes (a SQLite database, through diskcache)."""
 
-    def __init__(self, directory: Path, max_bytes: int, side: int, count: int):
+    def __init__(self, directory: Path, max_bytes: int, side: int, count: int, few: int = 0):
         self.directory = directory
-        self._settings = f"sift-{side}-{count}-cv{cv2.__version__}"
+        # Pictures.features' settings: side, count and `few_features`.
+        again = f"-under{few}at{LOW_CONTRAST}" if few else ""
+        self._settings = f"sift-{side}-{count}{again}-cv{cv2.__version__}"
         self._cache = diskcache.Cache(
             str(directory),
             size_limit=max_bytes,
@@ -142,14 +144,17 @@ class KeptFeatures:
         return features
 
 
-def open_feature_cache(settings: Settings, side: int, count: int) -> FeatureCache | None:
-    """The cache of RIS_FEATURE_CACHE_GB in RIS_FEATURE_CACHE_DIR; None when it is turned off (0) or
-    cannot be opened (a warning says why: features are then extracted on every run)."""
+def open_feature_cache(
+    settings: Settings, side: int, count: int, few: int = 0
+) -> FeatureCache | None:
+    """The cache of RIS_FEATURE_CACHE_GB in RIS_FEATURE_CACHE_DIR, for features found at `side`,
+    `count` and `few` (Pictures' settings); None when it is turned off (0) or cannot be opened
+    (a warning says why: features are then extracted on every run)."""
     if settings.feature_cache_gb <= 0:
         return None
     directory = settings.resolved_feature_cache_dir()
     try:
-        return FeatureCache(directory, int(settings.feature_cache_gb * 1e9), side, count)
+        return FeatureCache(directory, int(settings.feature_cache_gb * 1e9), side, count, few)
     except (OSError, sqlite3.Error) as error:
         log.warning(
             "features are not kept between runs: cannot open %s: %s (remove it, or set "

@@ -36,7 +36,11 @@ MOST_REGIONS = 2
 DECODE_SIDE = 1600
 
 
-def pasted_boxes(rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
+# (left, top, right, bottom): as shares of the sides, or in pixels.
+Box = tuple[float, float, float, float]
+
+
+def pasted_boxes(rgb: np.ndarray) -> list[Box]:
     """Boxes (left, top, right, bottom as shares of the width and height) of the largest
     regions of an RGB array that stand out from a flat background, largest first."""
     height, width = rgb.shape[:2]

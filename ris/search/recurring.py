@@ -11,7 +11,8 @@ from collections.abc import Mapping
 import cv2
 import numpy as np
 
-from ris.search.verify import MIN_INLIERS, Match
+from ris.search.pasted_pictures import Box
+from ris.search.verify import MIN_INLIERS, LocalFeatures, Match
 
 Pair = tuple[int, int]
 
@@ -66,6 +67,19 @@ def recurring_features(matches: Mapping[Pair, Match]) -> dict[int, set[int]]:
         if len(others) > RECURRING_PARTNERS:
             recurring[picture].add(feature)
     return recurring
+
+
+def frame_features(features: LocalFeatures, boxes: list[Box]) -> set[int]:
+    """A picture's features outside every picture pasted in it (`boxes`, in its features'
+    pixels): its frame, such as a screenshot's page, which copies of other pictures pasted into
+    the same frame share; none when nothing is pasted in it."""
+    if not boxes:
+        return set()
+    x, y = features.points[:, 0], features.points[:, 1]
+    inside = np.zeros(len(features.points), dtype=bool)
+    for left, top, right, bottom in boxes:
+        inside |= (x >= left) & (x < right) & (y >= top) & (y < bottom)
+    return set(np.flatnonzero(~inside).tolist())
 
 
 def distinctive_inliers(pair: Pair, found: Match, recurring: Mapping[int, set[int]]) -> int:

@@ -11,6 +11,7 @@ from ris.embedding.imaging import ImageSource, decoding, open_image, upright_rgb
 from ris.errors import ImageDecodeError
 from ris.files.identity import is_url
 from ris.files.remote import Remote
+from ris.search.pasted_pictures import Box, pasted_boxes
 
 # Images are matched at most this many pixels on a side: hard copies verified as often at 256,
 # 320, 384 and 512 on the development sets; 320 keeps a margin over the smallest.
@@ -24,6 +25,15 @@ CONTRAST_THRESHOLD = 0.02
 # such queries that verify nothing about 100 ms slower (docs/BENCHMARKS.md, "Small queries").
 SMALL_QUERY_SIDE = 160
 SMALL_QUERY_CONTRAST = 0.01
+# A picture with fewer keypoints than a caller's `few_features` (a smooth gradient, a flat
+# drawing, a blurred copy) keeps those of this contrast threshold, a quarter of the usual:
+# duplicate groups chose 100 at 0.005 on augly and the copy-detection sets (docs/BENCHMARKS.md,
+# "Smooth pictures"). One detection serves both: OpenCV keeps a keypoint when its response
+# times the octave's layers (OCTAVE_LAYERS, its default) reaches the threshold, so those at
+# the usual threshold are the low one's with such a response (the same set on 99 of 99
+# photos; 12.5 ms a picture against 11 ms, and 15.5 ms for detecting twice).
+LOW_CONTRAST = 0.005
+OCTAVE_LAYERS = 3
 # The strongest keypoints kept: as many verified copies as keeping all of them on the
 # development sets, in about 60% of the time (matching grows with the square of the count).
 MAX_FEATURES = 1000
@@ -71,9 +81,14 @@ def local_features(
     max_pixels: int,
     max_side: int = MAX_SIDE,
     max_features: int = MAX_FEATURES,
+    few_features: int = 0,
 ) -> LocalFeatures:
-    """SIFT features of an image file or upload; raises ImageDecodeError if it cannot be read."""
-    return _detected(_grey(source, max_pixels, max_side), max_features, CONTRAST_THRESHOLD)
+    """SIFT features of an image file or upload, those of LOW_CONTRAST too when fewer than
+    `few_features` reach the usual threshold; raises ImageDecodeError if it cannot be read."""
+    grey = _grey(source, max_pixels, max_side)
+    if not few_features:
+        return _detected(grey, max_features, CONTRAST_THRESHOLD)
+    return _detected(grey, max_features, LOW_CONTRAST, few_features)
 
 
 def query_features(source: ImageSource, max_pixels: int) -> tuple[LocalFeatures, ...]:
@@ -90,13 +105,24 @@ def query_features(source: ImageSource, max_pixels: int) -> tuple[LocalFeatures,
     return as_it_is, _detected(enlarged, MAX_FEATURES, SMALL_QUERY_CONTRAST)
 
 
-def _detected(grey: np.ndarray, max_features: int, contrast: float) -> LocalFeatures:
-    detector = cv2.SIFT.create(nfeatures=max_features, contrastThreshold=contrast)
+def _detected(
+    grey: np.ndarray, max_features: int, contrast: float, few_features: int = 0
+) -> LocalFeatures:
+    """SIFT features at `contrast`; with `few_features`, only those reaching
+    CONTRAST_THRESHOLD unless fewer than that many do."""
+    detector = cv2.SIFT.create(
+        nfeatures=max_features, nOctaveLayers=OCTAVE_LAYERS, contrastThreshold=contrast
+    )
     keypoints, descriptors = detector.detectAndCompute(grey, None)
     # OpenCV 5.0 gives None for no features, 5.1 an empty array.
     if descriptors is None or len(keypoints) == 0:
         return LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32))
     points = np.array([point.pt for point in keypoints], dtype=np.float32)
+    if few_features:
+        usual = np.array([point.response for point in keypoints]) * OCTAVE_LAYERS
+        strong = usual >= CONTRAST_THRESHOLD
+        if strong.sum() >= few_features:
+            return LocalFeatures(points[strong], descriptors[strong])
     return LocalFeatures(points, descriptors)
 
 
@@ -206,11 +232,13 @@ class Pictures:
         max_pixels: int,
         max_side: int = MAX_SIDE,
         max_features: int = MAX_FEATURES,
+        few_features: int = 0,
     ):
         self.remote = remote
         self.max_pixels = max_pixels
         self.max_side = max_side
         self.max_features = max_features
+        self.few_features = few_features
 
     def readable(self, source: ImageSource) -> ImageSource:
         """A path or bytes Pillow can open: a URL's bytes are fetched."""
@@ -220,7 +248,9 @@ class Pictures:
         """The picture's local features; None when it cannot be read (any more)."""
         try:
             source = self.readable(path)
-            return local_features(source, self.max_pixels, self.max_side, self.max_features)
+            return local_features(
+                source, self.max_pixels, self.max_side, self.max_features, self.few_features
+            )
         except ImageDecodeError:
             return None
 
@@ -231,6 +261,24 @@ class Pictures:
             return _grey(self.readable(path), self.max_pixels, self.max_side)
         except ImageDecodeError:
             return None
+
+    def pasted_boxes(self, path: str) -> list[Box] | None:
+        """The boxes of the pictures pasted inside the picture (a screenshot's photo, a framed
+        picture: ris/search/pasted_pictures.py), in the pixels its features are found at;
+        None when it cannot be read (any more)."""
+        try:
+            source = self.readable(path)
+            with open_image(source, self.max_pixels) as image, decoding():
+                rgb = np.asarray(upright_rgb(image, source, self.max_side))
+        except ImageDecodeError:
+            return None
+        height, width = rgb.shape[:2]
+        scale = min(1.0, self.max_side / max(height, width))
+        width, height = max(1, round(width * scale)), max(1, round(height * scale))
+        return [
+            (left * width, top * height, right * width, bottom * height)
+            for left, top, right, bottom in pasted_boxes(rgb)
+        ]
 
     def size(self, path: str) -> tuple[int, int] | None:
         """(width, height) from the picture's header; None when it cannot be read."""

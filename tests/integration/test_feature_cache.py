@@ -13,7 +13,7 @@ import pytest
 
 from ris.files.changes import FileState
 from ris.files.remote import Remote
-from ris.search.duplicates import FEATURE_COUNT, FEATURE_SIDE, FeatureStore
+from ris.search.duplicates import FEATURE_COUNT, FEATURE_FEW, FEATURE_SIDE, FeatureStore
 from ris.search.feature_cache import FeatureCache, open_feature_cache
 from ris.search.verify import LocalFeatures, Pictures
 from ris.settings import Settings
@@ -78,6 +78,9 @@ def test_a_file_changed_since_or_other_settings_are_extracted_again(
         assert cache.get(1, changed) is None
     cache.close()
     assert _cache(tmp_path / "features", side=FEATURE_SIDE + 64).get(1, indexed) is None
+    few = FeatureCache(tmp_path / "features", 10**9, FEATURE_SIDE, FEATURE_COUNT, FEATURE_FEW)
+    assert few.get(1, indexed) is None  # pictures with few features detected again
+    few.close()
     # A row without a known file state is extracted, and not kept.
     pictures = CountingPictures()
     cache = _cache(tmp_path / "features")

@@ -175,3 +175,27 @@ def test_copies_aligned_in_place_pass_as_one_picture_and_crops_and_mirrors_are_n
     verdicts = accepted_pairs(pairs, paths, pictures)
     assert [sorted(group) for group in verdicts.joined.sets()] == [[0, 1, 2, 3]]
     assert verdicts.compared == 6 and verdicts.accepted == 6
+
+
+def test_photos_pasted_into_one_page_cropped_apart_are_no_copies_but_the_photo_is(
+    photos: list[Path], pictures: Pictures, tmp_path: Path
+) -> None:
+    """Three pages of one made-up template, each with another photo and cropped differently
+    (as screenshots are): the pairs verify by the page alone and do not align in place, but
+    the page lies outside the photo found pasted in each, so its features count as
+    recurring. The first page's photo still joins the page."""
+    made = []
+    for number, path in enumerate(sorted(photos)[:3]):
+        page, _ = web_page(path, tmp_path)
+        with Image.open(page) as image:
+            image.crop((0, 0, image.width - 120 * number, image.height)).save(page, quality=90)
+        made.append(page)
+    verified = matches_of(made, pictures)
+    assert len(verified) == 3
+    assert not any(aligned_in_place(found) for found in verified.values())
+    recurring = recurring_features(verified)
+    assert not any(needs_same_picture(pair, found, recurring) for pair, found in verified.items())
+    pairs, paths = all_pairs([*made, sorted(photos)[0]])
+    verdicts = accepted_pairs(pairs, paths, pictures)
+    assert [sorted(group) for group in verdicts.joined.sets()] == [[0, 3]]
+    assert (verdicts.framed, verdicts.compared) == (3, 3)

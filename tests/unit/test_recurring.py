@@ -8,10 +8,11 @@ from ris.search.recurring import (
     RECURRING_PARTNERS,
     aligned_in_place,
     distinctive_inliers,
+    frame_features,
     needs_same_picture,
     recurring_features,
 )
-from ris.search.verify import MIN_INLIERS, Match
+from ris.search.verify import MIN_INLIERS, LocalFeatures, Match
 
 # A copy at half size, shifted: not aligned in place.
 HALF_SIZE = np.array([[0.5, 0.0, 40.0], [0.0, 0.5, 10.0]])
@@ -70,3 +71,12 @@ def test_a_pair_aligned_in_place_needs_the_same_picture_however_distinctive() ->
         assert needs_same_picture(pair, found, {}) == aligned
     mirrored = Match(np.array(features), np.array(features), np.eye(2, 3), True)
     assert not aligned_in_place(mirrored)
+
+
+def test_the_frame_is_every_feature_outside_the_pasted_pictures() -> None:
+    points = np.array([[5, 5], [10, 10], [19.9, 19.9], [20, 20], [35, 5], [45, 5]], np.float32)
+    features = LocalFeatures(points, np.zeros((len(points), 128), np.float32))
+    # Left and top edges inside, right and bottom outside, as pixels are counted.
+    assert frame_features(features, [(10, 10, 20, 20)]) == {0, 3, 4, 5}
+    assert frame_features(features, [(10, 10, 20, 20), (30, 0, 40, 10)]) == {0, 3, 5}
+    assert frame_features(features, []) == set()  # nothing pasted: no frame
