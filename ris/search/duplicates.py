@@ -482,7 +482,7 @@ def _frames(
     def frame(row: int) -> set[int]:
         boxes = store.pictures.pasted_boxes(paths[row])
         features = store.get(row, paths[row]) if boxes else None
-        return frame_features(features, boxes) if features is not None and boxes else set()
+        return set() if features is None or boxes is None else frame_features(features, boxes)
 
     frames = _in_chunks(pool, frame, rows, "finding pasted pictures", on_progress)
     return {row: found for row, found in zip(rows, frames, strict=True) if found}

@@ -105,6 +105,15 @@ def pasted_pictures(source: ImageSource, max_pixels: int) -> list[bytes]:
     bytes, which the embedding pipeline and local features read as they read an upload;
     raises ImageDecodeError if the picture cannot be read."""
     # Found on a cheap small decode; the picture is decoded larger only to cut out what it holds.
-    with open_image(source, max_pixels) as image, decoding():
-        boxes = pasted_boxes(np.asarray(upright_rgb(image, source, FIND_SIDE)))
+    boxes, _ = picture_boxes(source, max_pixels, FIND_SIDE)
     return cut_out(source, max_pixels, DECODE_SIDE, boxes) if boxes else []
+
+
+def picture_boxes(
+    source: ImageSource, max_pixels: int, draft_side: int
+) -> tuple[list[Box], tuple[int, int]]:
+    """pasted_boxes of the upright picture decoded at least `draft_side` on a side, and that
+    decode's (width, height); raises ImageDecodeError if the picture cannot be read."""
+    with open_image(source, max_pixels) as image, decoding():
+        rgb = np.asarray(upright_rgb(image, source, draft_side))
+    return pasted_boxes(rgb), (rgb.shape[1], rgb.shape[0])

@@ -11,7 +11,7 @@ from ris.embedding.imaging import ImageSource, decoding, open_image, upright_rgb
 from ris.errors import ImageDecodeError
 from ris.files.identity import is_url
 from ris.files.remote import Remote
-from ris.search.pasted_pictures import Box, pasted_boxes
+from ris.search.pasted_pictures import Box, picture_boxes
 
 # Images are matched at most this many pixels on a side: hard copies verified as often at 256,
 # 320, 384 and 512 on the development sets; 320 keeps a margin over the smallest.
@@ -267,17 +267,17 @@ class Pictures:
         picture: ris/search/pasted_pictures.py), in the pixels its features are found at;
         None when it cannot be read (any more)."""
         try:
-            source = self.readable(path)
-            with open_image(source, self.max_pixels) as image, decoding():
-                rgb = np.asarray(upright_rgb(image, source, self.max_side))
+            boxes, (width, height) = picture_boxes(
+                self.readable(path), self.max_pixels, self.max_side
+            )
         except ImageDecodeError:
             return None
-        height, width = rgb.shape[:2]
+        # The decode's size as _grey scales it to the features' pixels.
         scale = min(1.0, self.max_side / max(height, width))
         width, height = max(1, round(width * scale)), max(1, round(height * scale))
         return [
             (left * width, top * height, right * width, bottom * height)
-            for left, top, right, bottom in pasted_boxes(rgb)
+            for left, top, right, bottom in boxes
         ]
 
     def size(self, path: str) -> tuple[int, int] | None:
