@@ -72,7 +72,7 @@ VERIFY_CHUNK = 64
 # development sets as many hard-copy pairs verified (0.867 of them against 0.869).
 FEATURE_SIDE = 256
 FEATURE_COUNT = 500
-# A picture with fewer features than this is detected again at verify.LOW_CONTRAST: a smooth
+# A picture with fewer features than this keeps those of verify.LOW_CONTRAST too: a smooth
 # wallpaper, a flat drawing or a blurred copy gave too few to verify. Chosen on augly and the
 # copy-detection sets among 50-300 (docs/BENCHMARKS.md, "Smooth pictures").
 FEATURE_FEW = 100
