@@ -422,7 +422,7 @@ def accepted_pairs(
             second = store.get(pair[1], paths[pair[1]]) if first is not None else None
             if first is None or second is None:
                 return None
-            found = match(first, second, MIN_INLIERS)
+            found = match(first, second, MIN_INLIERS, stretch=True)
             return found if found is not None and found.inliers >= MIN_INLIERS else None
 
         checked = _in_chunks(pool, check, order, "verifying", on_progress)
