@@ -82,7 +82,7 @@ FEATURE_FEW = 100
 # candidates with it (they did not stand out of a crowd: screenshots of one app, pages of one
 # template), so that features it shares with all of them count as recurring. Chosen on augly:
 # 0.7 gave the same groups as every nearest row, with a tenth of the matches (docs/BENCHMARKS.md,
-# "Crowds and content").
+# "Stretched copies, crowds and content").
 CROWD_MIN_SCORE = 0.7
 
 Progress = Callable[[str, int, int], None]
@@ -451,8 +451,10 @@ def accepted_pairs(
                 }
                 - pairs.keys()
             )
-            found = _in_chunks(pool, check, crowd, "matching crowds", on_progress)
-            crowd_matches = {pair: match for pair, match in zip(crowd, found, strict=True) if match}
+            crowd_checked = _in_chunks(pool, check, crowd, "matching crowds", on_progress)
+            crowd_matches = {
+                pair: found for pair, found in zip(crowd, crowd_checked, strict=True) if found
+            }
             recurring = recurring_features({**matches, **crowd_matches})
         # A photo pasted into a page (a screenshot, a frame) is what a copy of it shares with
         # the photo: the page's features count as recurring. Looked for only in the pictures

@@ -55,7 +55,7 @@ CELL_OVERLAP = 0.9
 # that do not recur), those cells must be one picture too: two screenshots of one template
 # differ only where their pasted photos are, which may be under SAME_PICTURE_DIFFERING of the
 # page. Chosen on augly: 4 refused a true pair there, 8 and 16 none (docs/BENCHMARKS.md,
-# "Crowds and content").
+# "Stretched copies, crowds and content").
 CONTENT_CELLS = 8
 
 

@@ -51,7 +51,7 @@ SCALE_RANGE = (0.1, 10.0)
 STRETCH_LIMIT = 0.25
 # ...which must keep this many features: six degrees of freedom fit chance matches more
 # easily than four. Chosen on augly's candidate pairs: 15 verified 11 more true pairs and no
-# wrong one, 10 verified 21 and 2 (docs/BENCHMARKS.md, "Stretched copies").
+# wrong one, 10 verified 21 and 2 (docs/BENCHMARKS.md, "Stretched copies, crowds and content").
 STRETCHED_INLIERS = 15
 # Matches consistent with one similarity transform that make a hit a verified copy. On the
 # development sets no wrong hit reached 9, and hard copies (25-50% crops, JPEG 20-50) have 20.
