@@ -31,10 +31,10 @@ from ris.search.feature_cache import (
 )
 from ris.search.neighbours import nearest_rows
 from ris.search.recurring import (
-    distinctive_points,
     frame_features,
     is_same_picture,
     needs_same_picture,
+    own_points,
     recurring_features,
 )
 from ris.search.verify import MIN_INLIERS, LocalFeatures, Match, Pictures, match
@@ -481,7 +481,7 @@ def accepted_pairs(
                     first,
                     second,
                     matches[pair],
-                    distinctive_points(features, recurring.get(pair[0], set())),
+                    own_points(features, recurring.get(pair[0], set()), matches[pair]),
                 )
             )
 

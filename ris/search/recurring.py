@@ -51,11 +51,11 @@ DIFFERING_LEVELS = 30.0
 SAME_PICTURE_DIFFERING = 0.08
 # A cell counts when this much of it lies in the overlap.
 CELL_OVERLAP = 0.9
-# Where at least this many cells of the first picture hold its distinctive features (those
-# that do not recur), those cells must be one picture too: two screenshots of one template
-# differ only where their pasted photos are, which may be under SAME_PICTURE_DIFFERING of the
-# page. Chosen on augly: 4 refused a true pair there, 8 and 16 none (docs/BENCHMARKS.md,
-# "Stretched copies, crowds and content").
+# Where at least this many cells of the first picture hold its own features (own_points),
+# those cells must be one picture too: two screenshots of one template differ only where their
+# pasted photos are, which may be under SAME_PICTURE_DIFFERING of the page. Chosen on augly: 4
+# refused a true pair there, 8 and 16 none (docs/BENCHMARKS.md, "Stretched copies, crowds and
+# content").
 CONTENT_CELLS = 8
 
 
@@ -88,10 +88,13 @@ def frame_features(features: LocalFeatures, boxes: list[Box]) -> set[int]:
     return set(np.flatnonzero(~inside).tolist())
 
 
-def distinctive_points(features: LocalFeatures, recurring: set[int]) -> np.ndarray:
-    """The positions of a picture's features that do not recur."""
+def own_points(features: LocalFeatures, recurring: set[int], found: Match) -> np.ndarray:
+    """The positions of the first picture's own features in a pair: those that neither recur
+    nor agree with the second picture's (`found`). In two screenshots of one template, its
+    pasted photo's."""
     kept = np.ones(len(features.points), dtype=bool)
     kept[list(recurring)] = False
+    kept[found.first] = False
     return features.points[kept]
 
 

@@ -18,8 +18,8 @@ from ris.search.recurring import (
     aligned_in_place,
     differing_share,
     distinctive_inliers,
-    distinctive_points,
     needs_same_picture,
+    own_points,
     recurring_features,
 )
 from ris.search.verify import MIN_INLIERS, Match, Pictures, match
@@ -228,19 +228,20 @@ def test_two_pages_of_one_template_are_no_copies_among_a_crowd_of_its_other_page
     assert (crowded.joined.sets(), crowded.checked, crowded.compared) == ([], 1, 1)
 
 
-def test_pages_differing_in_a_small_photo_differ_where_their_distinctive_features_are(
+def test_pages_differing_in_a_small_photo_differ_where_their_own_features_are(
     photos: list[Path], pictures: Pictures, tmp_path: Path
 ) -> None:
     """Pages of one template whose photos cover 6% of the page pass as one picture over the
-    whole page, but not over the cells holding the first page's features that do not recur
-    (its photo's). A copy still passes with all of its features taken as distinctive."""
+    whole page, but not over the cells holding the first page's own features (neither
+    recurring nor agreeing with the second page's: its photo's). A copy still passes with all
+    of its features taken as its own."""
     pages = templated(photos, tmp_path, slot=(200, 350, 200, 150))[:7]
     verified = matches_of(pages, pictures)
     recurring = recurring_features(verified)
     first, second = (pictures.grey(str(page)) for page in pages[:2])
     features = pictures.features(str(pages[0]))
     assert first is not None and second is not None and features is not None
-    content = distinctive_points(features, recurring[0])
+    content = own_points(features, recurring[0], verified[(0, 1)])
     assert 0 < len(content) < len(features.points) / 2
     assert differing_share(first, second, verified[(0, 1)]) <= SAME_PICTURE_DIFFERING
     assert differing_share(first, second, verified[(0, 1)], content) > SAME_PICTURE_DIFFERING
