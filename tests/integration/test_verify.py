@@ -30,7 +30,7 @@ from ris.search.verify import (
     query_features,
 )
 from ris.search.verify import mirrored as mirrored_features
-from tests.imagefiles import hard_copy
+from tests.imagefiles import hard_copy, write_image
 from tests.placed import CountedSearches, at, record
 
 MAX_PIXELS = 10**8
@@ -345,11 +345,9 @@ def test_a_query_that_verifies_as_a_whole_searches_no_centre(
 def _squeezed(photo: Path, folder: Path) -> Path:
     """The photo at half its height and its full width, at JPEG quality 80."""
     with Image.open(photo) as image:
-        width, height = image.size
-        squeezed = image.convert("RGB").resize((width, height // 2), Image.Resampling.LANCZOS)
-    path = folder / f"{photo.stem}-squeezed.jpg"
-    squeezed.save(path, quality=80)
-    return path
+        size = (image.width, image.height // 2)
+        squeezed = image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+    return write_image(folder / f"{photo.stem}-squeezed.jpg", squeezed, quality=80)
 
 
 def test_a_squeezed_copy_verifies_by_a_stretched_transform_where_asked(
