@@ -140,8 +140,9 @@ def _detected(
 @dataclass(frozen=True)
 class Match:
     """Two pictures' features that agree on one geometry: which of each (positions in their
-    LocalFeatures), and the similarity transform taking the first's points onto the second's
-    (after flipping the first left to right when `mirrored`)."""
+    LocalFeatures), and the similarity transform (or, where asked, a stretched affine one)
+    taking the first's points onto the second's (after flipping the first left to right when
+    `mirrored`)."""
 
     first: np.ndarray  # (n,) int
     second: np.ndarray  # (n,) int
