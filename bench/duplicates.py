@@ -54,9 +54,11 @@ FAMILIES = {
     # Held out: no setting of `query duplicates` was chosen on it (its template pairs were
     # looked at before recurring features and pasted pictures were used).
     "augly": ("augly-mild", {s: f"augly-{s}" for s in STRENGTHS}),
-    # The same recipe from other seeds; augly3's pairs were never looked at.
+    # The same recipe from other seeds. augly3's wrong pairs were first looked at once the crowd
+    # and content rules were chosen (2026-12-06); augly4 was made then, and never looked at.
     "augly2": ("augly2-mild", {s: f"augly2-{s}" for s in STRENGTHS}),
     "augly3": ("augly3-mild", {s: f"augly3-{s}" for s in STRENGTHS}),
+    "augly4": ("augly4-mild", {s: f"augly4-{s}" for s in STRENGTHS}),
 }
 SYNTHETIC_BATCH = 2048
 # Synthetic rows written between flushes. Milvus Lite flushes a full memtable inside the write
@@ -297,7 +299,7 @@ def main() -> None:
         nargs="+",
         default=["copydetect", "augly"],
         choices=list(FAMILIES),
-        help="families (default: copydetect and augly; augly2 and augly3 as asked)",
+        help="families (default: copydetect and augly; augly2, augly3 and augly4 as asked)",
     )
     parser.add_argument("--json", type=Path, help="Also merge the figures into this JSON file.")
     arguments = parser.parse_args()

@@ -14,6 +14,8 @@ is missing or was made by an older recipe. Names and layouts:
   after the augly sets' misses had been looked at;
 - `augly3-mild`, `augly3-hard`: the same from a third seed, held out from the search of pasted
   pictures, designed with both earlier families' mild misses in view.
+- `augly4-mild`, `augly4-hard`: the same from a fourth seed, held out from duplicate groups'
+  rules chosen with augly3's wrong pairs in view.
 
 Each holds a `manifest.json` (counts, sources and their versions, seed, selection rules).
 """

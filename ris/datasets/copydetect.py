@@ -456,5 +456,12 @@ AUGLY2_RECIPE = _augly_again("augly2", AUGLY2_SEED)
 # designed with the misses of both earlier families' mild sets in view.
 AUGLY3_SEED = 20261230
 AUGLY3_RECIPE = _augly_again("augly3", AUGLY3_SEED)
+# A fourth, made after duplicate groups' crowd and content rules had been chosen, so that the
+# augly3 pairs they still get wrong could be looked at with a family left unseen.
+AUGLY4_SEED = 20270107
+AUGLY4_RECIPE = _augly_again("augly4", AUGLY4_SEED)
 # Each family's recipe by its prefix: sets `<prefix>-mild` and `<prefix>-hard`.
-RECIPES = {recipe.prefix: recipe for recipe in (RECIPE, AUGLY_RECIPE, AUGLY2_RECIPE, AUGLY3_RECIPE)}
+RECIPES = {
+    recipe.prefix: recipe
+    for recipe in (RECIPE, AUGLY_RECIPE, AUGLY2_RECIPE, AUGLY3_RECIPE, AUGLY4_RECIPE)
+}

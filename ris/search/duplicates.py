@@ -34,6 +34,7 @@ from ris.search.recurring import (
     frame_features,
     is_same_picture,
     needs_same_picture,
+    own_points,
     recurring_features,
 )
 from ris.search.verify import MIN_INLIERS, LocalFeatures, Match, Pictures, match
@@ -76,6 +77,13 @@ FEATURE_COUNT = 500
 # wallpaper, a flat drawing or a blurred copy gave too few to verify. Chosen on augly and the
 # copy-detection sets among 50-300 (docs/BENCHMARKS.md, "Smooth pictures").
 FEATURE_FEW = 100
+
+# A picture of a verified pair is also matched with its nearest rows this similar that were no
+# candidates with it (they did not stand out of a crowd: screenshots of one app, pages of one
+# template), so that features it shares with all of them count as recurring. Chosen on augly:
+# 0.7 gave the same groups as every nearest row, with a tenth of the matches (docs/BENCHMARKS.md,
+# "Stretched copies, crowds and content").
+CROWD_MIN_SCORE = 0.7
 
 Progress = Callable[[str, int, int], None]
 T = TypeVar("T")
@@ -268,6 +276,7 @@ class Candidates(NamedTuple):
     pairs: dict[tuple[int, int], float]  # (smaller id, larger id): score
     paths: dict[int, str]
     states: dict[int, FileState]  # the file state the index holds of each row read
+    crowds: dict[int, list[int]]  # each row's nearest rows scoring at least CROWD_MIN_SCORE
 
 
 def candidate_pairs(
@@ -282,7 +291,7 @@ def candidate_pairs(
     under `under` searches the same rows for its `neighbours` nearest."""
     pairs: dict[tuple[int, int], float] = {}
     # Filled as the rows are read.
-    read = Candidates(0, pairs, {}, {})
+    read = Candidates(0, pairs, {}, {}, {})
     total = index.count(under)
     # Each row's `neighbours`-th nearest score: how crowded its neighbourhood is.
     crowd: dict[int, float] = {}
@@ -295,6 +304,7 @@ def candidate_pairs(
     for row_id, others in nearest:
         done += 1
         crowd[row_id] = others[-1][1] if len(others) == neighbours else -1.0
+        read.crowds[row_id] = [other for other, score in others if score >= CROWD_MIN_SCORE]
         for other_id, score in others:
             if score >= min_score:
                 key = (min(row_id, other_id), max(row_id, other_id))
@@ -393,12 +403,15 @@ def accepted_pairs(
     on_progress: Progress = lambda stage, done, total: None,
     cache: FeatureCache | None = None,
     states: Mapping[int, FileState] | None = None,
+    crowds: Mapping[int, list[int]] | None = None,
 ) -> Verdicts:
     """The images joined, and how many pairs were checked, accepted and compared. Without
     `pictures` every pair is accepted; with it, every pair below IDENTICAL_SCORE must match
     under one geometry, by features that do not recur across many pictures or, failing that,
-    as one picture pixel for pixel (ris/search/recurring.py). Features are taken from the
-    `cache` where it holds the row as `states` says it was indexed, and kept there."""
+    as one picture pixel for pixel (ris/search/recurring.py). Features recur across the
+    matched pairs and, for the pictures of pairs nothing else holds, across their `crowds`
+    (CROWD_MIN_SCORE). Features are taken from the `cache` where it holds the row as `states`
+    says it was indexed, and kept there."""
     joined = UnionFind()
     if pictures is None:
         for pair in pairs:
@@ -422,20 +435,31 @@ def accepted_pairs(
             second = store.get(pair[1], paths[pair[1]]) if first is not None else None
             if first is None or second is None:
                 return None
-            found = match(first, second, MIN_INLIERS)
+            found = match(first, second, MIN_INLIERS, stretch=True)
             return found if found is not None and found.inliers >= MIN_INLIERS else None
 
         checked = _in_chunks(pool, check, order, "verifying", on_progress)
         matches = {pair: found for pair, found in zip(order, checked, strict=True) if found}
         recurring = recurring_features(matches)
+        if crowds:
+            rows = {row for pair in _unheld(matches, recurring) for row in pair}
+            crowd = sorted(
+                {
+                    (min(row, other), max(row, other))
+                    for row in rows
+                    for other in crowds.get(row, ())
+                }
+                - pairs.keys()
+            )
+            crowd_checked = _in_chunks(pool, check, crowd, "matching crowds", on_progress)
+            crowd_matches = {
+                pair: found for pair, found in zip(crowd, crowd_checked, strict=True) if found
+            }
+            recurring = recurring_features({**matches, **crowd_matches})
         # A photo pasted into a page (a screenshot, a frame) is what a copy of it shares with
         # the photo: the page's features count as recurring. Looked for only in the pictures
         # of pairs nothing else holds.
-        unheld = [
-            pair
-            for pair, found in matches.items()
-            if not needs_same_picture(pair, found, recurring)
-        ]
+        unheld = _unheld(matches, recurring)
         framed = _frames(
             pool, store, sorted({row for pair in unheld for row in pair}), paths, on_progress
         )
@@ -448,10 +472,17 @@ def accepted_pairs(
 
         def same_picture(pair: tuple[int, int]) -> bool:
             first, second = greys.get(pair[0]), greys.get(pair[1])
+            features = store.get(pair[0], paths[pair[0]])
             return (
                 first is not None
                 and second is not None
-                and is_same_picture(first, second, matches[pair])
+                and features is not None
+                and is_same_picture(
+                    first,
+                    second,
+                    matches[pair],
+                    own_points(features, recurring.get(pair[0], set()), matches[pair]),
+                )
             )
 
         same = _in_chunks(pool, same_picture, held, "comparing pixels", on_progress)
@@ -468,6 +499,15 @@ def accepted_pairs(
         store.extracted,
         store.cached,
     )
+
+
+def _unheld(
+    matches: Mapping[tuple[int, int], Match], recurring: Mapping[int, set[int]]
+) -> list[tuple[int, int]]:
+    """The matched pairs held by neither recurring features nor their alignment."""
+    return [
+        pair for pair, found in matches.items() if not needs_same_picture(pair, found, recurring)
+    ]
 
 
 def _frames(
@@ -588,6 +628,7 @@ def find_duplicates(
         on_progress,
         cache,
         found.states,
+        found.crowds,
     )
     verified = time.perf_counter()
     groups = _groups(index, verdicts.joined.sets(), found, pictures)

@@ -51,6 +51,12 @@ DIFFERING_LEVELS = 30.0
 SAME_PICTURE_DIFFERING = 0.08
 # A cell counts when this much of it lies in the overlap.
 CELL_OVERLAP = 0.9
+# Where at least this many cells of the first picture hold its own features (own_points),
+# those cells must be one picture too: two screenshots of one template differ only where their
+# pasted photos are, which may be under SAME_PICTURE_DIFFERING of the page. Chosen on augly: 4
+# refused a true pair there, 8 and 16 none (docs/BENCHMARKS.md, "Stretched copies, crowds and
+# content").
+CONTENT_CELLS = 8
 
 
 def recurring_features(matches: Mapping[Pair, Match]) -> dict[int, set[int]]:
@@ -82,6 +88,16 @@ def frame_features(features: LocalFeatures, boxes: list[Box]) -> set[int]:
     return set(np.flatnonzero(~inside).tolist())
 
 
+def own_points(features: LocalFeatures, recurring: set[int], found: Match) -> np.ndarray:
+    """The positions of the first picture's own features in a pair: those that neither recur
+    nor agree with the second picture's (`found`). In two screenshots of one template, its
+    pasted photo's."""
+    kept = np.ones(len(features.points), dtype=bool)
+    kept[list(recurring)] = False
+    kept[found.first] = False
+    return features.points[kept]
+
+
 def distinctive_inliers(pair: Pair, found: Match, recurring: Mapping[int, set[int]]) -> int:
     """The pair's agreeing features of which neither side recurs."""
     first, second = recurring.get(pair[0], set()), recurring.get(pair[1], set())
@@ -111,10 +127,13 @@ def needs_same_picture(pair: Pair, found: Match, recurring: Mapping[int, set[int
     return distinctive < max(MIN_INLIERS, DISTINCTIVE_SHARE * found.inliers)
 
 
-def differing_share(first: np.ndarray, second: np.ndarray, found: Match) -> float:
+def differing_share(
+    first: np.ndarray, second: np.ndarray, found: Match, content: np.ndarray | None = None
+) -> float:
     """The share of the first picture's cells, over the part the second covers, that still
     differ once the second is aligned onto it (grey pictures, in the pixels their features
-    were found at); 1.0 when they hardly overlap."""
+    were found at); 1.0 when they hardly overlap. With `content` (points in the first
+    picture), the larger of that and the share among the cells holding them (CONTENT_CELLS)."""
     flip = np.diag([-1.0 if found.mirrored else 1.0, 1.0, 1.0])
     onto_second = (np.vstack([found.transform, [0.0, 0.0, 1.0]]) @ flip)[:2]
     height, width = first.shape
@@ -152,8 +171,20 @@ def differing_share(first: np.ndarray, second: np.ndarray, found: Match) -> floa
     if not counted.any():
         return 1.0
     mean_difference = cells(np.where(covered, difference, 0)) / np.maximum(overlap, 1)
-    return float(((mean_difference > DIFFERING_LEVELS) & counted).sum() / counted.sum())
+    differing = mean_difference > DIFFERING_LEVELS
+    share = float((differing & counted).sum() / counted.sum())
+    if content is not None and len(content):
+        column, row = (content // CELL).astype(int).T  # points are (x, y)
+        inside = (row < rows) & (column < columns)
+        holding = np.zeros_like(counted)
+        holding[row[inside], column[inside]] = True
+        holding &= counted
+        if holding.sum() >= CONTENT_CELLS:
+            share = max(share, float((differing & holding).sum() / holding.sum()))
+    return share
 
 
-def is_same_picture(first: np.ndarray, second: np.ndarray, found: Match) -> bool:
-    return differing_share(first, second, found) <= SAME_PICTURE_DIFFERING
+def is_same_picture(
+    first: np.ndarray, second: np.ndarray, found: Match, content: np.ndarray | None = None
+) -> bool:
+    return differing_share(first, second, found, content) <= SAME_PICTURE_DIFFERING

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -42,6 +44,15 @@ RATIO = 0.8
 RANSAC_PIXELS = 5.0
 # A copy is scaled, cropped, rotated and flipped at most this much against its original.
 SCALE_RANGE = (0.1, 10.0)
+# A copy stretched to another aspect ratio (squeezed into a square, resized to fit a screen)
+# agrees with its original under no similarity. Where a caller allows it, a pair no similarity
+# fits is tried under a full affine transform stretched at most this much (its smaller
+# singular value over its larger)...
+STRETCH_LIMIT = 0.25
+# ...which must keep this many features: six degrees of freedom fit chance matches more
+# easily than four. Chosen on augly's candidate pairs: 15 verified 11 more true pairs and no
+# wrong one, 10 verified 21 and 2 (docs/BENCHMARKS.md, "Stretched copies, crowds and content").
+STRETCHED_INLIERS = 15
 # Matches consistent with one similarity transform that make a hit a verified copy. On the
 # development sets no wrong hit reached 9, and hard copies (25-50% crops, JPEG 20-50) have 20.
 MIN_INLIERS = 10
@@ -129,8 +140,9 @@ def _detected(
 @dataclass(frozen=True)
 class Match:
     """Two pictures' features that agree on one geometry: which of each (positions in their
-    LocalFeatures), and the similarity transform taking the first's points onto the second's
-    (after flipping the first left to right when `mirrored`)."""
+    LocalFeatures), and the similarity transform (or, where asked, a stretched affine one)
+    taking the first's points onto the second's (after flipping the first left to right when
+    `mirrored`)."""
 
     first: np.ndarray  # (n,) int
     second: np.ndarray  # (n,) int
@@ -156,41 +168,68 @@ def inliers(query: LocalFeatures, candidate: LocalFeatures) -> int:
     return 0 if found is None else found.inliers
 
 
-def match(query: LocalFeatures, candidate: LocalFeatures, at_least: int = 0) -> Match | None:
+def match(
+    query: LocalFeatures, candidate: LocalFeatures, at_least: int = 0, stretch: bool = False
+) -> Match | None:
     """The query's features that map onto the candidate's under one similarity transform, as
     `inliers` counts them; None when no transform is found either way. With `at_least`, a way
     round (as it is, or mirrored) in which fewer features pass the ratio test stops before
-    RANSAC, which could keep no more of them: most pairs of different pictures stop there."""
-    direct = _match(query, candidate, False, at_least)
+    RANSAC, which could keep no more of them: most pairs of different pictures stop there.
+    With `stretch`, a way round that no similarity fits by MIN_INLIERS may fit a stretched
+    affine transform by STRETCHED_INLIERS."""
+    direct = _match(query, candidate, False, at_least, stretch)
     if direct is not None and direct.inliers >= CONFIDENT_INLIERS:
         return direct
-    flipped = _match(mirrored(query), candidate, True, at_least)
+    flipped = _match(mirrored(query), candidate, True, at_least, stretch)
     if flipped is not None and (direct is None or flipped.inliers > direct.inliers):
         return flipped
     return direct
 
 
 def _match(
-    query: LocalFeatures, candidate: LocalFeatures, flipped: bool, at_least: int
+    query: LocalFeatures, candidate: LocalFeatures, flipped: bool, at_least: int, stretch: bool
 ) -> Match | None:
     if len(query.descriptors) < 2 or len(candidate.descriptors) < 2:
         return None
     query_index, train_index = _ratio_matches(query.descriptors, candidate.descriptors)
     if len(query_index) < max(3, at_least):
         return None
-    transform, mask = cv2.estimateAffinePartial2D(
-        query.points[query_index],
-        candidate.points[train_index],
-        method=cv2.RANSAC,
-        ransacReprojThreshold=RANSAC_PIXELS,
-    )
-    if transform is None:
+    points = query.points[query_index], candidate.points[train_index]
+    fitted = _fitted(*points, cv2.estimateAffinePartial2D)
+    if (
+        stretch
+        and len(query_index) >= STRETCHED_INLIERS
+        and (fitted is None or fitted[1].sum() < MIN_INLIERS)
+    ):
+        stretched = _fitted(*points, cv2.estimateAffine2D)
+        if stretched is not None and stretched[1].sum() >= STRETCHED_INLIERS:
+            fitted = stretched
+    if fitted is None:
         return None
-    scale = float(np.hypot(transform[0, 0], transform[1, 0]))
-    if not SCALE_RANGE[0] < scale < SCALE_RANGE[1]:
-        return None
-    kept = mask.ravel().astype(bool)
+    transform, kept = fitted
     return Match(query_index[kept], train_index[kept], transform, flipped)
+
+
+def _fitted(
+    source: np.ndarray, target: np.ndarray, estimate: Callable[..., Any]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(transform, which points agree with it) as OpenCV's `estimate` fits it by RANSAC;
+    None when none is found or it scales, stretches or mirrors beyond what a copy is."""
+    transform, mask = estimate(
+        source, target, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PIXELS
+    )
+    if transform is None or not np.isfinite(transform).all():
+        return None
+    # The linear part's singular values: one for a similarity, two for a stretch.
+    smaller, larger = sorted(np.linalg.svd(transform[:, :2], compute_uv=False))
+    scale = float(np.sqrt(smaller * larger))
+    if (
+        not SCALE_RANGE[0] < scale < SCALE_RANGE[1]
+        or smaller < STRETCH_LIMIT * larger
+        or np.linalg.det(transform[:, :2]) <= 0  # mirrored: found by flipping the query
+    ):
+        return None
+    return transform, mask.ravel().astype(bool)
 
 
 def _ratio_matches(query: np.ndarray, candidate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -37,11 +37,11 @@ def clustered_index(any_milvus: str, collection: str):
 def test_both_ways_of_finding_neighbours_give_the_same_pairs(
     clustered_index: MilvusIndex, under: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rows, in_process, paths, states = duplicates.candidate_pairs(
+    rows, in_process, paths, states, crowds = duplicates.candidate_pairs(
         clustered_index, 0.55, under, margin=0.0
     )
     monkeypatch.setattr(duplicates, "IN_PROCESS_BYTES", 0)
-    searched_rows, searched, _, searched_states = duplicates.candidate_pairs(
+    searched_rows, searched, _, searched_states, searched_crowds = duplicates.candidate_pairs(
         clustered_index, 0.55, under, margin=0.0
     )
     # The file states the index holds, read with the rows (they key the feature cache).
@@ -54,3 +54,11 @@ def test_both_ways_of_finding_neighbours_give_the_same_pairs(
     assert len(common) >= 0.98 * max(len(in_process), len(searched))
     assert max(abs(in_process[pair] - searched[pair]) for pair in common) < 1e-4
     assert all(paths[row_id].startswith(under) for pair in in_process for row_id in pair)
+    # Each row's crowd, its nearest rows scoring CROWD_MIN_SCORE or more: here its cluster.
+    assert crowds.keys() == searched_crowds.keys() == states.keys()
+    crowd = {(row_id, other) for row_id, others in crowds.items() for other in others}
+    searched_crowd = {
+        (row_id, other) for row_id, others in searched_crowds.items() for other in others
+    }
+    assert len(crowd) > rows
+    assert len(crowd & searched_crowd) >= 0.98 * max(len(crowd), len(searched_crowd))

@@ -19,6 +19,7 @@ from ris.search.recurring import (
     differing_share,
     distinctive_inliers,
     needs_same_picture,
+    own_points,
     recurring_features,
 )
 from ris.search.verify import MIN_INLIERS, Match, Pictures, match
@@ -38,16 +39,20 @@ def photo(photos: list[Path], name: str) -> Image.Image:
         return image.convert("RGB")
 
 
-def templated(photos: list[Path], folder: Path) -> list[Path]:
-    """Ten different photos, each pasted into the same slot of one screenshot-like frame (a
-    quarter of it), as social-network screenshots and memes are."""
+def templated(
+    photos: list[Path], folder: Path, slot: tuple[int, int, int, int] = (100, 250, 400, 300)
+) -> list[Path]:
+    """Ten different photos, each pasted into the same `slot` (left, top, width, height; by
+    default a quarter) of one screenshot-like 600 x 800 frame, as social-network screenshots
+    and memes are."""
     frame = photo(photos, "motorcycle_left.png").resize((600, 800))
+    left, top, width, height = slot
     made = []
     for number, path in enumerate(sorted(photos)[:10]):
         with Image.open(path) as image:
-            slot = image.convert("RGB").resize((400, 300))
+            pasted = image.convert("RGB").resize((width, height))
         screenshot = frame.copy()
-        screenshot.paste(slot, (100, 250))
+        screenshot.paste(pasted, (left, top))
         made.append(folder / f"screenshot-{number}.jpg")
         screenshot.save(made[-1], quality=85)
     return made
@@ -199,3 +204,50 @@ def test_photos_pasted_into_one_page_cropped_apart_are_no_copies_but_the_photo_i
     verdicts = accepted_pairs(pairs, paths, pictures)
     assert [sorted(group) for group in verdicts.joined.sets()] == [[0, 3]]
     assert (verdicts.framed, verdicts.compared) == (3, 3)
+
+
+def test_two_pages_of_one_template_are_no_copies_among_a_crowd_of_its_other_pages(
+    photos: list[Path], pictures: Pictures, tmp_path: Path
+) -> None:
+    """Ten pages of one template, each with another photo and cropped apart. Only the first
+    two are candidates: they verify by the page alone, do not align in place, and nothing is
+    found pasted in a page that is a photo itself, so alone they are taken as copies. The
+    other eight are near them by vector (their crowd): matched with those, the page's
+    features recur, and the pair is compared pixel for pixel and refused."""
+    pages = templated(photos, tmp_path)
+    for number, page in enumerate(pages[1:], start=1):
+        with Image.open(page) as image:
+            # At least 7 feature pixels apart from the first page: not aligned in place.
+            image.crop((15 + 5 * number, 0, image.width, image.height)).save(page, quality=85)
+    pairs = {(0, 1): SCORE}
+    paths = {number: str(page) for number, page in enumerate(pages)}
+    alone = accepted_pairs(pairs, paths, pictures)
+    assert (alone.joined.sets(), alone.compared, alone.framed) == ([[0, 1]], 0, 0)
+    crowds = {0: list(range(2, 10)), 1: list(range(2, 10))}
+    crowded = accepted_pairs(pairs, paths, pictures, crowds=crowds)
+    assert (crowded.joined.sets(), crowded.checked, crowded.compared) == ([], 1, 1)
+
+
+def test_pages_differing_in_a_small_photo_differ_where_their_own_features_are(
+    photos: list[Path], pictures: Pictures, tmp_path: Path
+) -> None:
+    """Pages of one template whose photos cover 6% of the page pass as one picture over the
+    whole page, but not over the cells holding the first page's own features (neither
+    recurring nor agreeing with the second page's: its photo's). A copy still passes with all
+    of its features taken as its own."""
+    pages = templated(photos, tmp_path, slot=(200, 350, 200, 150))[:7]
+    verified = matches_of(pages, pictures)
+    recurring = recurring_features(verified)
+    first, second = (pictures.grey(str(page)) for page in pages[:2])
+    features = pictures.features(str(pages[0]))
+    assert first is not None and second is not None and features is not None
+    content = own_points(features, recurring[0], verified[(0, 1)])
+    assert 0 < len(content) < len(features.points) / 2
+    assert differing_share(first, second, verified[(0, 1)]) <= SAME_PICTURE_DIFFERING
+    assert differing_share(first, second, verified[(0, 1)], content) > SAME_PICTURE_DIFFERING
+    made = copies(photos, tmp_path)
+    original, flatter = pictures.grey(str(made[0])), pictures.grey(str(made[4]))
+    features = pictures.features(str(made[0]))
+    assert original is not None and flatter is not None and features is not None
+    found = matches_of(made, pictures)[(0, 4)]
+    assert differing_share(original, flatter, found, features.points) <= SAME_PICTURE_DIFFERING

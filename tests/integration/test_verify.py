@@ -11,7 +11,7 @@ from ris.files.identity import image_id
 from ris.files.remote import Remote
 from ris.index.base import ImageRecord
 from ris.index.milvus import MilvusIndex
-from ris.search.duplicates import FEATURE_COUNT, FEATURE_SIDE
+from ris.search.duplicates import FEATURE_COUNT, FEATURE_FEW, FEATURE_SIDE
 from ris.search.feature_cache import FeatureCache, KeptFeatures
 from ris.search.image_search import ImageSearch
 from ris.search.keep_features import keep_features
@@ -30,7 +30,7 @@ from ris.search.verify import (
     query_features,
 )
 from ris.search.verify import mirrored as mirrored_features
-from tests.imagefiles import hard_copy
+from tests.imagefiles import hard_copy, write_image
 from tests.placed import CountedSearches, at, record
 
 MAX_PIXELS = 10**8
@@ -340,3 +340,43 @@ def test_a_query_that_verifies_as_a_whole_searches_no_centre(
     counted = CountedSearches(index)
     assert _centre_search(pipeline, counted)(str(copy), 2).results[0].path == str(photos[0])
     assert counted.searches == 1
+
+
+def _squeezed(photo: Path, folder: Path) -> Path:
+    """The photo at half its height and its full width, at JPEG quality 80."""
+    with Image.open(photo) as image:
+        size = (image.width, image.height // 2)
+        squeezed = image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+    return write_image(folder / f"{photo.stem}-squeezed.jpg", squeezed, quality=80)
+
+
+def test_a_squeezed_copy_verifies_by_a_stretched_transform_where_asked(
+    photos: list[Path], tmp_path: Path
+) -> None:
+    """Squeezed to half its height, a photo agrees with its original under no similarity; a
+    stretched transform found for it is a squeeze, and matches no other photo."""
+    settings = (MAX_PIXELS, FEATURE_SIDE, FEATURE_COUNT, FEATURE_FEW)
+    originals = [local_features(str(photo), *settings) for photo in photos]
+    copies = [local_features(str(_squeezed(photo, tmp_path)), *settings) for photo in photos]
+
+    def verified(found: Match | None) -> bool:
+        return found is not None and found.inliers >= MIN_INLIERS
+
+    similar = stretched = 0
+    for copy, original in zip(copies, originals, strict=True):
+        if verified(match(copy, original, MIN_INLIERS)):
+            similar += 1
+            continue
+        found = match(copy, original, MIN_INLIERS, stretch=True)
+        if verified(found):
+            assert found is not None
+            stretched += 1
+            # The copy's rows are half as far apart as the original's: the transform taking
+            # its points onto the original's doubles one direction against the other.
+            smaller, larger = np.linalg.svd(found.transform[:, :2], compute_uv=False)[::-1]
+            assert 0.4 < smaller / larger < 0.6
+    # 7 of the 36 verify under a similarity, 18 more stretched.
+    assert similar < len(photos) / 4 and stretched >= 10
+    for number, copy in enumerate(copies):
+        for other in originals[number + 1 : number + 6]:
+            assert not verified(match(copy, other, MIN_INLIERS, stretch=True))
