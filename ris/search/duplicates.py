@@ -9,7 +9,7 @@ import functools
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Set
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from threading import Lock
@@ -442,15 +442,7 @@ def accepted_pairs(
         matches = {pair: found for pair, found in zip(order, checked, strict=True) if found}
         recurring = recurring_features(matches)
         if crowds:
-            rows = {row for pair in _unheld(matches, recurring) for row in pair}
-            crowd = sorted(
-                {
-                    (min(row, other), max(row, other))
-                    for row in rows
-                    for other in crowds.get(row, ())
-                }
-                - pairs.keys()
-            )
+            crowd = _crowd_pairs(_unheld(matches, recurring), crowds, pairs.keys())
             crowd_checked = _in_chunks(pool, check, crowd, "matching crowds", on_progress)
             crowd_matches = {
                 pair: found for pair, found in zip(crowd, crowd_checked, strict=True) if found
@@ -508,6 +500,19 @@ def _unheld(
     return [
         pair for pair, found in matches.items() if not needs_same_picture(pair, found, recurring)
     ]
+
+
+def _crowd_pairs(
+    unheld: list[tuple[int, int]],
+    crowds: Mapping[int, list[int]],
+    candidates: Set[tuple[int, int]],
+) -> list[tuple[int, int]]:
+    """Each picture of the `unheld` pairs with each row of its crowd it was no candidate with."""
+    rows = {row for pair in unheld for row in pair}
+    return sorted(
+        {(min(row, other), max(row, other)) for row in rows for other in crowds.get(row, ())}
+        - candidates
+    )
 
 
 def _frames(
