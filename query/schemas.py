@@ -97,6 +97,10 @@ class HttpDuplicatesResponse(_Strict):
         description="verified pairs held only by features recurring across many pictures "
         "(a template, a logo, the page around a pasted picture), compared pixel by pixel"
     )
+    weak_pairs: int = Field(
+        description="pairs too few local features agreed on to verify (a smooth wallpaper, a "
+        "flat drawing), compared pixel by pixel"
+    )
     framed_pictures: int = Field(
         description="pictures of verified pairs holding a pasted picture (a screenshot's "
         "photo), whose page's features counted as recurring"

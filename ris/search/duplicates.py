@@ -32,11 +32,11 @@ from ris.search.feature_cache import (
 from ris.search.neighbours import nearest_rows
 from ris.search.recurring import (
     frame_features,
-    is_same_picture,
     needs_same_picture,
     own_points,
     recurring_features,
 )
+from ris.search.same_picture import APART, WEAK_INLIERS, Comparison, compared
 from ris.search.verify import MIN_INLIERS, LocalFeatures, Match, Pictures, match
 from ris.settings import Settings
 
@@ -128,6 +128,9 @@ class DuplicateReport:
     # Verified pairs held only by features recurring across many pictures (or by the frames of
     # pictures pasted into them), compared pixel by pixel (kept when one picture).
     compared_pairs: int
+    # Pairs on which too few features agreed to verify them (a smooth wallpaper, a flat
+    # drawing), compared pixel by pixel (kept when one picture).
+    weak_pairs: int
     # Pictures of verified pairs found holding a pasted picture, whose frames' features counted
     # as recurring.
     framed_pictures: int
@@ -149,6 +152,7 @@ class Verdicts(NamedTuple):
     checked: int  # by local features
     accepted: int
     compared: int  # pixel by pixel, being held by recurring features
+    weak: int  # pixel by pixel, too few features agreeing
     framed: int  # pictures holding a pasted picture
     read: int  # pictures whose local features were extracted
     cached: int  # pictures whose local features were kept from an earlier run
@@ -408,7 +412,9 @@ def accepted_pairs(
     """The images joined, and how many pairs were checked, accepted and compared. Without
     `pictures` every pair is accepted; with it, every pair below IDENTICAL_SCORE must match
     under one geometry, by features that do not recur across many pictures or, failing that,
-    as one picture pixel for pixel (ris/search/recurring.py). Features recur across the
+    as one picture pixel for pixel (ris/search/recurring.py); a pair too few features agree on
+    (WEAK_INLIERS to MIN_INLIERS) must be one picture pixel for pixel, the overlap covering
+    most of the smaller (ris/search/same_picture.py). Features recur across the
     matched pairs and, for the pictures of pairs nothing else holds, across their `crowds`
     (CROWD_MIN_SCORE). Features are taken from the `cache` where it holds the row as `states`
     says it was indexed, and kept there."""
@@ -416,7 +422,7 @@ def accepted_pairs(
     if pictures is None:
         for pair in pairs:
             joined.union(*pair)
-        return Verdicts(joined, 0, len(pairs), 0, 0, 0, 0)
+        return Verdicts(joined, 0, len(pairs), 0, 0, 0, 0, 0)
     identical = [pair for pair, score in pairs.items() if score >= IDENTICAL_SCORE]
     for pair in identical:
         joined.union(*pair)
@@ -435,17 +441,22 @@ def accepted_pairs(
             second = store.get(pair[1], paths[pair[1]]) if first is not None else None
             if first is None or second is None:
                 return None
-            found = match(first, second, MIN_INLIERS, stretch=True)
-            return found if found is not None and found.inliers >= MIN_INLIERS else None
+            agreeing = match(first, second, WEAK_INLIERS, stretch=True)
+            return agreeing if agreeing is not None and agreeing.inliers >= WEAK_INLIERS else None
 
         checked = _in_chunks(pool, check, order, "verifying", on_progress)
-        matches = {pair: found for pair, found in zip(order, checked, strict=True) if found}
+        found = {pair: agreeing for pair, agreeing in zip(order, checked, strict=True) if agreeing}
+        matches = {
+            pair: agreeing for pair, agreeing in found.items() if agreeing.inliers >= MIN_INLIERS
+        }
         recurring = recurring_features(matches)
         if crowds:
             crowd = _crowd_pairs(_unheld(matches, recurring), crowds, pairs.keys())
             crowd_checked = _in_chunks(pool, check, crowd, "matching crowds", on_progress)
             crowd_matches = {
-                pair: found for pair, found in zip(crowd, crowd_checked, strict=True) if found
+                pair: agreeing
+                for pair, agreeing in zip(crowd, crowd_checked, strict=True)
+                if agreeing and agreeing.inliers >= MIN_INLIERS
             }
             recurring = recurring_features({**matches, **crowd_matches})
         # A photo pasted into a page (a screenshot, a frame) is what a copy of it shares with
@@ -458,35 +469,51 @@ def accepted_pairs(
         for row, frame in framed.items():
             recurring.setdefault(row, set()).update(frame)
         held = [
-            pair for pair, found in matches.items() if needs_same_picture(pair, found, recurring)
+            pair
+            for pair, agreeing in matches.items()
+            if needs_same_picture(pair, agreeing, recurring)
         ]
         greys = GreyCache(pictures, paths)
 
-        def same_picture(pair: tuple[int, int]) -> bool:
+        def comparison(pair: tuple[int, int]) -> Comparison:
+            """The pair compared pixel for pixel, the first picture's own features its content."""
             first, second = greys.get(pair[0]), greys.get(pair[1])
             features = store.get(pair[0], paths[pair[0]])
-            return (
-                first is not None
-                and second is not None
-                and features is not None
-                and is_same_picture(
-                    first,
-                    second,
-                    matches[pair],
-                    own_points(features, recurring.get(pair[0], set()), matches[pair]),
-                )
-            )
+            if first is None or second is None or features is None:
+                return APART
+            own = own_points(features, recurring.get(pair[0], set()), found[pair])
+            return compared(first, second, found[pair], own)
 
-        same = _in_chunks(pool, same_picture, held, "comparing pixels", on_progress)
+        same = _in_chunks(
+            pool, lambda pair: comparison(pair).same_picture, held, "comparing pixels", on_progress
+        )
         kept = dict(zip(held, same, strict=True))
-    accepted = [pair for pair in matches if kept.get(pair, True)]
-    for pair in accepted:
+        accepted = [pair for pair in matches if kept.get(pair, True)]
+        for pair in accepted:
+            joined.union(*pair)
+        # Pairs too few features agree on, unless already one group: one picture pixel for
+        # pixel, the overlap covering most of the smaller.
+        weak = [
+            pair
+            for pair, agreeing in found.items()
+            if agreeing.inliers < MIN_INLIERS and joined.find(pair[0]) != joined.find(pair[1])
+        ]
+        confirmed = _in_chunks(
+            pool,
+            lambda pair: comparison(pair).confirms_weak_match,
+            weak,
+            "comparing smooth pairs",
+            on_progress,
+        )
+    smooth = [pair for pair, one in zip(weak, confirmed, strict=True) if one]
+    for pair in smooth:
         joined.union(*pair)
     return Verdicts(
         joined,
         len(order),
-        len(identical) + len(accepted),
+        len(identical) + len(accepted) + len(smooth),
         len(held),
+        len(weak),
         len(framed),
         store.extracted,
         store.cached,
@@ -646,6 +673,7 @@ def find_duplicates(
         verified_pairs=verdicts.checked,
         accepted_pairs=verdicts.accepted,
         compared_pairs=verdicts.compared,
+        weak_pairs=verdicts.weak,
         framed_pictures=verdicts.framed,
         read_pictures=verdicts.read,
         cached_pictures=verdicts.cached,

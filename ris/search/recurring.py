@@ -1,14 +1,13 @@
 """Features that recur across many pictures (a screenshot template, a frame, a logo) prove
 nothing about a pair: a pair held together only by them, or aligned in place as two
-screenshots of one template are, must be one picture, pixel for pixel once aligned, or it is
-no copy. Burstiness, as instance retrieval calls it."""
+screenshots of one template are, must be one picture, pixel for pixel once aligned
+(ris/search/same_picture.py), or it is no copy. Burstiness, as instance retrieval calls it."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
 
-import cv2
 import numpy as np
 
 from ris.search.pasted_pictures import Box
@@ -37,26 +36,6 @@ DISTINCTIVE_SHARE = 0.25
 ALIGNED_SCALE = 0.05
 ALIGNED_DEGREES = 2.0
 ALIGNED_PIXELS = 6.0
-# The same-picture check: both pictures as features are extracted (grey, at most the feature
-# side), the second aligned onto the first, blurred, its grey levels mapped onto the first's
-# by one line, then compared in cells of this many pixels a side...
-CELL = 16
-BLUR_SIGMA = 2.0
-# ...where a cell differs when its mean difference exceeds this many grey levels...
-DIFFERING_LEVELS = 30.0
-# ...and one picture has at most this share of its overlap's cells differing: the smallest
-# share keeping as many hard copies of the development sets as any larger one (0.05-0.15,
-# with the partner count at 2 and 3). The template pairs of the held-out AugLy sets differ in
-# 0.10-0.60 of their cells (5th-95th percentile): the pasted photo.
-SAME_PICTURE_DIFFERING = 0.08
-# A cell counts when this much of it lies in the overlap.
-CELL_OVERLAP = 0.9
-# Where at least this many cells of the first picture hold its own features (own_points),
-# those cells must be one picture too: two screenshots of one template differ only where their
-# pasted photos are, which may be under SAME_PICTURE_DIFFERING of the page. Chosen on augly: 4
-# refused a true pair there, 8 and 16 none (docs/BENCHMARKS.md, "Stretched copies, crowds and
-# content").
-CONTENT_CELLS = 8
 
 
 def recurring_features(matches: Mapping[Pair, Match]) -> dict[int, set[int]]:
@@ -125,66 +104,3 @@ def needs_same_picture(pair: Pair, found: Match, recurring: Mapping[int, set[int
         return True
     distinctive = distinctive_inliers(pair, found, recurring)
     return distinctive < max(MIN_INLIERS, DISTINCTIVE_SHARE * found.inliers)
-
-
-def differing_share(
-    first: np.ndarray, second: np.ndarray, found: Match, content: np.ndarray | None = None
-) -> float:
-    """The share of the first picture's cells, over the part the second covers, that still
-    differ once the second is aligned onto it (grey pictures, in the pixels their features
-    were found at); 1.0 when they hardly overlap. With `content` (points in the first
-    picture), the larger of that and the share among the cells holding them (CONTENT_CELLS)."""
-    flip = np.diag([-1.0 if found.mirrored else 1.0, 1.0, 1.0])
-    onto_second = (np.vstack([found.transform, [0.0, 0.0, 1.0]]) @ flip)[:2]
-    height, width = first.shape
-    first = first.astype(np.float32)
-    second = second.astype(np.float32)
-    warp = cv2.WARP_INVERSE_MAP
-    aligned = cv2.warpAffine(second, onto_second, (width, height), flags=warp | cv2.INTER_LINEAR)
-    covered = (
-        cv2.warpAffine(
-            np.ones_like(second), onto_second, (width, height), flags=warp | cv2.INTER_NEAREST
-        )
-        > 0.5
-    )
-    rows, columns = height // CELL, width // CELL
-    if rows == 0 or columns == 0 or covered.sum() < CELL * CELL:
-        return 1.0
-    first = cv2.GaussianBlur(first, (0, 0), BLUR_SIGMA)
-    aligned = cv2.GaussianBlur(np.where(covered, aligned, 0), (0, 0), BLUR_SIGMA)
-    # One line maps the aligned grey levels onto the first's: contrast and brightness edits.
-    source, target = aligned[covered], first[covered]
-    (slope, offset), *_ = np.linalg.lstsq(
-        np.stack([source, np.ones_like(source)], axis=1), target, rcond=None
-    )
-    difference = np.abs(first - (slope * aligned + offset))
-
-    def cells(values: np.ndarray) -> np.ndarray:
-        return (
-            values[: rows * CELL, : columns * CELL]
-            .reshape(rows, CELL, columns, CELL)
-            .sum(axis=(1, 3))
-        )
-
-    overlap = cells(covered.astype(np.float32))
-    counted = overlap >= CELL_OVERLAP * CELL * CELL
-    if not counted.any():
-        return 1.0
-    mean_difference = cells(np.where(covered, difference, 0)) / np.maximum(overlap, 1)
-    differing = mean_difference > DIFFERING_LEVELS
-    share = float((differing & counted).sum() / counted.sum())
-    if content is not None and len(content):
-        column, row = (content // CELL).astype(int).T  # points are (x, y)
-        inside = (row < rows) & (column < columns)
-        holding = np.zeros_like(counted)
-        holding[row[inside], column[inside]] = True
-        holding &= counted
-        if holding.sum() >= CONTENT_CELLS:
-            share = max(share, float((differing & holding).sum() / holding.sum()))
-    return share
-
-
-def is_same_picture(
-    first: np.ndarray, second: np.ndarray, found: Match, content: np.ndarray | None = None
-) -> bool:
-    return differing_share(first, second, found, content) <= SAME_PICTURE_DIFFERING

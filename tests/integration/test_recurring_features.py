@@ -14,14 +14,13 @@ from PIL import Image, ImageEnhance, ImageOps
 from ris.files.remote import FetchOptions, Remote
 from ris.search.duplicates import FEATURE_COUNT, FEATURE_SIDE, accepted_pairs
 from ris.search.recurring import (
-    SAME_PICTURE_DIFFERING,
     aligned_in_place,
-    differing_share,
     distinctive_inliers,
     needs_same_picture,
     own_points,
     recurring_features,
 )
+from ris.search.same_picture import SAME_PICTURE_DIFFERING, differing_share
 from ris.search.verify import MIN_INLIERS, Match, Pictures, match
 from tests.imagefiles import web_page
 

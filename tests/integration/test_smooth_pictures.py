@@ -1,5 +1,7 @@
 """A faint, smooth picture (a soft wallpaper) and its copy: too few SIFT features to verify at
-the usual contrast threshold, detected again at a lower one for duplicate groups."""
+the usual contrast threshold, detected again at a lower one for duplicate groups. Flat shapes
+on a flat ground, on which fewer features than verification asks for agree: one picture pixel
+for pixel is a copy, a variant with a shape moved is not."""
 
 from __future__ import annotations
 
@@ -7,10 +9,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter
 
 from ris.files.remote import FetchOptions, Remote
 from ris.search.duplicates import FEATURE_COUNT, FEATURE_FEW, FEATURE_SIDE, accepted_pairs
+from ris.search.same_picture import WEAK_INLIERS
 from ris.search.verify import MIN_INLIERS, Pictures, local_features, match
 
 
@@ -71,3 +74,44 @@ def test_a_textured_photo_keeps_the_features_of_the_usual_threshold(photos: list
         assert np.array_equal(rows[np.lexsort(rows.T)], kept_rows[np.lexsort(kept_rows.T)])
         compared += 1
     assert compared >= 6
+
+
+def flat_shapes(seed: int, moved: int = 0) -> Image.Image:
+    """Three ellipses of flat colours on a flat ground, 640 x 400, softened by a 3 px blur (a
+    wallpaper of the ukui kind); the last ellipse `moved` to the right."""
+    rng = np.random.default_rng(seed)
+    width, height = 640, 400
+    image = Image.new("RGB", (width, height), tuple(rng.integers(40, 200, 3).tolist()))
+    draw = ImageDraw.Draw(image)
+    for shape in range(3):
+        (left, right), (top, bottom) = (
+            sorted(rng.integers(0, width, 2)),
+            sorted(rng.integers(0, height, 2)),
+        )
+        shift = moved if shape == 2 else 0
+        draw.ellipse(
+            (left + shift, top, right + 80 + shift, bottom + 80),
+            fill=tuple(rng.integers(0, 255, 3).tolist()),
+        )
+    return image.filter(ImageFilter.GaussianBlur(3))
+
+
+def test_flat_shapes_too_few_features_agree_on_join_when_one_picture_pixel_for_pixel(
+    tmp_path: Path,
+) -> None:
+    original, copy = tmp_path / "original.png", tmp_path / "copy.jpg"
+    flat_shapes(10).save(original)
+    # Cropped on three sides, resized, saved at JPEG 30.
+    flat_shapes(10).crop((53, 40, 640, 360)).resize((420, 240)).save(copy, quality=30)
+    variant_of, variant = tmp_path / "variant_of.png", tmp_path / "variant.jpg"
+    flat_shapes(4).save(variant_of)
+    flat_shapes(4, moved=40).save(variant, quality=30)
+    pictures = Pictures(Remote(FetchOptions()), 10**8, FEATURE_SIDE, FEATURE_COUNT, FEATURE_FEW)
+    for first, second, joined in ((copy, original, True), (variant, variant_of, False)):
+        features = [pictures.features(str(path)) for path in (first, second)]
+        found = match(*features)  # type: ignore[arg-type]
+        # Fewer features agree than verification asks for: the pixels decide.
+        assert found is not None and WEAK_INLIERS <= found.inliers < MIN_INLIERS, found
+        verdicts = accepted_pairs({(0, 1): 0.9}, {0: str(first), 1: str(second)}, pictures)
+        assert (verdicts.weak, verdicts.accepted) == (1, int(joined))
+        assert verdicts.joined.sets() == ([[0, 1]] if joined else [])
