@@ -42,8 +42,8 @@ CONTENT_CELLS = 8
 # WEAK_COVER of the smaller picture (a copy lies within its original; two overlapping tiles of
 # one wallpaper do not). Chosen on augly's and copydetect's candidate pairs that no 10 features
 # verified: 4, 0.93 and 0.8 took 22 mild and 17 hard true pairs of augly, 3 and 20 of
-# copydetect, and none of their 11,268 wrong ones; at 0.9, one wrong pair of each passed
-# (docs/BENCHMARKS.md, "Smooth pairs confirmed pixel for pixel").
+# copydetect, and none of their 11,268 wrong ones; at 0.9, two tiles of one wallpaper passed,
+# a pair both sets hold (docs/BENCHMARKS.md, "Smooth pairs confirmed pixel for pixel").
 WEAK_INLIERS = 4
 WEAK_CORRELATION = 0.93
 WEAK_COVER = 0.8
