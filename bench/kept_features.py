@@ -55,6 +55,8 @@ SETS = (
     "augly2-mild",
     "augly3-hard",
     "augly3-mild",
+    "augly4-hard",
+    "augly4-mild",
 )
 TOP_K = 10
 
