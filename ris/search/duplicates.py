@@ -436,13 +436,13 @@ def accepted_pairs(
         threadpool_limits(1, user_api="blas"),
     ):
 
-        def check(pair: tuple[int, int]) -> Match | None:
+        def check(pair: tuple[int, int], at_least: int = WEAK_INLIERS) -> Match | None:
             first = store.get(pair[0], paths[pair[0]])
             second = store.get(pair[1], paths[pair[1]]) if first is not None else None
             if first is None or second is None:
                 return None
-            agreeing = match(first, second, WEAK_INLIERS, stretch=True)
-            return agreeing if agreeing is not None and agreeing.inliers >= WEAK_INLIERS else None
+            agreeing = match(first, second, at_least, stretch=True)
+            return agreeing if agreeing is not None and agreeing.inliers >= at_least else None
 
         checked = _in_chunks(pool, check, order, "verifying", on_progress)
         found = {pair: agreeing for pair, agreeing in zip(order, checked, strict=True) if agreeing}
@@ -452,11 +452,15 @@ def accepted_pairs(
         recurring = recurring_features(matches)
         if crowds:
             crowd = _crowd_pairs(_unheld(matches, recurring), crowds, pairs.keys())
-            crowd_checked = _in_chunks(pool, check, crowd, "matching crowds", on_progress)
+            # Only verified matches count here: pairs short of MIN_INLIERS ratio matches stop
+            # before RANSAC.
+            crowd_checked = _in_chunks(
+                pool, lambda pair: check(pair, MIN_INLIERS), crowd, "matching crowds", on_progress
+            )
             crowd_matches = {
                 pair: agreeing
                 for pair, agreeing in zip(crowd, crowd_checked, strict=True)
-                if agreeing and agreeing.inliers >= MIN_INLIERS
+                if agreeing
             }
             recurring = recurring_features({**matches, **crowd_matches})
         # A photo pasted into a page (a screenshot, a frame) is what a copy of it shares with

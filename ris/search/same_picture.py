@@ -157,10 +157,3 @@ def _differing_share(
         if holding.sum() >= CONTENT_CELLS:
             share = max(share, float((differing & holding).sum() / holding.sum()))
     return share
-
-
-def differing_share(
-    first: np.ndarray, second: np.ndarray, found: Match, content: np.ndarray | None = None
-) -> float:
-    """`compared(...).differing`: the share of the overlap's cells that differ."""
-    return compared(first, second, found, content).differing

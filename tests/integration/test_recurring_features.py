@@ -20,7 +20,7 @@ from ris.search.recurring import (
     own_points,
     recurring_features,
 )
-from ris.search.same_picture import SAME_PICTURE_DIFFERING, differing_share
+from ris.search.same_picture import SAME_PICTURE_DIFFERING, compared
 from ris.search.verify import MIN_INLIERS, Match, Pictures, match
 from tests.imagefiles import web_page
 
@@ -137,16 +137,16 @@ def test_the_pixel_comparison_sees_a_pasted_photo_and_not_an_edit(
         (made, (1, 5), True),  # half size against a crop
     ):
         found = matches_of(group, pictures)[(first, second)]
-        share = differing_share(
+        share = compared(
             pictures.grey(str(group[first])),  # type: ignore[arg-type]
             pictures.grey(str(group[second])),  # type: ignore[arg-type]
             found,
-        )
+        ).differing
         assert (share <= SAME_PICTURE_DIFFERING) == expected, share
     grey = pictures.grey(str(made[0]))
     assert grey is not None
     identity = Match(np.zeros(0, int), np.zeros(0, int), np.eye(2, 3), False)
-    assert differing_share(grey, grey, identity) == 0.0
+    assert compared(grey, grey, identity).differing == 0.0
 
 
 def test_two_photos_pasted_into_one_page_are_no_copies_though_few_pages_share_it(
@@ -242,11 +242,11 @@ def test_pages_differing_in_a_small_photo_differ_where_their_own_features_are(
     assert first is not None and second is not None and features is not None
     content = own_points(features, recurring[0], verified[(0, 1)])
     assert 0 < len(content) < len(features.points) / 2
-    assert differing_share(first, second, verified[(0, 1)]) <= SAME_PICTURE_DIFFERING
-    assert differing_share(first, second, verified[(0, 1)], content) > SAME_PICTURE_DIFFERING
+    assert compared(first, second, verified[(0, 1)]).differing <= SAME_PICTURE_DIFFERING
+    assert compared(first, second, verified[(0, 1)], content).differing > SAME_PICTURE_DIFFERING
     made = copies(photos, tmp_path)
     original, flatter = pictures.grey(str(made[0])), pictures.grey(str(made[4]))
     features = pictures.features(str(made[0]))
     assert original is not None and flatter is not None and features is not None
     found = matches_of(made, pictures)[(0, 4)]
-    assert differing_share(original, flatter, found, features.points) <= SAME_PICTURE_DIFFERING
+    assert compared(original, flatter, found, features.points).differing <= SAME_PICTURE_DIFFERING
