@@ -479,14 +479,25 @@ def accepted_pairs(
         ]
         greys = GreyCache(pictures, paths)
 
-        def comparison(pair: tuple[int, int]) -> Comparison:
-            """The pair compared pixel for pixel, the first picture's own features its content."""
+        def comparison(pair: tuple[int, int], agreeing: Match | None = None) -> Comparison:
+            """The pair compared pixel for pixel, aligned by `agreeing` (by default its match),
+            the first picture's own features its content."""
+            agreeing = agreeing or found[pair]
             first, second = greys.get(pair[0]), greys.get(pair[1])
             features = store.get(pair[0], paths[pair[0]])
             if first is None or second is None or features is None:
                 return APART
-            own = own_points(features, recurring.get(pair[0], set()), found[pair])
-            return compared(first, second, found[pair], own)
+            own = own_points(features, recurring.get(pair[0], set()), agreeing)
+            return compared(first, second, agreeing, own)
+
+        def confirms_weak_match(pair: tuple[int, int]) -> bool:
+            """One picture pixel for pixel as matched, or else matched the other way round:
+            matching is not symmetric, and the way round decides which picture is warped."""
+            if comparison(pair).confirms_weak_match:
+                return True
+            reverse = (pair[1], pair[0])
+            agreeing = check(reverse)
+            return agreeing is not None and comparison(reverse, agreeing).confirms_weak_match
 
         same = _in_chunks(
             pool, lambda pair: comparison(pair).same_picture, held, "comparing pixels", on_progress
@@ -504,7 +515,7 @@ def accepted_pairs(
         ]
         confirmed = _in_chunks(
             pool,
-            lambda pair: comparison(pair).confirms_weak_match,
+            confirms_weak_match,
             weak,
             "comparing smooth pairs",
             on_progress,

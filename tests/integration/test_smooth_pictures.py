@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from ris.files.remote import FetchOptions, Remote
 from ris.search.duplicates import FEATURE_COUNT, FEATURE_FEW, FEATURE_SIDE, accepted_pairs
-from ris.search.same_picture import WEAK_INLIERS
+from ris.search.same_picture import WEAK_INLIERS, compared
 from ris.search.verify import MIN_INLIERS, Pictures, local_features, match
 
 
@@ -115,3 +115,22 @@ def test_flat_shapes_too_few_features_agree_on_join_when_one_picture_pixel_for_p
         verdicts = accepted_pairs({(0, 1): 0.9}, {0: str(first), 1: str(second)}, pictures)
         assert (verdicts.weak, verdicts.accepted) == (1, int(joined))
         assert verdicts.joined.sets() == ([[0, 1]] if joined else [])
+
+
+def test_a_smooth_pair_not_one_picture_as_matched_is_compared_the_other_way_round(
+    tmp_path: Path,
+) -> None:
+    """Matching is not symmetric: here the original warped onto its copy's frame correlates
+    too little, while the copy warped onto the original's is one picture."""
+    original, copy = tmp_path / "original.png", tmp_path / "copy.jpg"
+    flat_shapes(33).save(original)
+    flat_shapes(33).crop((53, 40, 640, 360)).resize((420, 240)).save(copy, quality=30)
+    pictures = Pictures(Remote(FetchOptions()), 10**8, FEATURE_SIDE, FEATURE_COUNT, FEATURE_FEW)
+    greys = [pictures.grey(str(path)) for path in (original, copy)]
+    features = [pictures.features(str(path)) for path in (original, copy)]
+    forward = match(*features, WEAK_INLIERS, stretch=True)  # type: ignore[arg-type]
+    assert forward is not None and WEAK_INLIERS <= forward.inliers < MIN_INLIERS, forward
+    assert not compared(*greys, forward).confirms_weak_match  # type: ignore[arg-type]
+    verdicts = accepted_pairs({(0, 1): 0.9}, {0: str(original), 1: str(copy)}, pictures)
+    assert (verdicts.weak, verdicts.accepted) == (1, 1)
+    assert verdicts.joined.sets() == [[0, 1]]
