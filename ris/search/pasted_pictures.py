@@ -38,9 +38,9 @@ MOST_REGIONS = 2
 # on every channel, whose facing sides run the same length: left and right bars of one top and
 # height, or top and bottom bars of one left and width, to within BAR_SLACK pixels of the
 # shrunk picture. A bar fills this share of its box (a narrow one loses its edges to the
-# flatness window), and runs at least BAR_LENGTH of the
-# picture's longer side. Its picture may share the screenshot's background colour (an object
-# on white), so the bars, not the colours, tell where it is.
+# flatness window), and runs at least BAR_LENGTH of the picture's longer side. Its picture may
+# share the screenshot's background colour (an object on white), so the bars, not the colours,
+# tell where it is.
 BAR_LEVEL = 40
 BAR_FILL = 0.8
 BAR_LENGTH = 0.1
@@ -55,8 +55,9 @@ Box = tuple[float, float, float, float]
 
 
 def pasted_boxes(rgb: np.ndarray) -> list[Box]:
-    """Boxes (left, top, right, bottom as shares of the width and height) of the largest
-    regions of an RGB array that stand out from a flat background, largest first."""
+    """Boxes (left, top, right, bottom as shares of the width and height) of the pictures
+    between letterbox bars in an RGB array, then of its largest regions that stand out from a
+    flat background, each largest first, at most MOST_REGIONS in all."""
     height, width = rgb.shape[:2]
     scale = FIND_SIDE / max(height, width)
     if scale < 1:
@@ -70,7 +71,6 @@ def pasted_boxes(rgb: np.ndarray) -> list[Box]:
     square = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
     solid = cv2.morphologyEx((~background).astype(np.uint8), cv2.MORPH_OPEN, square)
     _, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=4)
-    small_height, small_width = rgb.shape[:2]
     boxes = []
     for label in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:MOST_REGIONS]:
         left, top, box_width, box_height = (int(value) for value in stats[label, :4])
