@@ -59,6 +59,8 @@ FAMILIES = {
     "augly2": ("augly2-mild", {s: f"augly2-{s}" for s in STRENGTHS}),
     "augly3": ("augly3-mild", {s: f"augly3-{s}" for s in STRENGTHS}),
     "augly4": ("augly4-mild", {s: f"augly4-{s}" for s in STRENGTHS}),
+    # Made before letterboxed pictures inside screenshots were looked for (2026-12-06).
+    "augly5": ("augly5-mild", {s: f"augly5-{s}" for s in STRENGTHS}),
 }
 SYNTHETIC_BATCH = 2048
 # Synthetic rows written between flushes. Milvus Lite flushes a full memtable inside the write
@@ -301,7 +303,7 @@ def main() -> None:
         nargs="+",
         default=["copydetect", "augly"],
         choices=list(FAMILIES),
-        help="families (default: copydetect and augly; augly2, augly3 and augly4 as asked)",
+        help="families (default: copydetect and augly; augly2 to augly5 as asked)",
     )
     parser.add_argument("--json", type=Path, help="Also merge the figures into this JSON file.")
     arguments = parser.parse_args()

@@ -57,6 +57,8 @@ SETS = (
     "augly3-mild",
     "augly4-hard",
     "augly4-mild",
+    "augly5-hard",
+    "augly5-mild",
 )
 TOP_K = 10
 

@@ -16,6 +16,8 @@ is missing or was made by an older recipe. Names and layouts:
   pictures, designed with both earlier families' mild misses in view.
 - `augly4-mild`, `augly4-hard`: the same from a fourth seed, held out from duplicate groups'
   rules chosen with augly3's wrong pairs in view.
+- `augly5-mild`, `augly5-hard`: the same from a fifth seed, held out from the search of
+  letterboxed pictures inside screenshots, designed with augly3's and augly4's misses in view.
 
 Each holds a `manifest.json` (counts, sources and their versions, seed, selection rules).
 """

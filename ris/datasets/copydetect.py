@@ -460,8 +460,12 @@ AUGLY3_RECIPE = _augly_again("augly3", AUGLY3_SEED)
 # augly3 pairs they still get wrong could be looked at with a family left unseen.
 AUGLY4_SEED = 20270107
 AUGLY4_RECIPE = _augly_again("augly4", AUGLY4_SEED)
+# A fifth, made before letterboxed pictures inside screenshots were looked for, which was
+# designed with augly3's and augly4's search misses in view.
+AUGLY5_SEED = 20270114
+AUGLY5_RECIPE = _augly_again("augly5", AUGLY5_SEED)
 # Each family's recipe by its prefix: sets `<prefix>-mild` and `<prefix>-hard`.
 RECIPES = {
     recipe.prefix: recipe
-    for recipe in (RECIPE, AUGLY_RECIPE, AUGLY2_RECIPE, AUGLY3_RECIPE, AUGLY4_RECIPE)
+    for recipe in (RECIPE, AUGLY_RECIPE, AUGLY2_RECIPE, AUGLY3_RECIPE, AUGLY4_RECIPE, AUGLY5_RECIPE)
 }

@@ -3,6 +3,8 @@ letterboxed picture), searched again when nothing the whole query found verifies
 
 from __future__ import annotations
 
+import itertools
+
 import cv2
 import numpy as np
 
@@ -31,6 +33,18 @@ REGION_AREA = (0.03, 0.8)
 RECTANGULAR = 0.75
 # The largest regions searched, largest first: a screenshot may hold an ad beside the picture.
 MOST_REGIONS = 2
+# A letterboxed picture (a video frame, a portrait photo fitted into a wider box: AugLy's
+# screenshots fit a picture so) lies between two solid bars of flat dark fill, this dark at most
+# on every channel, whose facing sides run the same length: left and right bars of one top and
+# height, or top and bottom bars of one left and width, to within BAR_SLACK pixels of the
+# shrunk picture. A bar fills this share of its box (a narrow one loses its edges to the
+# flatness window), and runs at least BAR_LENGTH of the picture's longer side. Its picture may
+# share the screenshot's background colour (an object on white), so the bars, not the colours,
+# tell where it is.
+BAR_LEVEL = 40
+BAR_FILL = 0.8
+BAR_LENGTH = 0.1
+BAR_SLACK = 2
 # Decoded at least this many pixels on a side before the cut: a pasted picture a fifth of a
 # screenshot's width still gets what local features (ris/search/verify.py's MAX_SIDE) use.
 DECODE_SIDE = 1600
@@ -41,21 +55,22 @@ Box = tuple[float, float, float, float]
 
 
 def pasted_boxes(rgb: np.ndarray) -> list[Box]:
-    """Boxes (left, top, right, bottom as shares of the width and height) of the largest
-    regions of an RGB array that stand out from a flat background, largest first."""
+    """Boxes (left, top, right, bottom as shares of the width and height) of the pictures
+    between letterbox bars in an RGB array, then of its largest regions that stand out from a
+    flat background, each largest first, at most MOST_REGIONS in all."""
     height, width = rgb.shape[:2]
     scale = FIND_SIDE / max(height, width)
     if scale < 1:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    letterboxed = _between_bars(rgb)
     background = _background(rgb)
     if background is None:
-        return []
+        return letterboxed[:MOST_REGIONS]
     side = max(3, round(max(rgb.shape[:2]) * OPENING_SHARE))
     square = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
     solid = cv2.morphologyEx((~background).astype(np.uint8), cv2.MORPH_OPEN, square)
     _, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=4)
-    small_height, small_width = rgb.shape[:2]
     boxes = []
     for label in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:MOST_REGIONS]:
         left, top, box_width, box_height = (int(value) for value in stats[label, :4])
@@ -70,12 +85,64 @@ def pasted_boxes(rgb: np.ndarray) -> list[Box]:
         ring = FLAT_WINDOW // 2
         left, right = left + columns[0] + ring, left + columns[-1] + 1 - ring
         top, bottom = top + rows[0] + ring, top + rows[-1] + 1 - ring
-        area = max(0, right - left) * max(0, bottom - top) / (small_width * small_height)
-        if REGION_AREA[0] <= area <= REGION_AREA[1]:
-            boxes.append(
-                (left / small_width, top / small_height, right / small_width, bottom / small_height)
-            )
-    return boxes
+        if _area((left, top, right, bottom), rgb.shape) and not any(
+            _overlapping((left, top, right, bottom), inner) for inner in letterboxed
+        ):
+            boxes.append((left, top, right, bottom))
+    return [_shares(box, rgb.shape) for box in letterboxed + boxes][:MOST_REGIONS]
+
+
+def _area(box: Box, shape: tuple[int, ...]) -> bool:
+    """Whether the box (in pixels) covers a share of the picture in REGION_AREA."""
+    left, top, right, bottom = box
+    area = max(0.0, right - left) * max(0.0, bottom - top) / (shape[0] * shape[1])
+    return REGION_AREA[0] <= area <= REGION_AREA[1]
+
+
+def _shares(box: Box, shape: tuple[int, ...]) -> Box:
+    """A box in pixels as shares of the picture's width and height."""
+    left, top, right, bottom = box
+    return (left / shape[1], top / shape[0], right / shape[1], bottom / shape[0])
+
+
+def _overlapping(first: Box, second: Box) -> bool:
+    """Whether two boxes share more than half the smaller one's area."""
+    width = min(first[2], second[2]) - max(first[0], second[0])
+    height = min(first[3], second[3]) - max(first[1], second[1])
+    smaller = min((box[2] - box[0]) * (box[3] - box[1]) for box in (first, second))
+    return width > 0 and height > 0 and width * height > smaller / 2
+
+
+def _between_bars(rgb: np.ndarray) -> list[Box]:
+    """Boxes (in pixels) of the pictures between pairs of facing letterbox bars, largest
+    first."""
+    flat = _flatness(rgb) < FLAT_STD
+    dark = flat & (rgb.max(axis=2) <= BAR_LEVEL)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(dark.astype(np.uint8), connectivity=4)
+    length = BAR_LENGTH * max(rgb.shape[:2])
+    bars = [
+        (int(left), int(top), int(left + width), int(top + height))
+        for left, top, width, height, area in stats[1:count].tolist()
+        if area >= BAR_FILL * width * height and max(width, height) >= length
+    ]
+    boxes: list[Box] = []
+    for first, second in itertools.permutations(bars, 2):
+        # Left and right bars of one top and height, then top and bottom of one left and width.
+        for near, far, across in ((0, 2, (1, 3)), (1, 3, (0, 2))):
+            facing = all(abs(first[side] - second[side]) <= BAR_SLACK for side in across)
+            if facing and first[far] < second[near]:
+                sides = [float(side) for side in first]
+                sides[near], sides[far] = first[far], second[near]
+                box = (sides[0], sides[1], sides[2], sides[3])
+                if _area(box, rgb.shape):
+                    boxes.append(box)
+    # A picture between nested bars (a pair inside a wider pair) is the innermost.
+    boxes.sort(key=lambda box: (box[2] - box[0]) * (box[3] - box[1]))
+    inner: list[Box] = []
+    for box in boxes:
+        if not any(_overlapping(box, kept) for kept in inner):
+            inner.append(box)
+    return sorted(inner, key=lambda box: -(box[2] - box[0]) * (box[3] - box[1]))
 
 
 def _background(rgb: np.ndarray) -> np.ndarray | None:
@@ -93,11 +160,15 @@ def _background(rgb: np.ndarray) -> np.ndarray | None:
         low = np.clip(colour - BACKGROUND_TOLERANCE, 0, 255)
         high = np.clip(colour + BACKGROUND_TOLERANCE, 0, 255)
         near |= cv2.inRange(rgb, np.ceil(low), np.floor(high)) > 0
+    return near & (_flatness(rgb) < FLAT_STD)
+
+
+def _flatness(rgb: np.ndarray) -> np.ndarray:
+    """Each pixel's grey standard deviation over the FLAT_WINDOW square around it."""
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
     window = (FLAT_WINDOW, FLAT_WINDOW)
     mean = cv2.blur(grey, window)
-    spread = np.sqrt(np.maximum(cv2.blur(grey * grey, window) - mean * mean, 0))
-    return near & (spread < FLAT_STD)
+    return np.sqrt(np.maximum(cv2.blur(grey * grey, window) - mean * mean, 0))
 
 
 def pasted_pictures(source: ImageSource, max_pixels: int) -> list[bytes]:

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import cast
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from ris.embedding.pipeline import EmbeddingPipeline
 from ris.index.milvus import MilvusIndex
@@ -56,6 +56,34 @@ def test_a_letterboxed_photo_is_cut_out_of_its_bars(photos: list[Path], tmp_path
     with Image.open(framed) as image:
         found = pasted_boxes(np.asarray(image))
     assert found and _near(found[0], box, (600, 600))
+
+
+def _boxed_drawing(folder: Path, size: tuple[int, int]) -> tuple[Path, tuple[int, int, int, int]]:
+    """A dark red triangle drawn on white, `size`, fitted into a black 480 x 360 box (bars on
+    two facing sides, as a screenshot fits a picture); the drawing's box in it."""
+    drawing = Image.new("RGB", size, "white")
+    width, height = size
+    ImageDraw.Draw(drawing).polygon(
+        [(width * 0.2, height * 0.8), (width * 0.5, height * 0.2), (width * 0.8, height * 0.8)],
+        fill=(140, 20, 30),
+    )
+    boxed = Image.new("RGB", (480, 360))
+    left, top = (480 - width) // 2, (360 - height) // 2
+    boxed.paste(drawing, (left, top))
+    path = folder / f"boxed-{width}x{height}.png"
+    boxed.save(path)
+    return path, (left, top, left + width, top + height)
+
+
+def test_a_drawing_on_white_boxed_between_bars_in_a_white_post_is_found(tmp_path: Path) -> None:
+    """Its white is the post's: only the bars tell where the picture is, left and right or
+    above and below."""
+    for size in ((240, 360), (480, 200)):
+        boxed, (left, top, right, bottom) = _boxed_drawing(tmp_path, size)
+        page, (x, y, _, _) = web_page(boxed, tmp_path)
+        with Image.open(page) as image:
+            found = pasted_boxes(np.asarray(image.convert("RGB")))
+        assert found and _near(found[0], (x + left, y + top, x + right, y + bottom), PAGE), size
 
 
 def test_ordinary_photos_rarely_have_a_pasted_picture(photos: list[Path]) -> None:
