@@ -30,13 +30,14 @@ from ris.search.feature_cache import (
     open_feature_cache,
 )
 from ris.search.neighbours import nearest_rows
+from ris.search.pasted_pictures import Box
 from ris.search.recurring import (
     frame_features,
     needs_same_picture,
     own_points,
     recurring_features,
 )
-from ris.search.same_picture import APART, WEAK_INLIERS, Comparison, compared
+from ris.search.same_picture import APART, WEAK_INLIERS, Comparison, cell_centres, compared
 from ris.search.verify import MIN_INLIERS, LocalFeatures, Match, Pictures, match
 from ris.settings import Settings
 
@@ -467,8 +468,9 @@ def accepted_pairs(
         # the photo: the page's features count as recurring. Looked for only in the pictures
         # of pairs nothing else holds.
         unheld = _unheld(matches, recurring)
+        pasted = PastedCache(pictures, paths)
         framed = _frames(
-            pool, store, sorted({row for pair in unheld for row in pair}), paths, on_progress
+            pool, store, pasted, sorted({row for pair in unheld for row in pair}), on_progress
         )
         for row, frame in framed.items():
             recurring.setdefault(row, set()).update(frame)
@@ -481,14 +483,15 @@ def accepted_pairs(
 
         def comparison(pair: tuple[int, int], agreeing: Match | None = None) -> Comparison:
             """The pair compared pixel for pixel, aligned by `agreeing` (by default its match),
-            the first picture's own features its content."""
+            the first picture's own features and the pictures pasted in it its content."""
             agreeing = agreeing or found[pair]
             first, second = greys.get(pair[0]), greys.get(pair[1])
             features = store.get(pair[0], paths[pair[0]])
             if first is None or second is None or features is None:
                 return APART
             own = own_points(features, recurring.get(pair[0], set()), agreeing)
-            return compared(first, second, agreeing, own)
+            content = np.concatenate([own, cell_centres(pasted.get(pair[0]) or [])])
+            return compared(first, second, agreeing, content)
 
         def confirms_weak_match(pair: tuple[int, int]) -> bool:
             """One picture pixel for pixel as matched, or else matched the other way round:
@@ -560,15 +563,15 @@ def _crowd_pairs(
 def _frames(
     pool: ThreadPoolExecutor,
     store: FeatureStore,
+    pasted: PastedCache,
     rows: list[int],
-    paths: dict[int, str],
     on_progress: Progress,
 ) -> dict[int, set[int]]:
     """The frame features (recurring.frame_features) of the rows holding a pasted picture."""
 
     def frame(row: int) -> set[int]:
-        boxes = store.pictures.pasted_boxes(paths[row])
-        features = store.get(row, paths[row]) if boxes else None
+        boxes = pasted.get(row)
+        features = store.get(row, pasted.paths[row]) if boxes else None
         return set() if features is None or boxes is None else frame_features(features, boxes)
 
     frames = _in_chunks(pool, frame, rows, "finding pasted pictures", on_progress)
@@ -599,6 +602,17 @@ class GreyCache:
     def __init__(self, pictures: Pictures, paths: dict[int, str], size: int = 256):
         self.get: Callable[[int], np.ndarray | None] = functools.lru_cache(maxsize=size)(
             lambda row_id: pictures.grey(paths[row_id])
+        )
+
+
+class PastedCache:
+    """The boxes of the pictures pasted in each picture (Pictures.pasted_boxes), found once a
+    picture; None when it cannot be read. Two threads may look at one picture at once."""
+
+    def __init__(self, pictures: Pictures, paths: dict[int, str]):
+        self.paths = paths
+        self.get: Callable[[int], list[Box] | None] = functools.cache(
+            lambda row_id: pictures.pasted_boxes(paths[row_id])
         )
 
 

@@ -7,11 +7,13 @@ features agree."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from ris.search.pasted_pictures import Box
 from ris.search.verify import Match
 
 # The same-picture check: both pictures as features are extracted (grey, at most the feature
@@ -28,9 +30,10 @@ DIFFERING_LEVELS = 30.0
 SAME_PICTURE_DIFFERING = 0.08
 # A cell counts when this much of it lies in the overlap.
 CELL_OVERLAP = 0.9
-# Where at least this many cells of the first picture hold its own features (own_points),
-# those cells must be one picture too: two screenshots of one template differ only where their
-# pasted photos are, which may be under SAME_PICTURE_DIFFERING of the page. Chosen on augly: 4
+# Where at least this many cells of the first picture hold its own features (own_points), or
+# lie inside a picture pasted in it (cell_centres: a smooth photo has few features), those cells
+# must be one picture too: two screenshots of one template differ only where their pasted
+# photos are, which may be under SAME_PICTURE_DIFFERING of the page. Chosen on augly: 4
 # refused a true pair there, 8 and 16 none (docs/BENCHMARKS.md, "Stretched copies, crowds and
 # content").
 CONTENT_CELLS = 8
@@ -73,6 +76,20 @@ class Comparison:
 
 
 APART = Comparison(1.0, 0.0, 0.0)
+
+
+def cell_centres(boxes: Sequence[Box]) -> np.ndarray:
+    """(x, y) of the centre of every CELL inside the boxes (in a picture's pixels): as
+    `content`, they make the cells of pictures pasted in the first picture count too."""
+    centres = [
+        (x, y)
+        for left, top, right, bottom in boxes
+        for y in np.arange(top // CELL * CELL + CELL / 2, bottom, CELL)
+        if y >= top
+        for x in np.arange(left // CELL * CELL + CELL / 2, right, CELL)
+        if x >= left
+    ]
+    return np.array(centres, dtype=np.float32).reshape(-1, 2)
 
 
 def compared(

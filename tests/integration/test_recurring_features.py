@@ -250,3 +250,34 @@ def test_pages_differing_in_a_small_photo_differ_where_their_own_features_are(
     assert original is not None and flatter is not None and features is not None
     found = matches_of(made, pictures)[(0, 4)]
     assert compared(original, flatter, found, features.points).differing <= SAME_PICTURE_DIFFERING
+
+
+def ramp(width: int, height: int, rising: bool) -> Image.Image:
+    """Grey levels 20-230 from left to right (or right to left): smooth, a few features."""
+    levels = np.linspace(20, 230, width, dtype=np.float32)[None, :].repeat(height, axis=0)
+    return Image.fromarray(np.ascontiguousarray(levels[:, :: 1 if rising else -1]).astype(np.uint8))
+
+
+def test_two_pages_of_one_template_differing_only_in_their_smooth_pasted_pictures_stay_apart(
+    tmp_path: Path,
+) -> None:
+    """The pasted pictures are under 8% of the page, and too smooth to hold features of their
+    own: their cells, found as pasted pictures, must be one picture too. A copy of the page
+    (half size, JPEG 50) still joins it."""
+    pages = []
+    for rising in (True, False):
+        folder = tmp_path / f"rising-{rising}"
+        folder.mkdir()
+        ramp(320, 240, rising).convert("RGB").save(folder / "ramp.png")
+        pages.append(web_page(folder / "ramp.png", folder, width=300)[0])
+    copy = tmp_path / "copy.jpg"
+    with Image.open(pages[0]) as page:
+        page.resize((page.width // 2, page.height // 2)).save(copy, quality=50)
+    pictures = Pictures(Remote(FetchOptions()), 10**8, FEATURE_SIDE, FEATURE_COUNT)
+    boxes = [pictures.pasted_boxes(str(page)) for page in pages]
+    assert all(found and len(found) == 1 for found in boxes), boxes
+    paths = {0: str(pages[0]), 1: str(pages[1]), 2: str(copy)}
+    apart = accepted_pairs({(0, 1): SCORE}, paths, pictures)
+    assert (apart.compared, apart.accepted, apart.joined.sets()) == (1, 0, [])
+    joined = accepted_pairs({(0, 2): SCORE}, paths, pictures)
+    assert joined.joined.sets() == [[0, 2]]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ris.search.same_picture import WEAK_COVER, compared
+from ris.search.same_picture import WEAK_COVER, cell_centres, compared
 from ris.search.verify import Match
 
 
@@ -73,3 +73,11 @@ def test_pictures_that_hardly_overlap_differ_everywhere() -> None:
     nothing = compared(first, first, shifted(320, 0))
     assert (nothing.differing, nothing.correlation, nothing.cover) == (1.0, 0.0, 0.0)
     assert not strip.confirms_weak_match and not nothing.confirms_weak_match
+
+
+def test_cell_centres_cover_the_cells_inside_a_box() -> None:
+    """A box from (20, 10) to (70, 40) holds cell centres 24-56 across and 24 down (cells of
+    16 px whose centre lies inside it); an empty list of boxes holds none."""
+    centres = cell_centres([(20.0, 10.0, 70.0, 40.0)])
+    assert sorted(map(tuple, centres.tolist())) == [(x, 24.0) for x in (24.0, 40.0, 56.0)]
+    assert cell_centres([]).shape == (0, 2)
