@@ -11,7 +11,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from contextlib import ExitStack
 from pathlib import Path
 
 from ris.errors import ServiceUnavailableError
@@ -20,9 +21,23 @@ log = logging.getLogger(__name__)
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int, besides: Collection[int] = ()) -> list[int]:
+    """`count` different free loopback ports, none of them in `besides`. The probes stay bound
+    until all are found: a port released by one probe can be handed to the next, and two of a
+    server's components on one port abort it (a Milvus whose etcd peer port was its query
+    coordinator's, 2026-12-06)."""
+    with ExitStack() as probes:
+        ports: list[int] = []
+        while len(ports) < count:
+            probe = probes.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+            if port not in besides:
+                ports.append(port)
+        return ports
 
 
 def redis_server_binary() -> str:
@@ -224,13 +239,12 @@ class LocalMilvusServer(LocalService):
         self._pick_internal_ports()
 
     def _pick_internal_ports(self) -> None:
-        self.ports = {key: free_port() for key in self._PORT_KEYS[1:]}
-        self.ports["proxy_port"] = self.port
-        self.metrics_port, self.etcd_client_port, self.etcd_peer_port = (
-            free_port(),
-            free_port(),
-            free_port(),
+        keys = self._PORT_KEYS[1:]
+        *internal, self.metrics_port, self.etcd_client_port, self.etcd_peer_port = free_ports(
+            len(keys) + 3, besides={self.port}
         )
+        self.ports = dict(zip(keys, internal, strict=True))
+        self.ports["proxy_port"] = self.port
 
     def _configure(self, attempts: int = 5) -> dict[str, str]:
         from milvus import MilvusServerConfig, _initialize_data_files

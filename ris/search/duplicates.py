@@ -414,11 +414,12 @@ def accepted_pairs(
     `pictures` every pair is accepted; with it, every pair below IDENTICAL_SCORE must match
     under one geometry, by features that do not recur across many pictures or, failing that,
     as one picture pixel for pixel (ris/search/recurring.py); a pair too few features agree on
-    (WEAK_INLIERS to MIN_INLIERS) must be one picture pixel for pixel, the overlap covering
-    most of the smaller (ris/search/same_picture.py). Features recur across the
-    matched pairs and, for the pictures of pairs nothing else holds, across their `crowds`
-    (CROWD_MIN_SCORE). Features are taken from the `cache` where it holds the row as `states`
-    says it was indexed, and kept there."""
+    (WEAK_INLIERS to MIN_INLIERS) must be one picture pixel for pixel, matched either way
+    round, the overlap covering most of the smaller (ris/search/same_picture.py). Pixel
+    comparisons hold the first picture to its content: its own features' cells and those of
+    the pictures pasted in it. Features recur across the matched pairs and, for the pictures
+    of pairs nothing else holds, across their `crowds` (CROWD_MIN_SCORE). Features are taken
+    from the `cache` where it holds the row as `states` says it was indexed, and kept there."""
     joined = UnionFind()
     if pictures is None:
         for pair in pairs:

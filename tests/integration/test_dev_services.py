@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from ris.dev.services import LocalMilvusServer
+from ris.dev.services import LocalMilvusServer, free_port, free_ports
 
 
 def test_the_milvus_server_picks_other_ports_when_one_was_taken_since(
@@ -24,3 +24,10 @@ def test_the_milvus_server_picks_other_ports_when_one_was_taken_since(
     config = (tmp_path / "milvus" / "configs" / "milvus.yaml").read_text()
     assert str(server.ports["query_coord_port"]) in config
     assert environment["METRICS_PORT"] == str(server.metrics_port)
+
+
+def test_free_ports_are_all_different_and_avoid_the_ones_given() -> None:
+    """A Milvus server takes a dozen ports: two of them alike abort it."""
+    taken = free_port()
+    ports = free_ports(64, besides={taken})
+    assert len(set(ports)) == 64 and taken not in ports
