@@ -63,8 +63,10 @@ def pasted_boxes(rgb: np.ndarray) -> list[Box]:
     if scale < 1:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-    letterboxed = _between_bars(rgb)
-    background = _background(rgb)
+    # Computed once: both the bars and the background are flat fill.
+    flat = _flatness(rgb) < FLAT_STD
+    letterboxed = _between_bars(rgb, flat)
+    background = _background(rgb, flat)
     if background is None:
         return letterboxed[:MOST_REGIONS]
     side = max(3, round(max(rgb.shape[:2]) * OPENING_SHARE))
@@ -113,10 +115,9 @@ def _overlapping(first: Box, second: Box) -> bool:
     return width > 0 and height > 0 and width * height > smaller / 2
 
 
-def _between_bars(rgb: np.ndarray) -> list[Box]:
-    """Boxes (in pixels) of the pictures between pairs of facing letterbox bars, largest
-    first."""
-    flat = _flatness(rgb) < FLAT_STD
+def _between_bars(rgb: np.ndarray, flat: np.ndarray) -> list[Box]:
+    """Boxes (in pixels) of the pictures between pairs of facing letterbox bars (of the `flat`
+    pixels), largest first."""
     dark = flat & (rgb.max(axis=2) <= BAR_LEVEL)
     count, _, stats, _ = cv2.connectedComponentsWithStats(dark.astype(np.uint8), connectivity=4)
     length = BAR_LENGTH * max(rgb.shape[:2])
@@ -145,8 +146,8 @@ def _between_bars(rgb: np.ndarray) -> list[Box]:
     return sorted(inner, key=lambda box: -(box[2] - box[0]) * (box[3] - box[1]))
 
 
-def _background(rgb: np.ndarray) -> np.ndarray | None:
-    """Which pixels are flat fill of a frequent colour; None when no colour is frequent."""
+def _background(rgb: np.ndarray, flat: np.ndarray) -> np.ndarray | None:
+    """Which pixels are `flat` fill of a frequent colour; None when no colour is frequent."""
     levels = (rgb // 16).astype(np.int32)
     codes = ((levels[..., 0] << 8) | (levels[..., 1] << 4) | levels[..., 2]).ravel()
     counts = np.bincount(codes, minlength=1 << 12)
@@ -160,7 +161,7 @@ def _background(rgb: np.ndarray) -> np.ndarray | None:
         low = np.clip(colour - BACKGROUND_TOLERANCE, 0, 255)
         high = np.clip(colour + BACKGROUND_TOLERANCE, 0, 255)
         near |= cv2.inRange(rgb, np.ceil(low), np.floor(high)) > 0
-    return near & (_flatness(rgb) < FLAT_STD)
+    return near & flat
 
 
 def _flatness(rgb: np.ndarray) -> np.ndarray:
