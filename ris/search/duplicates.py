@@ -433,7 +433,8 @@ def accepted_pairs(
     of pairs nothing else holds, across their `crowds` (CROWD_MIN_SCORE). Features are taken
     from the `cache` where it holds the row as `states` says it was indexed, and kept there.
     With `shared_features`, the pairs of `paths` sharing many local features are candidates
-    too, checked in the same way."""
+    too, checked in the same way, except that such a pair no vector proposed is refused where
+    it would be compared pixel for pixel for being held."""
     joined = UnionFind()
     if pictures is None:
         for pair in pairs:
@@ -455,7 +456,7 @@ def accepted_pairs(
             if shared_features
             else {}
         )
-        vector_pairs = len(pairs)
+        proposed = shared.keys() - pairs.keys()  # by shared features alone
         pairs = {**shared, **pairs}
         order = [pair for pair in _in_checking_order(pairs) if pairs[pair] < IDENTICAL_SCORE]
 
@@ -496,11 +497,14 @@ def accepted_pairs(
         )
         for row, frame in framed.items():
             recurring.setdefault(row, set()).update(frame)
-        held = [
-            pair
-            for pair, agreeing in matches.items()
-            if needs_same_picture(pair, agreeing, recurring)
+        # A pair only its shared features proposed must verify by features of its own: one
+        # that recurring features hold (pages of one template, mirrored or laid out apart) or
+        # that aligns in place (which vectors find) is refused, not compared pixel for pixel.
+        needing = [
+            pair for pair, found in matches.items() if needs_same_picture(pair, found, recurring)
         ]
+        refused = proposed & set(needing)
+        held = [pair for pair in needing if pair not in refused]
         greys = GreyCache(pictures, paths)
 
         def comparison(pair: tuple[int, int], agreeing: Match | None = None) -> Comparison:
@@ -528,7 +532,7 @@ def accepted_pairs(
             pool, lambda pair: comparison(pair).same_picture, held, "comparing pixels", on_progress
         )
         kept = dict(zip(held, same, strict=True))
-        accepted = [pair for pair in matches if kept.get(pair, True)]
+        accepted = [pair for pair in matches if kept.get(pair, pair not in refused)]
         for pair in accepted:
             joined.union(*pair)
         # Pairs too few features agree on, unless already one group: one picture pixel for
@@ -550,7 +554,7 @@ def accepted_pairs(
         joined.union(*pair)
     return Verdicts(
         joined,
-        len(pairs) - vector_pairs,
+        len(proposed),
         len(order),
         len(identical) + len(accepted) + len(smooth),
         len(held),

@@ -15,6 +15,7 @@ from ris.files.remote import FetchOptions, Remote
 from ris.search.duplicates import FEATURE_COUNT, FEATURE_FEW, FEATURE_SIDE, accepted_pairs
 from ris.search.feature_votes import voted_pairs
 from ris.search.verify import LocalFeatures, Pictures, local_features
+from tests.integration.test_recurring_features import templated
 
 
 def small_crop(photo: Path, destination: Path, mirror: bool = False) -> Path:
@@ -81,3 +82,17 @@ def test_groups_check_the_pairs_sharing_features_when_asked(
     shared = accepted_pairs({}, paths, pictures, shared_features=True)
     assert sorted(sorted(group) for group in shared.joined.sets()) == [[0, crop], [1, crop - 1]]
     assert shared.shared >= 2 and shared.read == len(paths)
+
+
+def test_pages_of_one_template_proposed_by_their_shared_features_are_refused(
+    photos: list[Path], tmp_path: Path
+) -> None:
+    """Ten photos pasted into one screenshot frame share the frame's features: shared
+    features propose them, and being held by recurring features they are refused, not
+    compared pixel for pixel."""
+    screenshots = templated(photos, tmp_path)
+    paths = {row: str(path) for row, path in enumerate(screenshots)}
+    pictures = Pictures(Remote(FetchOptions()), 10**8, FEATURE_SIDE, FEATURE_COUNT, FEATURE_FEW)
+    verdicts = accepted_pairs({}, paths, pictures, shared_features=True)
+    assert verdicts.shared >= len(screenshots) and verdicts.checked == verdicts.shared
+    assert verdicts.joined.sets() == [] and verdicts.compared == 0
