@@ -130,7 +130,8 @@ class DuplicateReport:
     verify: bool
     # Pairs of rows among each other's nearest at or above min_score.
     candidate_pairs: int
-    # Pairs sharing many local features, whatever their vectors' score (0 when not looked for).
+    # Candidate pairs that only the local features they share proposed, not their vectors (0
+    # when not looked for); counted in candidate_pairs too.
     shared_feature_pairs: int
     # Pairs checked by local features (the others were identical, or already joined).
     verified_pairs: int
@@ -160,7 +161,7 @@ class Verdicts(NamedTuple):
     """What verification made of the candidate pairs."""
 
     joined: UnionFind
-    shared: int  # pairs sharing many local features, added to the candidates
+    shared: int  # pairs only their shared local features proposed, added to the candidates
     checked: int  # by local features
     accepted: int
     compared: int  # pixel by pixel, being held by recurring features

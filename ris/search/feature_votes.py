@@ -19,13 +19,20 @@ VOTE_DISTANCE = 0.15
 # augly (docs/BENCHMARKS.md, "Candidates by shared features").
 VOTED_PARTNERS = 5
 MIN_VOTES = 5
-# Inverted lists: one per this many descriptors, at most MAX_CELLS (the coarse quantizer is a
-# flat search); lists searched per lookup.
+# Fewer descriptors than this are searched exactly. More go into an inverted file: one list per
+# DESCRIPTORS_PER_CELL, at most MAX_CELLS (the coarse quantizer is a flat search), PROBES of
+# them searched per lookup, each descriptor held as CODE_BYTES of product-quantizer code (and an
+# 8-byte id). Chosen on augly and timed at 10,284 pictures (docs/BENCHMARKS.md, "Candidates by
+# shared features"): 8-bit scalar codes (136 bytes) were no better and 1.7 times as slow.
+EXACT_BELOW = 20_000
 DESCRIPTORS_PER_CELL = 256
 MAX_CELLS = 4096
 PROBES = 8
-# Descriptors per cell the coarse quantizer is trained on (faiss asks for at least 39).
+CODE_BYTES = 32
+# Descriptors the coarse quantizer is trained on: per list (faiss asks for at least 39), and at
+# least CODE_TRAINING for the product quantizer's 256 centroids per sub-vector.
 TRAINING_PER_CELL = 40
+CODE_TRAINING = 20_000
 # Pictures whose descriptors are added or looked up at once.
 PICTURE_BATCH = 256
 SEED = 20261206
@@ -53,8 +60,8 @@ def voted_pairs(
     others with at least `min_votes`. A vote is one of a picture's descriptors finding one of
     another's among its nearest, counted once per descriptor and other picture; a pair's votes
     are those of both its pictures, as they are or (a mirrored copy) with the descriptors
-    looked up flipped left to right, whichever are more. The descriptors are held as 8-bit codes
-    (136 bytes each)."""
+    looked up flipped left to right, whichever are more. The descriptors are held as 32-byte
+    codes (and an id: 40 bytes each)."""
     counts = np.zeros(pictures, np.int64)
     for position in range(pictures):
         found = features(position)
@@ -122,10 +129,13 @@ def _batches(
 
 
 def _trained_index(features: Features, counts: np.ndarray) -> faiss.Index:
-    """An empty inverted-file index of 8-bit codes, its lists trained on a sample of pictures."""
+    """An empty index for the descriptors: exact below EXACT_BELOW of them, else an inverted
+    file of product-quantized codes, its lists and codes trained on a sample of pictures."""
     total = int(counts.sum())
+    if total < EXACT_BELOW:
+        return faiss.IndexFlatL2(128)
     cells = int(np.clip(total // DESCRIPTORS_PER_CELL, 1, MAX_CELLS))
-    wanted = cells * TRAINING_PER_CELL
+    wanted = max(cells * TRAINING_PER_CELL, CODE_TRAINING)
     rng = np.random.default_rng(SEED)
     sample, taken = [], 0
     for position in rng.permutation(len(counts)).tolist():
@@ -135,9 +145,9 @@ def _trained_index(features: Features, counts: np.ndarray) -> faiss.Index:
         if found is not None:
             sample.append(found.descriptors)
             taken += len(found.descriptors)
-    quantizer = faiss.IndexFlatL2(128)
-    index = faiss.IndexIVFScalarQuantizer(quantizer, 128, cells, faiss.ScalarQuantizer.QT_8bit)
+    index = faiss.IndexIVFPQ(faiss.IndexFlatL2(128), 128, cells, CODE_BYTES, 8)
     index.cp.seed = SEED
+    index.pq.cp.seed = SEED
     index.train(root_sift(np.concatenate(sample)))
     index.nprobe = min(PROBES, cells)
     return index

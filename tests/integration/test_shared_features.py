@@ -12,6 +12,7 @@ import pytest
 from PIL import Image, ImageEnhance, ImageOps
 
 from ris.files.remote import FetchOptions, Remote
+from ris.search import feature_votes
 from ris.search.duplicates import FEATURE_COUNT, FEATURE_FEW, FEATURE_SIDE, accepted_pairs
 from ris.search.feature_votes import voted_pairs
 from ris.search.verify import LocalFeatures, Pictures, local_features
@@ -43,9 +44,12 @@ def _features(path: Path) -> LocalFeatures:
     return local_features(str(path), 10**8, FEATURE_SIDE, FEATURE_COUNT, FEATURE_FEW)
 
 
+@pytest.mark.parametrize("exact_below", [feature_votes.EXACT_BELOW, 0], ids=["exact", "coded"])
 def test_a_small_crop_votes_for_its_original_far_above_any_other_pair(
-    crop_among_photos: list[Path],
+    crop_among_photos: list[Path], exact_below: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Searched exactly (as few descriptors are) and through the inverted file of codes."""
+    monkeypatch.setattr(feature_votes, "EXACT_BELOW", exact_below)
     features = [_features(path) for path in crop_among_photos]
     crop = len(features) - 1
     every = voted_pairs(features.__getitem__, len(features), partners=len(features), min_votes=1)
