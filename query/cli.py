@@ -189,7 +189,7 @@ def audit(sample: int, as_json: bool, verbose: bool) -> None:
     default=None,
     help="With verification, also check the pairs that share many local features whatever "
     "their vectors' score: finds the originals of small crops, and reads every picture "
-    "[default: on up to 20,000 images].",
+    "[default: on up to 10,000 images].",
 )
 @click.option("--under", metavar="FOLDER", help="Only images under this folder (or URL prefix).")
 @json_option

@@ -267,7 +267,7 @@ def create_app(settings: Settings) -> FastAPI:
             bool | None,
             Query(
                 description="also check the pairs sharing many local features (the original "
-                "of a small crop); by default up to 20,000 images"
+                "of a small crop); by default up to 10,000 images"
             ),
         ] = None,
     ) -> HttpDuplicatesResponse:

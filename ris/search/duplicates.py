@@ -85,7 +85,7 @@ FEATURE_FEW = 100
 # crops whose vectors are not among each other's nearest. All pictures are read first, and the
 # descriptor index's cost grows faster than the rows (docs/BENCHMARKS.md, "Candidates by shared
 # features"); larger collections take it when asked.
-SHARED_FEATURES_MAX_ROWS = 20_000
+SHARED_FEATURES_MAX_ROWS = 10_000
 
 # A picture of a verified pair is also matched with its nearest rows this similar that were no
 # candidates with it (they did not stand out of a crowd: screenshots of one app, pages of one
