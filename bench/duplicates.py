@@ -3,7 +3,9 @@
 Each set's gallery is indexed together with its mild and hard queries (`producer enqueue` and a
 real worker into Milvus Lite), so every original and its copies form one true group. The pairs
 inside the groups found are scored against the pairs inside the true groups: precision, and
-recall of pairs with a hard copy in them and of the others (an original and its mild copies).
+recall of pairs with a hard copy in them and of the others (an original and its mild copies);
+as by default, with the vectors' candidates only (no pairs proposed by shared local features),
+and by score alone.
 Then synthetic rows, drawn from a Gaussian fitted to the collection's own vectors, fill the
 collection up to `--rows`, and the same search is timed there: as a first run, without keeping
 local features and then keeping them, then again with the features kept (nothing changed), and
@@ -140,6 +142,7 @@ def scored(
         "recall_mild": recall["mild"],
         "recall_hard": recall["hard"],
         "candidate_pairs": report.candidate_pairs,
+        "shared_feature_pairs": report.shared_feature_pairs,
         "verified_pairs": report.verified_pairs,
         "compared_pairs": report.compared_pairs,
         "weak_pairs": report.weak_pairs,
@@ -157,6 +160,7 @@ def run(
     truth: TrueGroups,
     synthetic: Set[int] = frozenset(),
     cache: FeatureCache | None = None,
+    shared: bool | None = None,
 ) -> dict:
     with Progress(console=console, transient=True) as progress:
         tasks: dict[str, Any] = {}
@@ -173,6 +177,7 @@ def run(
             verify=verify,
             on_progress=advance,
             cache=cache,
+            shared_features=shared,
         )
     return scored(report, truth, label, synthetic)
 
@@ -217,11 +222,28 @@ def measure_family(family: str, settings: Settings, rows: int, work: Path) -> li
         console.print(f"{family}: {indexed} images indexed ({failed} failed) in {seconds:.0f} s")
         index = open_index(settings)
         stack.callback(index.close)
-        for verify in (True, False):
-            label = f"{family}, {'verified' if verify else 'score only'}"
-            cache = _cache(work / f"{family}-features") if verify else None
+        # As by default (pairs sharing local features checked too), vectors' candidates only
+        # (as before them), and scores alone.
+        for verify, shared, name in (
+            (True, None, "verified"),
+            (True, False, "verified, vectors' candidates only"),
+            (False, None, "score only"),
+        ):
+            # Each its own cache: both read every picture they check, as a first run does.
+            cache = _cache(work / f"{family}-features-{shared}") if verify else None
             results.append(
-                {"set": family, **run(index, settings, verify, label, truth, cache=cache)}
+                {
+                    "set": family,
+                    **run(
+                        index,
+                        settings,
+                        verify,
+                        f"{family}, {name}",
+                        truth,
+                        cache=cache,
+                        shared=shared,
+                    ),
+                }
             )
         if rows > indexed:
             distractors = [
@@ -270,6 +292,7 @@ def show(results: Iterable[dict[str, Any]]) -> None:
         ("recall_mild", "recall mild"),
         ("recall_hard", "recall hard"),
         ("candidate_pairs", "candidates"),
+        ("shared_feature_pairs", "by shared features"),
         ("verified_pairs", "verified"),
         ("compared_pairs", "compared"),
         ("weak_pairs", "smooth compared"),

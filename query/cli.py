@@ -184,6 +184,13 @@ def audit(sample: int, as_json: bool, verbose: bool) -> None:
     help="Check each pair by local features (a crop, resize or edit of one picture); without "
     "it the score alone decides, which also groups different pictures that look alike.",
 )
+@click.option(
+    "--shared-features/--no-shared-features",
+    default=None,
+    help="With verification, also check the pairs that share many local features whatever "
+    "their vectors' score: finds the originals of small crops, and reads every picture "
+    "[default: on up to 10,000 images].",
+)
 @click.option("--under", metavar="FOLDER", help="Only images under this folder (or URL prefix).")
 @json_option
 @click.option(
@@ -196,6 +203,7 @@ def audit(sample: int, as_json: bool, verbose: bool) -> None:
 def duplicates(
     min_score: float | None,
     verify: bool,
+    shared_features: bool | None,
     under: str | None,
     as_json: bool,
     save: Path | None,
@@ -235,6 +243,7 @@ def duplicates(
             path_prefix(under) if under is not None else "",
             on_progress=advance,
             cache=cache,
+            shared_features=shared_features,
         )
     if save is not None:
         save.mkdir(parents=True, exist_ok=True)

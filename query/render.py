@@ -102,7 +102,8 @@ def duplicates_table(report: DuplicateReport) -> Table:
         title=f"{len(report.groups)} groups of near-duplicates among {report.rows} images "
         f"({how}, score >= {report.min_score:.2f})",
         title_justify="left",
-        caption=f"{report.candidate_pairs} candidate pairs, {report.verified_pairs} checked; "
+        caption=f"{report.candidate_pairs} candidate pairs ({report.shared_feature_pairs} by "
+        f"shared local features), {report.verified_pairs} checked; "
         f"{report.read_pictures} pictures read, {report.cached_pictures} known from an "
         f"earlier run; {report.seconds.get('total', 0):.1f} s",
         caption_justify="left",

@@ -91,6 +91,10 @@ class HttpDuplicatesResponse(_Strict):
     min_score: float
     verify: bool
     candidate_pairs: int
+    shared_feature_pairs: int = Field(
+        description="candidate pairs found by the local features they share, not by their "
+        "vectors (the original of a small crop)"
+    )
     verified_pairs: int
     accepted_pairs: int
     compared_pairs: int = Field(

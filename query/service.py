@@ -83,7 +83,7 @@ class SearchService:
         )
 
     def duplicates(
-        self, min_score: float | None, verify: bool, under: str
+        self, min_score: float | None, verify: bool, under: str, shared_features: bool | None
     ) -> HttpDuplicatesResponse:
         report = find_duplicates(
             self.index,
@@ -93,6 +93,7 @@ class SearchService:
             verify,
             path_prefix(under) if under.strip() else "",
             cache=self.feature_cache,
+            shared_features=shared_features,
         )
         groups = [
             HttpDuplicateGroup(
@@ -262,10 +263,17 @@ def create_app(settings: Settings) -> FastAPI:
         ] = None,
         verify: Annotated[bool, Query(description="check pairs by local features")] = True,
         under: Annotated[str, Query(description="only images under this folder or prefix")] = "",
+        shared_features: Annotated[
+            bool | None,
+            Query(
+                description="also check the pairs sharing many local features (the original "
+                "of a small crop); by default up to 10,000 images"
+            ),
+        ] = None,
     ) -> HttpDuplicatesResponse:
         """Every group of near-duplicate images, the one to keep first. It searches the whole
         collection: seconds for thousands of images, minutes for a hundred thousand."""
-        return service().duplicates(min_score, verify, under)
+        return service().duplicates(min_score, verify, under, shared_features)
 
     @app.get("/images/{image_id}", dependencies=authorized)
     def original(image_id: int) -> Response:

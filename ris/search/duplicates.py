@@ -29,6 +29,7 @@ from ris.search.feature_cache import (
     features_from_bytes,
     open_feature_cache,
 )
+from ris.search.feature_votes import voted_pairs
 from ris.search.neighbours import nearest_rows
 from ris.search.pasted_pictures import Box
 from ris.search.recurring import (
@@ -79,6 +80,13 @@ FEATURE_COUNT = 500
 # copy-detection sets among 50-300 (docs/BENCHMARKS.md, "Smooth pictures").
 FEATURE_FEW = 100
 
+# Collections of at most this many rows (when verifying) also take as candidates the pairs
+# sharing many local features (ris/search/feature_votes.py), which finds the originals of small
+# crops whose vectors are not among each other's nearest. All pictures are read first, and the
+# descriptor index's cost grows faster than the rows (docs/BENCHMARKS.md, "Candidates by shared
+# features"); larger collections take it when asked.
+SHARED_FEATURES_MAX_ROWS = 10_000
+
 # A picture of a verified pair is also matched with its nearest rows this similar that were no
 # candidates with it (they did not stand out of a crowd: screenshots of one app, pages of one
 # template), so that features it shares with all of them count as recurring. Chosen on augly:
@@ -122,6 +130,9 @@ class DuplicateReport:
     verify: bool
     # Pairs of rows among each other's nearest at or above min_score.
     candidate_pairs: int
+    # Candidate pairs that only the local features they share proposed, not their vectors (0
+    # when not looked for); counted in candidate_pairs too.
+    shared_feature_pairs: int
     # Pairs checked by local features (the others were identical, or already joined).
     verified_pairs: int
     # Pairs taken as duplicates.
@@ -150,6 +161,7 @@ class Verdicts(NamedTuple):
     """What verification made of the candidate pairs."""
 
     joined: UnionFind
+    shared: int  # pairs only their shared local features proposed, added to the candidates
     checked: int  # by local features
     accepted: int
     compared: int  # pixel by pixel, being held by recurring features
@@ -409,6 +421,7 @@ def accepted_pairs(
     cache: FeatureCache | None = None,
     states: Mapping[int, FileState] | None = None,
     crowds: Mapping[int, list[int]] | None = None,
+    shared_features: bool = False,
 ) -> Verdicts:
     """The images joined, and how many pairs were checked, accepted and compared. Without
     `pictures` every pair is accepted; with it, every pair below IDENTICAL_SCORE must match
@@ -419,16 +432,18 @@ def accepted_pairs(
     comparisons hold the first picture to its content: its own features' cells and those of
     the pictures pasted in it. Features recur across the matched pairs and, for the pictures
     of pairs nothing else holds, across their `crowds` (CROWD_MIN_SCORE). Features are taken
-    from the `cache` where it holds the row as `states` says it was indexed, and kept there."""
+    from the `cache` where it holds the row as `states` says it was indexed, and kept there.
+    With `shared_features`, the pairs of `paths` sharing many local features are candidates
+    too, checked in the same way, except that such a pair no vector proposed is refused where
+    it would be compared pixel for pixel for being held."""
     joined = UnionFind()
     if pictures is None:
         for pair in pairs:
             joined.union(*pair)
-        return Verdicts(joined, 0, len(pairs), 0, 0, 0, 0, 0)
+        return Verdicts(joined, 0, 0, len(pairs), 0, 0, 0, 0, 0)
     identical = [pair for pair, score in pairs.items() if score >= IDENTICAL_SCORE]
     for pair in identical:
         joined.union(*pair)
-    order = [pair for pair in _in_checking_order(pairs) if pairs[pair] < IDENTICAL_SCORE]
     with (
         FeatureStore(pictures, cache, states) as store,
         ThreadPoolExecutor(max(1, threads), thread_name_prefix="verify") as pool,
@@ -437,6 +452,14 @@ def accepted_pairs(
         # (python -m bench.matching), and SIFT extraction on the same threads slowed too.
         threadpool_limits(1, user_api="blas"),
     ):
+        shared = (
+            _shared_feature_pairs(pool, store, paths, threads, on_progress)
+            if shared_features
+            else {}
+        )
+        proposed = shared.keys() - pairs.keys()  # by shared features alone
+        pairs = {**shared, **pairs}
+        order = [pair for pair in _in_checking_order(pairs) if pairs[pair] < IDENTICAL_SCORE]
 
         def check(pair: tuple[int, int], at_least: int = WEAK_INLIERS) -> Match | None:
             first = store.get(pair[0], paths[pair[0]])
@@ -475,11 +498,14 @@ def accepted_pairs(
         )
         for row, frame in framed.items():
             recurring.setdefault(row, set()).update(frame)
-        held = [
-            pair
-            for pair, agreeing in matches.items()
-            if needs_same_picture(pair, agreeing, recurring)
+        # A pair only its shared features proposed must verify by features of its own: one
+        # that recurring features hold (pages of one template, mirrored or laid out apart) or
+        # that aligns in place (which vectors find) is refused, not compared pixel for pixel.
+        needing = [
+            pair for pair, found in matches.items() if needs_same_picture(pair, found, recurring)
         ]
+        refused = proposed & set(needing)
+        held = [pair for pair in needing if pair not in refused]
         greys = GreyCache(pictures, paths)
 
         def comparison(pair: tuple[int, int], agreeing: Match | None = None) -> Comparison:
@@ -507,7 +533,7 @@ def accepted_pairs(
             pool, lambda pair: comparison(pair).same_picture, held, "comparing pixels", on_progress
         )
         kept = dict(zip(held, same, strict=True))
-        accepted = [pair for pair in matches if kept.get(pair, True)]
+        accepted = [pair for pair in matches if kept.get(pair, pair not in refused)]
         for pair in accepted:
             joined.union(*pair)
         # Pairs too few features agree on, unless already one group: one picture pixel for
@@ -529,6 +555,7 @@ def accepted_pairs(
         joined.union(*pair)
     return Verdicts(
         joined,
+        len(proposed),
         len(order),
         len(identical) + len(accepted) + len(smooth),
         len(held),
@@ -537,6 +564,27 @@ def accepted_pairs(
         store.extracted,
         store.cached,
     )
+
+
+def _shared_feature_pairs(
+    pool: ThreadPoolExecutor,
+    store: FeatureStore,
+    paths: dict[int, str],
+    threads: int,
+    on_progress: Progress,
+) -> dict[tuple[int, int], float]:
+    """The pairs of rows sharing many local features (ris/search/feature_votes.py), with no
+    vector score (0): every row's features are read first, on the pool's threads."""
+    rows = sorted(paths)
+    _in_chunks(pool, lambda row: store.get(row, paths[row]), rows, "reading features", on_progress)
+    # faiss's matrix products are BLAS calls: this stage runs alone, so on every thread.
+    with threadpool_limits(max(1, threads), user_api="blas"):
+        found = voted_pairs(
+            lambda position: store.get(rows[position], paths[rows[position]]),
+            len(rows),
+            on_progress=on_progress,
+        )
+    return {(rows[first], rows[second]): 0.0 for first, second in found}
 
 
 def _unheld(
@@ -669,11 +717,14 @@ def find_duplicates(
     threads: int = 2,
     on_progress: Progress = lambda stage, done, total: None,
     cache: FeatureCache | None = None,
+    shared_features: bool | None = None,
 ) -> DuplicateReport:
     """Every group of near-duplicate images among the rows under `under` (all when empty).
 
     `min_score` defaults to VERIFIED_MIN_SCORE with verification, UNVERIFIED_MIN_SCORE without.
-    Pictures' local features are kept in the `cache` (when given) for the next run.
+    Pictures' local features are kept in the `cache` (when given) for the next run. With
+    verification, pairs sharing many local features are candidates too when `shared_features`
+    says so, by default in collections of at most SHARED_FEATURES_MAX_ROWS rows.
     """
     if min_score is None:
         min_score = VERIFIED_MIN_SCORE if verify else UNVERIFIED_MIN_SCORE
@@ -682,6 +733,8 @@ def find_duplicates(
     margin = VERIFIED_MARGIN if verify else None
     found = candidate_pairs(index, min_score, under, NEIGHBOURS, margin, on_progress)
     searched = time.perf_counter()
+    if shared_features is None:
+        shared_features = found.rows <= SHARED_FEATURES_MAX_ROWS
     verdicts = accepted_pairs(
         found.pairs,
         found.paths,
@@ -691,6 +744,7 @@ def find_duplicates(
         cache,
         found.states,
         found.crowds,
+        shared_features,
     )
     verified = time.perf_counter()
     groups = _groups(index, verdicts.joined.sets(), found, pictures)
@@ -699,7 +753,8 @@ def find_duplicates(
         rows=found.rows,
         min_score=min_score,
         verify=verify,
-        candidate_pairs=len(found.pairs),
+        candidate_pairs=len(found.pairs) + verdicts.shared,
+        shared_feature_pairs=verdicts.shared,
         verified_pairs=verdicts.checked,
         accepted_pairs=verdicts.accepted,
         compared_pairs=verdicts.compared,

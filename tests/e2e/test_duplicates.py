@@ -132,6 +132,18 @@ def test_under_keeps_to_its_folder(collection: Collection) -> None:
     assert _run(collection, "--under", str(collection.root / "b")) == []
 
 
+def test_shared_features_find_the_crop_whatever_its_score(collection: Collection) -> None:
+    """At a minimum score no crop reaches, the crop joins its original only through the local
+    features they share; the identical files join by score either way."""
+    crop = str(collection.root / "a" / "second-crop.jpg")
+    for flag, joined in (("--no-shared-features", False), ("--shared-features", True)):
+        groups = _run(collection, "--min-score", "0.99", flag)
+        found = [{image["path"] for image in group["images"]} for group in groups]
+        assert any(str(collection.root / "a" / "second.jpg") in group for group in found)
+        assert any(crop in group for group in found) == joined, flag
+        assert all(group <= true for group in found for true in collection.groups if group & true)
+
+
 def test_score_alone_groups_only_close_copies(collection: Collection) -> None:
     groups = _run(collection, "--no-verify")
     found = [frozenset(image["path"] for image in group["images"]) for group in groups]
