@@ -206,6 +206,16 @@ def test_the_http_api_and_the_page_show_the_same_groups(
             f"{server.url}/duplicates", params={"under": str(collection.root / "b")}, timeout=120
         )
         assert under.status_code == 200 and under.json()["groups"] == []
+        # Pairs sharing local features are proposed by default in a collection this small.
+        assert first.shared_feature_pairs > 0
+        vectors_only = httpx.get(
+            f"{server.url}/duplicates", params={"shared_features": "false"}, timeout=120
+        )
+        assert vectors_only.status_code == 200 and vectors_only.json()["shared_feature_pairs"] == 0
+        assert {
+            frozenset(image["path"] for image in group["images"])
+            for group in vectors_only.json()["groups"]
+        } == collection.groups
         with headless_chromium() as browser:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(server.url)
