@@ -79,13 +79,9 @@ def voted_pairs(
     counted = [
         _looked_up(index, features, owner, pictures, flip, on_progress) for flip in (False, True)
     ]
-    codes = np.concatenate([codes for codes, _ in counted])
-    votes = np.concatenate([votes for _, votes in counted])
-    order = np.lexsort((-votes, codes))
-    codes, votes = codes[order], votes[order]
-    first = np.ones(len(codes), bool)
-    first[1:] = codes[1:] != codes[:-1]
-    codes, votes = codes[first], votes[first]
+    codes, where = np.unique(np.concatenate([codes for codes, _ in counted]), return_inverse=True)
+    votes = np.zeros(len(codes), np.int64)
+    np.maximum.at(votes, where, np.concatenate([tally for _, tally in counted]))
     return _best_partners(codes, votes, pictures, partners, min_votes)
 
 
