@@ -383,27 +383,33 @@ def test_a_squeezed_copy_verifies_by_a_stretched_transform_where_asked(
             assert not verified(match(copy, other, MIN_INLIERS, stretch=True))
 
 
-def test_a_smooth_picture_s_original_verifies_pixel_for_pixel_when_few_features_agree(
-    pipeline: EmbeddingPipeline, index: MilvusIndex, photos: list[Path], tmp_path: Path
-) -> None:
-    """Flat shapes on a flat ground and a copy (cropped, resized, JPEG 30): 5 features agree,
-    too few to verify; aligned by them, the two are one picture pixel for pixel, so the search
-    puts the original first, over two photos nearer to the query. Without RIS_VERIFY_WEAK,
-    nothing verifies."""
-    original = write_image(tmp_path / "original.png", flat_shapes(10))
+def _weakly_matched(hit: Image.Image, seed: int, folder: Path) -> tuple[Path, Path, int]:
+    """The hit and a copy of flat_shapes(`seed`) (cropped, resized, JPEG 30) as files, and the
+    features agreeing between them: 4-9, too few to verify by."""
+    path = write_image(folder / "hit.png", hit)
     copy = write_image(
-        tmp_path / "copy.jpg",
-        flat_shapes(10).crop((53, 40, 640, 360)).resize((420, 240)),
+        folder / "copy.jpg",
+        flat_shapes(seed).crop((53, 40, 640, 360)).resize((420, 240)),
         quality=30,
     )
     (view,) = query_views(str(copy), MAX_PIXELS)
-    found = match(view.features, local_features(str(original), MAX_PIXELS))
+    found = match(view.features, local_features(str(path), MAX_PIXELS))
     assert found is not None and WEAK_INLIERS <= found.inliers < MIN_INLIERS
+    return path, copy, found.inliers
+
+
+def test_a_smooth_picture_s_original_verifies_pixel_for_pixel_when_few_features_agree(
+    pipeline: EmbeddingPipeline, index: MilvusIndex, photos: list[Path], tmp_path: Path
+) -> None:
+    """Flat shapes on a flat ground and a copy: 5 features agree, too few to verify; aligned
+    by them, the two are one picture pixel for pixel, so the search puts the original first,
+    over two photos nearer to the query. Without RIS_VERIFY_WEAK, nothing verifies."""
+    original, copy, agreeing = _weakly_matched(flat_shapes(10), 10, tmp_path)
     near = pipeline([str(copy)]).vectors[0]
     placed = [(photos[0], 0.8), (photos[1], 0.75), (original, 0.6)]
     index.upsert([record(str(path), at(near, score)) for path, score in placed])
     index.flush()
-    for weak, first in ((True, (str(original), found.inliers, True)), (False, None)):
+    for weak, first in ((True, (str(original), agreeing, True)), (False, None)):
         search = ImageSearch(pipeline, index, 10, MAX_PIXELS, verify_weak=weak)(str(copy), 3)
         verified = [(r.path, r.inliers, r.verified) for r in search.results if r.verified]
         assert verified == ([first] if first else [])
@@ -415,18 +421,10 @@ def test_a_smooth_picture_s_variant_does_not_verify_pixel_for_pixel(
 ) -> None:
     """Another picture of flat shapes with one shape moved 40 px: 4 features agree with the
     copy, but aligned by them the two differ in over a quarter of their cells."""
-    variant = write_image(tmp_path / "variant.png", flat_shapes(4, moved=40))
-    copy = write_image(
-        tmp_path / "copy.jpg",
-        flat_shapes(4).crop((53, 40, 640, 360)).resize((420, 240)),
-        quality=30,
-    )
-    (view,) = query_views(str(copy), MAX_PIXELS)
-    found = match(view.features, local_features(str(variant), MAX_PIXELS))
-    assert found is not None and WEAK_INLIERS <= found.inliers < MIN_INLIERS
+    variant, copy, agreeing = _weakly_matched(flat_shapes(4, moved=40), 4, tmp_path)
     index.upsert([record(str(variant), at(pipeline([str(copy)]).vectors[0], 0.8))])
     index.flush()
     search = ImageSearch(pipeline, index, 10, MAX_PIXELS, verify_weak=True)(str(copy), 1)
     assert [(r.path, r.inliers, r.verified) for r in search.results] == [
-        (str(variant), found.inliers, False)
+        (str(variant), agreeing, False)
     ]
