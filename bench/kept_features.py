@@ -10,7 +10,9 @@ searched through the product's `ImageSearch`, once per configuration, side by si
 - the default from an empty cache, filled by the searches as they read hits (a new service);
 - with RIS_VERIFY_CENTRE on: a search whose hits verify nothing searches its query's centre;
 - with RIS_VERIFY_PASTED off (it is on by default): a search whose hits verify nothing does not
-  search the pictures pasted inside its query.
+  search the pictures pasted inside its query;
+- with RIS_VERIFY_WEAK off (it is on by default): hits on which 4-9 features agree are not
+  compared with the query pixel for pixel.
 
 For each: recall@1 and @10, queries whose first hit was verified but is not their original,
 the query median and p90, and the verification time of the queries whose hits were checked and
@@ -70,6 +72,7 @@ class Configuration:
     cache: str  # "off", "kept" (by `query features`) or "empty" (filled by the searches)
     centre: bool = False  # RIS_VERIFY_CENTRE
     pasted: bool = True  # RIS_VERIFY_PASTED
+    weak: bool = True  # RIS_VERIFY_WEAK
 
 
 CONFIGURATIONS = (
@@ -79,6 +82,7 @@ CONFIGURATIONS = (
     Configuration("kept, 10 + 100 checked, then the centre", 100, "kept", centre=True),
     Configuration("empty cache, 10 + 100 checked", 100, "empty"),
     Configuration("kept, 10 + 100 checked, no pasted pictures", 100, "kept", pasted=False),
+    Configuration("kept, 10 + 100 checked, no weak matches", 100, "kept", weak=False),
 )
 
 
@@ -155,6 +159,7 @@ def measure_set(
                 "verify_kept_top": configuration.kept_top,
                 "verify_centre": configuration.centre,
                 "verify_pasted": configuration.pasted,
+                "verify_weak": configuration.weak,
             }
             if configuration.cache == "off":
                 update["feature_cache_gb"] = 0

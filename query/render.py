@@ -161,7 +161,8 @@ def _verification(report: EvalReport) -> str:
     kept = f", then {report.verify_kept_top} more if kept" if report.verify_kept_top else ""
     pasted = ", then its pasted pictures'" if report.verify_pasted else ""
     centre = ", then the query's centre's" if report.verify_centre else ""
-    return f"top {report.verify_top}{kept}{pasted}{centre}"
+    weak = "; 4-9 agreeing features checked pixel for pixel" if report.verify_weak else ""
+    return f"top {report.verify_top}{kept}{pasted}{centre}{weak}"
 
 
 def audit_table(report: AuditReport, collection: str) -> Table:

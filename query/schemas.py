@@ -30,7 +30,10 @@ class _Hit(_Strict):
     inliers: int | None = Field(
         description="local features agreeing under one geometry; null when not checked"
     )
-    verified: bool = Field(description="verified as a crop, resize or edit of the query")
+    verified: bool = Field(
+        description="verified as a crop, resize or edit of the query: at least 10 local features "
+        "agree, or 4-9 and the two are one picture pixel for pixel"
+    )
 
 
 class CliHit(_Hit):

@@ -169,6 +169,12 @@ class Settings(BaseSettings):
         "screenshot's photo, a framed or letterboxed picture), each checked as the whole query "
         "was, before RIS_VERIFY_CENTRE's centre. A query with no flat background has none.",
     )
+    verify_weak: bool = Field(
+        True,
+        description="When none of the hits a search checks verifies, compare those on which "
+        "4-9 features agree (a smooth picture, a small crop) with the query pixel for pixel, in "
+        "order: the first that is one picture with it, covering most of the smaller, verifies.",
+    )
     api_tokens: str = Field(
         "",
         description="Who may use `query serve`: `HASH:COLLECTION[,COLLECTION]` entries separated "

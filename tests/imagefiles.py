@@ -8,7 +8,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 
 def write_image(path: Path, image: Image.Image, **save_options: object) -> Path:
@@ -39,6 +39,26 @@ def stamp(pixels: np.ndarray) -> Image.Image:
     rgba[10:-10, 10:-10, :3] = pixels
     rgba[10:-10, 10:-10, 3] = 255
     return Image.fromarray(rgba)
+
+
+def flat_shapes(seed: int, moved: int = 0) -> Image.Image:
+    """Three ellipses of flat colours on a flat ground, 640 x 400, softened by a 3 px blur (a
+    wallpaper of the ukui kind); the last ellipse `moved` to the right."""
+    rng = np.random.default_rng(seed)
+    width, height = 640, 400
+    image = Image.new("RGB", (width, height), tuple(rng.integers(40, 200, 3).tolist()))
+    draw = ImageDraw.Draw(image)
+    for shape in range(3):
+        (left, right), (top, bottom) = (
+            sorted(rng.integers(0, width, 2)),
+            sorted(rng.integers(0, height, 2)),
+        )
+        shift = moved if shape == 2 else 0
+        draw.ellipse(
+            (left + shift, top, right + 80 + shift, bottom + 80),
+            fill=tuple(rng.integers(0, 255, 3).tolist()),
+        )
+    return image.filter(ImageFilter.GaussianBlur(3))
 
 
 def png_declaring_size(width: int, height: int) -> bytes:

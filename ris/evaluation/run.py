@@ -55,6 +55,8 @@ class EvalReport:
     verify_centre: bool
     # Whether such a search checked the pictures pasted inside its query (RIS_VERIFY_PASTED).
     verify_pasted: bool
+    # Whether hits on which 4-9 features agreed were compared pixel for pixel (RIS_VERIFY_WEAK).
+    verify_weak: bool
     # Whether the gallery's features were kept before the searches (`query features`); if not,
     # only the hits earlier searches read are kept.
     kept_features: bool
@@ -221,6 +223,7 @@ def evaluate(
         verify_kept_top=settings.verify_kept_top,
         verify_centre=settings.verify_centre,
         verify_pasted=settings.verify_pasted,
+        verify_weak=settings.verify_weak,
         kept_features=keep_features,
         top_k=top_k,
         gallery=len(eval_set.gallery),

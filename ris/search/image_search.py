@@ -20,14 +20,17 @@ from ris.index.base import RowFilter, SearchHit, VectorIndex
 from ris.search.feature_cache import FeatureCache, KeptFeatures, open_feature_cache
 from ris.search.pasted_pictures import pasted_pictures
 from ris.search.query_centre import query_centre
+from ris.search.same_picture import WEAK_INLIERS, compared
 from ris.search.verify import (
     MAX_FEATURES,
     MAX_SIDE,
     MIN_INLIERS,
     LocalFeatures,
+    Match,
     Pictures,
-    inliers,
-    query_features,
+    QueryView,
+    match,
+    query_views,
 )
 from ris.settings import Settings
 
@@ -64,6 +67,15 @@ class SearchResponse:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """What checking one hit found: how many features agree with the query's under one
+    geometry, and whether it is a copy of the query's picture (by them, or pixel for pixel)."""
+
+    inliers: int
+    verified: bool
+
+
 @dataclass
 class _Embedded:
     """One batch of queries as given, as searched (paths normalised), and their vectors."""
@@ -90,6 +102,9 @@ class ImageSearch:
     crop, resize or rotation of the query's picture) moves to rank 1. A hit whose file cannot
     be read stays where it is. Hits' features are kept in the `cache` (when given); the hits
     after the first `verify_top`, down to `verify_kept_top` more, are checked too when kept.
+    With `verify_weak`, when none of them verifies, the checked hits on which too few features
+    agree (WEAK_INLIERS up to MIN_INLIERS: a smooth picture, a small crop) are compared with the
+    query pixel for pixel, in order, and the first that is one picture with it verifies.
     A search none of whose checked hits verifies then searches parts of its picture the same
     way, in turn: with `verify_pasted`, the pictures pasted inside it (a screenshot's photo);
     with `verify_centre`, its middle. A hit verified so comes first.
@@ -107,6 +122,7 @@ class ImageSearch:
         verify_kept_top: int = 0,
         verify_centre: bool = False,
         verify_pasted: bool = False,
+        verify_weak: bool = False,
     ):
         self.pipeline = pipeline
         self.index = index
@@ -117,6 +133,7 @@ class ImageSearch:
         self.verify_centre = verify_centre and verify_top > 0
         # Then the pictures pasted inside it (a screenshot's photo), before the centre.
         self.verify_pasted = verify_pasted and verify_top > 0
+        self.verify_weak = verify_weak
         self.max_pixels = max_pixels
         self.embed_lock = embed_lock or contextlib.nullcontext()
         # Reads query images and indexed objects given by URL (verification reads the hits).
@@ -148,6 +165,7 @@ class ImageSearch:
             settings.verify_kept_top,
             settings.verify_centre,
             settings.verify_pasted,
+            settings.verify_weak,
         )
 
     @property
@@ -270,13 +288,18 @@ class ImageSearch:
         """Verify the nearest hits, put the verified copy first, drop what scores too low."""
         started = time.perf_counter()
         hits, checked = self._verify(query, vector, hits, where)
-        verified = {i for i, count in checked.items() if count >= MIN_INLIERS}
+        verified = {i for i, found in checked.items() if found.verified}
         order = sorted(range(len(hits)), key=lambda i: (i not in verified, i))
         if min_score is not None:
             order = [i for i in order if i in verified or hits[i].score >= min_score]
         results = [
             SearchResult(
-                rank, hits[i].id, hits[i].path, hits[i].score, checked.get(i), i in verified
+                rank,
+                hits[i].id,
+                hits[i].path,
+                hits[i].score,
+                checked[i].inliers if i in checked else None,
+                i in verified,
             )
             for rank, i in enumerate(order[:top_k], start=1)
         ]
@@ -286,20 +309,21 @@ class ImageSearch:
 
     def _verify(
         self, query: ImageSource, vector: np.ndarray, hits: list[SearchHit], where: RowFilter | None
-    ) -> tuple[list[SearchHit], dict[int, int]]:
-        """The hits, and the inliers of those checked by position: the whole query's hits, then,
-        while none of them verified, those of its parts (a verified one joins the hits)."""
+    ) -> tuple[list[SearchHit], dict[int, _Checked]]:
+        """The hits, and what checking found of those checked, by position: the whole query's
+        hits, then, while none of them verified, those of its parts (a verified one joins the
+        hits)."""
         if not hits or self.verify_top == 0 or hits[0].score >= SAME_PICTURE_SCORE:
             return hits, {}
         try:
             readable = self.pictures.readable(query)
-            features = query_features(readable, self.max_pixels)
+            views = query_views(readable, self.max_pixels)
         except ImageDecodeError:  # a query URL that could be read a moment ago, now cannot
             return hits, {}
         # A search for `checked_top` hits or more has them all already.
         complete = len(hits) >= self.checked_top
-        hits, checked = self._checked(features, vector, hits, complete, where)
-        if max(checked.values(), default=0) >= MIN_INLIERS:
+        hits, checked = self._checked(views, vector, hits, complete, where)
+        if any(found.verified for found in checked.values()):
             return hits, checked
         for region in self._regions(readable):
             hits, checked, verified = self._region_checked(region, hits, checked, where)
@@ -320,23 +344,31 @@ class ImageSearch:
 
     def _checked(
         self,
-        query: Sequence[LocalFeatures],
+        views: Sequence[QueryView],
         vector: np.ndarray,
         hits: list[SearchHit],
         complete: bool,
         where: RowFilter | None,
-    ) -> tuple[list[SearchHit], dict[int, int]]:
-        """The hits, and the inliers of those checked by position, stopping at the first
-        verified one: the first `verify_top`, then (asked of the index only now, as most
-        searches stop before) those after them down to `checked_top` whose features are kept.
-        `complete`: the hits hold every hit down to `checked_top` already. A hit's inliers
-        are the most of any of the query's feature sets."""
-        checked: dict[int, int] = {}
+    ) -> tuple[list[SearchHit], dict[int, _Checked]]:
+        """The hits, and what checking found of those checked, by position, stopping at the
+        first verified one: the first `verify_top`, then (asked of the index only now, as most
+        searches stop before) those after them down to `checked_top` whose features are kept;
+        then, with `verify_weak`, those on which too few features agree, pixel for pixel.
+        `complete`: the hits hold every hit down to `checked_top` already. A hit's match is
+        the best of any of the query's views."""
+        checked: dict[int, _Checked] = {}
+        weak: list[tuple[int, QueryView, Match]] = []
 
         def verified(position: int, features: LocalFeatures | None) -> bool:
-            if features is not None:
-                checked[position] = max(inliers(view, features) for view in query)
-            return checked.get(position, 0) >= MIN_INLIERS
+            if features is None:
+                return False
+            matches = [(view, match(view.features, features)) for view in views]
+            view, found = max(matches, key=lambda pair: 0 if pair[1] is None else pair[1].inliers)
+            count = 0 if found is None else found.inliers
+            checked[position] = _Checked(count, count >= MIN_INLIERS)
+            if found is not None and WEAK_INLIERS <= count < MIN_INLIERS:
+                weak.append((position, view, found))
+            return checked[position].verified
 
         for position, hit in enumerate(hits[: self.verify_top]):
             features = self.features.kept(hit.id, hit.state)
@@ -351,21 +383,32 @@ class ImageSearch:
                 hits = hits + [hit for hit in deeper if hit.id not in seen]
             for position in range(self.verify_top, min(len(hits), self.checked_top)):
                 if verified(position, self.features.kept(hits[position].id, hits[position].state)):
-                    break
+                    return hits, checked
+        for position, view, found in weak if self.verify_weak else []:
+            if self._one_picture(view, hits[position], found):
+                checked[position] = _Checked(found.inliers, True)
+                break
         return hits, checked
+
+    def _one_picture(self, view: QueryView, hit: SearchHit, found: Match) -> bool:
+        """Whether the hit, aligned onto the query by the few features that agree (`found`), is
+        one picture with it pixel for pixel, the overlap covering most of the smaller: the rule
+        duplicate groups confirm smooth pairs by (ris/search/same_picture.py)."""
+        grey = self.pictures.grey(hit.path)
+        return grey is not None and compared(view.grey, grey, found).confirms_weak_match
 
     def _region_checked(
         self,
         region: bytes,
         hits: list[SearchHit],
-        checked: dict[int, int],
+        checked: dict[int, _Checked],
         where: RowFilter | None,
-    ) -> tuple[list[SearchHit], dict[int, int], bool]:
+    ) -> tuple[list[SearchHit], dict[int, _Checked], bool]:
         """A part of the query embedded, searched and checked as the whole query was; its first
         verified hit joins the whole query's hits (at its place there, or after them). The
         last item says whether one did."""
         try:
-            features = query_features(region, self.max_pixels)
+            views = query_views(region, self.max_pixels)
         except ImageDecodeError:
             return hits, checked, False
         with self.embed_lock:
@@ -375,8 +418,8 @@ class ImageSearch:
         vector = embedded.vectors[0]
         # Asked for all it may check at once: few parts verify early.
         (region_hits,) = self.index.search(vector[None, :], self.checked_top, where)
-        region_hits, region_checked = self._checked(features, vector, region_hits, True, where)
-        verified = next((p for p, count in region_checked.items() if count >= MIN_INLIERS), None)
+        region_hits, region_checked = self._checked(views, vector, region_hits, True, where)
+        verified = next((p for p, found in region_checked.items() if found.verified), None)
         if verified is None:
             return hits, checked, False
         found = region_hits[verified]

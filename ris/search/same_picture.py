@@ -2,7 +2,7 @@
 differ, how their grey levels correlate, and how much of the smaller one the overlap covers.
 Duplicate groups ask it of the pairs features alone cannot decide: those held by features that
 recur across many pictures (ris/search/recurring.py), and smooth pictures on which too few
-features agree."""
+features agree; searches ask it of hits on which too few agree with the query."""
 
 from __future__ import annotations
 

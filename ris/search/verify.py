@@ -103,18 +103,26 @@ def local_features(
     return _detected(grey, max_features, LOW_CONTRAST, few_features)
 
 
-def query_features(source: ImageSource, max_pixels: int) -> tuple[LocalFeatures, ...]:
-    """A search's query picture's features, one set per way it is looked at: as a hit's are
-    found and, for a picture under SMALL_QUERY_SIDE, enlarged to it and detected at
-    SMALL_QUERY_CONTRAST (points in the enlarged picture, which a similarity transform
-    absorbs). Raises ImageDecodeError if it cannot be read."""
+@dataclass(frozen=True)
+class QueryView:
+    """One way a search's query picture is looked at: grey, as its features were found in."""
+
+    grey: np.ndarray
+    features: LocalFeatures
+
+
+def query_views(source: ImageSource, max_pixels: int) -> tuple[QueryView, ...]:
+    """A search's query picture as a hit's features are found and, for a picture under
+    SMALL_QUERY_SIDE, enlarged to it and detected at SMALL_QUERY_CONTRAST (points in the
+    enlarged picture, which a similarity transform absorbs). Raises ImageDecodeError if it
+    cannot be read."""
     grey = _grey(source, max_pixels, MAX_SIDE)
-    as_it_is = _detected(grey, MAX_FEATURES, CONTRAST_THRESHOLD)
+    as_it_is = QueryView(grey, _detected(grey, MAX_FEATURES, CONTRAST_THRESHOLD))
     side = max(grey.shape)
     if side >= SMALL_QUERY_SIDE:
         return (as_it_is,)
     enlarged = _scaled(grey, SMALL_QUERY_SIDE / side, cv2.INTER_CUBIC)
-    return as_it_is, _detected(enlarged, MAX_FEATURES, SMALL_QUERY_CONTRAST)
+    return as_it_is, QueryView(enlarged, _detected(enlarged, MAX_FEATURES, SMALL_QUERY_CONTRAST))
 
 
 def _detected(

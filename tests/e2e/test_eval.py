@@ -73,8 +73,14 @@ def test_copy_detection_on_embedded_services(
     assert (report["gallery"], report["indexed"], report["queries"]) == (10, 10, 9)
     assert report["metrics"] == {"recall@1": 1.0, "recall@10": 1.0, "mrr": 1.0}
     assert report["kept_features"] and report["keep_images_per_s"] > 0
-    verification = ("verify_top", "verify_kept_top", "verify_centre", "verify_pasted")
-    assert tuple(report[name] for name in verification) == (10, 100, False, True)
+    verification = (
+        "verify_top",
+        "verify_kept_top",
+        "verify_centre",
+        "verify_pasted",
+        "verify_weak",
+    )
+    assert tuple(report[name] for name in verification) == (10, 100, False, True, True)
 
 
 def test_a_folder_in_no_known_layout_is_a_one_line_error(tmp_path: Path) -> None:

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image
 
 from ris.files.remote import FetchOptions, Remote
 from ris.search.duplicates import FEATURE_COUNT, FEATURE_FEW, FEATURE_SIDE, accepted_pairs
 from ris.search.same_picture import WEAK_INLIERS, compared
 from ris.search.verify import MIN_INLIERS, Pictures, local_features, match
+from tests.imagefiles import flat_shapes
 
 
 def soft_wallpaper(folder: Path) -> tuple[Path, Path]:
@@ -74,26 +75,6 @@ def test_a_textured_photo_keeps_the_features_of_the_usual_threshold(photos: list
         assert np.array_equal(rows[np.lexsort(rows.T)], kept_rows[np.lexsort(kept_rows.T)])
         compared += 1
     assert compared >= 6
-
-
-def flat_shapes(seed: int, moved: int = 0) -> Image.Image:
-    """Three ellipses of flat colours on a flat ground, 640 x 400, softened by a 3 px blur (a
-    wallpaper of the ukui kind); the last ellipse `moved` to the right."""
-    rng = np.random.default_rng(seed)
-    width, height = 640, 400
-    image = Image.new("RGB", (width, height), tuple(rng.integers(40, 200, 3).tolist()))
-    draw = ImageDraw.Draw(image)
-    for shape in range(3):
-        (left, right), (top, bottom) = (
-            sorted(rng.integers(0, width, 2)),
-            sorted(rng.integers(0, height, 2)),
-        )
-        shift = moved if shape == 2 else 0
-        draw.ellipse(
-            (left + shift, top, right + 80 + shift, bottom + 80),
-            fill=tuple(rng.integers(0, 255, 3).tolist()),
-        )
-    return image.filter(ImageFilter.GaussianBlur(3))
 
 
 def test_flat_shapes_too_few_features_agree_on_join_when_one_picture_pixel_for_pixel(

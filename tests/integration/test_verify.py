@@ -16,6 +16,7 @@ from ris.search.feature_cache import FeatureCache, KeptFeatures
 from ris.search.image_search import ImageSearch
 from ris.search.keep_features import keep_features
 from ris.search.query_centre import query_centre
+from ris.search.same_picture import WEAK_INLIERS
 from ris.search.verify import (
     MAX_FEATURES,
     MAX_SIDE,
@@ -27,10 +28,10 @@ from ris.search.verify import (
     inliers,
     local_features,
     match,
-    query_features,
+    query_views,
 )
 from ris.search.verify import mirrored as mirrored_features
-from tests.imagefiles import hard_copy, write_image
+from tests.imagefiles import flat_shapes, hard_copy, write_image
 from tests.placed import CountedSearches, at, record
 
 MAX_PIXELS = 10**8
@@ -66,7 +67,7 @@ def test_a_small_query_is_also_looked_at_enlarged_and_verifies_more_small_copies
     for number, photo in enumerate(photos):
         small = _small_thumbnail(photo, tmp_path)
         original = local_features(str(photo), MAX_PIXELS)
-        as_it_is, enlarged = query_features(str(small), MAX_PIXELS)
+        as_it_is, enlarged = (view.features for view in query_views(str(small), MAX_PIXELS))
         assert np.array_equal(as_it_is.points, local_features(str(small), MAX_PIXELS).points)
         assert 64 < enlarged.points.max() < SMALL_QUERY_SIDE
         found_as_is += inliers(as_it_is, original) >= MIN_INLIERS
@@ -80,8 +81,8 @@ def test_a_small_query_is_also_looked_at_enlarged_and_verifies_more_small_copies
 
 
 def test_a_large_query_is_looked_at_as_a_hit_is(photos: list[Path]) -> None:
-    (query,) = query_features(str(photos[0]), MAX_PIXELS)
-    hit = local_features(str(photos[0]), MAX_PIXELS)
+    (view,) = query_views(str(photos[0]), MAX_PIXELS)
+    query, hit = view.features, local_features(str(photos[0]), MAX_PIXELS)
     assert np.array_equal(query.points, hit.points)
     assert np.array_equal(query.descriptors, hit.descriptors)
 
@@ -197,7 +198,7 @@ def test_a_search_finds_the_original_of_a_small_query_through_its_enlarged_view(
     search checks it enlarged too, and puts the original first though two photos sit nearer."""
     original = next(photo for photo in photos if photo.name == "grass.png")
     small = _small_thumbnail(original, tmp_path)
-    as_it_is, _ = query_features(str(small), MAX_PIXELS)
+    as_it_is = query_views(str(small), MAX_PIXELS)[0].features
     assert inliers(as_it_is, local_features(str(original), MAX_PIXELS)) < MIN_INLIERS
     near = pipeline([str(small)]).vectors[0]
     others = [photo for photo in photos if photo != original][:2]
@@ -380,3 +381,50 @@ def test_a_squeezed_copy_verifies_by_a_stretched_transform_where_asked(
     for number, copy in enumerate(copies):
         for other in originals[number + 1 : number + 6]:
             assert not verified(match(copy, other, MIN_INLIERS, stretch=True))
+
+
+def _weakly_matched(hit: Image.Image, seed: int, folder: Path) -> tuple[Path, Path, int]:
+    """The hit and a copy of flat_shapes(`seed`) (cropped, resized, JPEG 30) as files, and the
+    features agreeing between them: 4-9, too few to verify by."""
+    path = write_image(folder / "hit.png", hit)
+    copy = write_image(
+        folder / "copy.jpg",
+        flat_shapes(seed).crop((53, 40, 640, 360)).resize((420, 240)),
+        quality=30,
+    )
+    (view,) = query_views(str(copy), MAX_PIXELS)
+    found = match(view.features, local_features(str(path), MAX_PIXELS))
+    assert found is not None and WEAK_INLIERS <= found.inliers < MIN_INLIERS
+    return path, copy, found.inliers
+
+
+def test_a_smooth_picture_s_original_verifies_pixel_for_pixel_when_few_features_agree(
+    pipeline: EmbeddingPipeline, index: MilvusIndex, photos: list[Path], tmp_path: Path
+) -> None:
+    """Flat shapes on a flat ground and a copy: 5 features agree, too few to verify; aligned
+    by them, the two are one picture pixel for pixel, so the search puts the original first,
+    over two photos nearer to the query. Without RIS_VERIFY_WEAK, nothing verifies."""
+    original, copy, agreeing = _weakly_matched(flat_shapes(10), 10, tmp_path)
+    near = pipeline([str(copy)]).vectors[0]
+    placed = [(photos[0], 0.8), (photos[1], 0.75), (original, 0.6)]
+    index.upsert([record(str(path), at(near, score)) for path, score in placed])
+    index.flush()
+    for weak, first in ((True, (str(original), agreeing, True)), (False, None)):
+        search = ImageSearch(pipeline, index, 10, MAX_PIXELS, verify_weak=weak)(str(copy), 3)
+        verified = [(r.path, r.inliers, r.verified) for r in search.results if r.verified]
+        assert verified == ([first] if first else [])
+    assert search.results[0].path == str(photos[0])
+
+
+def test_a_smooth_picture_s_variant_does_not_verify_pixel_for_pixel(
+    pipeline: EmbeddingPipeline, index: MilvusIndex, tmp_path: Path
+) -> None:
+    """Another picture of flat shapes with one shape moved 40 px: 4 features agree with the
+    copy, but aligned by them the two differ in over a quarter of their cells."""
+    variant, copy, agreeing = _weakly_matched(flat_shapes(4, moved=40), 4, tmp_path)
+    index.upsert([record(str(variant), at(pipeline([str(copy)]).vectors[0], 0.8))])
+    index.flush()
+    search = ImageSearch(pipeline, index, 10, MAX_PIXELS, verify_weak=True)(str(copy), 1)
+    assert [(r.path, r.inliers, r.verified) for r in search.results] == [
+        (str(variant), agreeing, False)
+    ]
