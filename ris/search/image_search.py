@@ -40,6 +40,11 @@ QUERY_BATCH = 32
 # A top hit this similar is the query's own picture (re-encoded, resized): verifying it would
 # only confirm it. No wrong top hit on the development sets came within 0.05 of it.
 SAME_PICTURE_SCORE = 0.9
+# Hits on which 4-9 features agree that a search reads and compares pixel for pixel, at most, in
+# order. On augly-hard (exact search, a one-off), 24 of the 25 confirmed were among the first 5
+# such hits (20 the first), while searches that confirmed none had up to 22 of them to read
+# (docs/BENCHMARKS.md, "Hits on which few features agree").
+WEAK_COMPARED = 5
 
 
 @dataclass(frozen=True)
@@ -102,9 +107,10 @@ class ImageSearch:
     crop, resize or rotation of the query's picture) moves to rank 1. A hit whose file cannot
     be read stays where it is. Hits' features are kept in the `cache` (when given); the hits
     after the first `verify_top`, down to `verify_kept_top` more, are checked too when kept.
-    With `verify_weak`, when none of them verifies, the checked hits on which too few features
-    agree (WEAK_INLIERS up to MIN_INLIERS: a smooth picture, a small crop) are compared with the
-    query pixel for pixel, in order, and the first that is one picture with it verifies.
+    With `verify_weak`, when none of them verifies, the first WEAK_COMPARED checked hits on
+    which too few features agree (WEAK_INLIERS up to MIN_INLIERS: a smooth picture, a small
+    crop) are compared with the query pixel for pixel, in order, and the first that is one
+    picture with it verifies.
     A search none of whose checked hits verifies then searches parts of its picture the same
     way, in turn: with `verify_pasted`, the pictures pasted inside it (a screenshot's photo);
     with `verify_centre`, its middle. A hit verified so comes first.
@@ -384,7 +390,7 @@ class ImageSearch:
             for position in range(self.verify_top, min(len(hits), self.checked_top)):
                 if verified(position, self.features.kept(hits[position].id, hits[position].state)):
                     return hits, checked
-        for position, view, found in weak if self.verify_weak else []:
+        for position, view, found in weak[:WEAK_COMPARED] if self.verify_weak else []:
             if self._one_picture(view, hits[position], found):
                 checked[position] = _Checked(found.inliers, True)
                 break
