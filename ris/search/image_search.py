@@ -223,7 +223,8 @@ class ImageSearch:
         """One outcome per source, in order: its response, or why it could not be read.
 
         Queries are embedded QUERY_BATCH at a time and each batch is one index request; each
-        query is then verified on its own. Hits below `min_score` are dropped unless verified.
+        query is then verified on its own. Hits below `min_score` are dropped unless verified (or
+        put first as one picture with the query frame to frame).
         """
         return [
             outcome
@@ -302,13 +303,13 @@ class ImageSearch:
         shared: dict[str, float],
     ) -> SearchResponse:
         """Verify the nearest hits, put the verified copy (or else the hit most alike frame to
-        frame) first, drop what scores too low."""
+        frame) first, drop what else scores too low."""
         started = time.perf_counter()
         hits, checked, alike = self._verify(query, vector, hits, where)
         verified = {i for i, found in checked.items() if found.verified}
         order = sorted(range(len(hits)), key=lambda i: (i not in verified, i != alike, i))
         if min_score is not None:
-            order = [i for i in order if i in verified or hits[i].score >= min_score]
+            order = [i for i in order if i in verified or i == alike or hits[i].score >= min_score]
         results = [
             SearchResult(
                 rank,

@@ -64,7 +64,8 @@ def test_a_search_puts_the_hit_one_picture_frame_to_frame_first(
     pipeline: EmbeddingPipeline, index: MilvusIndex, photos: list[Path], tmp_path: Path
 ) -> None:
     """Nothing verifies the mild copy of a smooth picture; its original, placed third by
-    vector, comes first unverified with RIS_VERIFY_FRAMES, and stays third without."""
+    vector, comes first unverified with RIS_VERIFY_FRAMES (and stays under a minimum score, as
+    a verified hit would), and stays third without."""
     original = write_image(tmp_path / "original.png", flat_shapes(10))
     copy = write_image(tmp_path / "copy.jpg", _mild_copy(flat_shapes(10)), quality=40)
     near = pipeline([str(copy)]).vectors[0]
@@ -78,3 +79,8 @@ def test_a_search_puts_the_hit_one_picture_frame_to_frame_first(
         results = search(str(copy), 3).results
         assert [r.path for r in results] == list(map(str, paths))
         assert not any(r.verified for r in results)
+    kept = search(str(copy), 3, min_score=0.78).results
+    assert [r.path for r in kept] == [str(photos[0])]
+    search = ImageSearch(pipeline, index, 10, MAX_PIXELS, verify_frames=True)
+    kept = search(str(copy), 3, min_score=0.78).results
+    assert [r.path for r in kept] == [str(original), str(photos[0])]
