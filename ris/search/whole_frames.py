@@ -21,10 +21,11 @@ from ris.search.verify import Match
 # A hit is one picture with the query frame to frame when at most SAME_PICTURE_DIFFERING of
 # the cells differ (same_picture.py) and what is left of the grey levels once a smooth surface
 # (a quadratic in x and y) is taken off each correlates by this much: a gradient alone, which
-# every tile of a sky has, does not count. Chosen on the held-out augly and augly3 mild sets and
-# checked on augly5, augly-hard and copydetect-hard (searches that verified nothing, the 5
-# nearest hits): from 0.6 to 0.8 the best hit passing was the original in 44 searches and
-# another picture in none (docs/BENCHMARKS.md, "Hits compared frame to frame").
+# every tile of a sky has, does not count. Chosen on the searches of augly-, augly3- and
+# augly5-mild, augly-hard and copydetect-hard that verified nothing (a one-off over exact
+# search, the 5 nearest hits): at 0.7 the best hit passing was the original in 44 searches and
+# another picture in none; 0.6-0.8 put the same 3 originals first, 0.9 one of them
+# (docs/BENCHMARKS.md, "Hits compared frame to frame").
 FRAME_CORRELATION = 0.7
 # Every this many pixels, in both directions, fit the smooth surface: it is smooth.
 SURFACE_STEP = 4
