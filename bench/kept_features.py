@@ -73,6 +73,7 @@ class Configuration:
     centre: bool = False  # RIS_VERIFY_CENTRE
     pasted: bool = True  # RIS_VERIFY_PASTED
     weak: bool = True  # RIS_VERIFY_WEAK
+    frames: bool = True  # RIS_VERIFY_FRAMES
 
 
 CONFIGURATIONS = (
@@ -83,6 +84,7 @@ CONFIGURATIONS = (
     Configuration("empty cache, 10 + 100 checked", 100, "empty"),
     Configuration("kept, 10 + 100 checked, no pasted pictures", 100, "kept", pasted=False),
     Configuration("kept, 10 + 100 checked, no weak matches", 100, "kept", weak=False),
+    Configuration("kept, 10 + 100 checked, no frames compared", 100, "kept", frames=False),
 )
 
 
@@ -160,6 +162,7 @@ def measure_set(
                 "verify_centre": configuration.centre,
                 "verify_pasted": configuration.pasted,
                 "verify_weak": configuration.weak,
+                "verify_frames": configuration.frames,
             }
             if configuration.cache == "off":
                 update["feature_cache_gb"] = 0

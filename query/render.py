@@ -162,7 +162,8 @@ def _verification(report: EvalReport) -> str:
     pasted = ", then its pasted pictures'" if report.verify_pasted else ""
     centre = ", then the query's centre's" if report.verify_centre else ""
     weak = "; 4-9 agreeing features checked pixel for pixel" if report.verify_weak else ""
-    return f"top {report.verify_top}{kept}{pasted}{centre}{weak}"
+    frames = "; else the nearest 5 compared frame to frame" if report.verify_frames else ""
+    return f"top {report.verify_top}{kept}{pasted}{centre}{weak}{frames}"
 
 
 def audit_table(report: AuditReport, collection: str) -> Table:

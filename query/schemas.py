@@ -24,7 +24,11 @@ class Timings(_Strict):
 
 
 class _Hit(_Strict):
-    rank: int = Field(ge=1)
+    rank: int = Field(
+        ge=1,
+        description="verified hits first; when none verified, the hit one picture with the "
+        "query frame to frame (RIS_VERIFY_FRAMES), if any; then by score",
+    )
     path: str
     score: float = Field(description="inner product of unit vectors: 1 is the same picture")
     inliers: int | None = Field(

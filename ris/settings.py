@@ -175,6 +175,14 @@ class Settings(BaseSettings):
         "4-9 features agree (a smooth picture, a small crop) with the query pixel for pixel, in "
         "order: the first that is one picture with it, covering most of the smaller, verifies.",
     )
+    verify_frames: bool = Field(
+        True,
+        description="When nothing a search checks verifies, compare the 5 nearest hits with the "
+        "query frame to frame (each inside its border, stretched onto the other, as it is or "
+        "flipped): the most alike of those that are one picture with it, smooth gradients aside, "
+        "comes first, unverified. A mild copy of a smooth picture (made grey, overlaid, framed) "
+        "has too few features to verify.",
+    )
     api_tokens: str = Field(
         "",
         description="Who may use `query serve`: `HASH:COLLECTION[,COLLECTION]` entries separated "

@@ -111,7 +111,8 @@ class Client:
     ) -> list[SearchResult]:
         """The `top_k` indexed images most similar to `image` (a path, encoded bytes, a PIL
         image or an RGB array), among those under the `under` folders and modified in the
-        range; hits below `min_score` are dropped unless verified as copies.
+        range; hits below `min_score` are dropped unless verified as copies (or put first
+        as one picture with the query frame to frame).
 
         Raises ImageDecodeError when the image cannot be read, CollectionMissingError when
         nothing was indexed yet.

@@ -55,6 +55,13 @@ def to_rgb(image: Image.Image, background: tuple[int, int, int] = _BACKGROUND) -
 def remove_frame(image: Image.Image) -> Image.Image:
     """Crop off a frame: a band of one colour about as wide on all four sides (a border added
     around a copy). Anything else, a white margin on one side or a plain sky, is left alone."""
+    box = frame_box(image)
+    return image if box is None else image.crop(box)
+
+
+def frame_box(image: Image.Image) -> tuple[int, int, int, int] | None:
+    """The box (left, top, right, bottom) inside the picture's frame, as `remove_frame` crops
+    it; None when it has none."""
     width, height = image.size
     corners = np.array(
         [
@@ -63,17 +70,19 @@ def remove_frame(image: Image.Image) -> Image.Image:
         ]
     )
     if np.ptp(corners, axis=0).max() > FRAME_TOLERANCE:
-        return image
-    colour = tuple(int(value) for value in np.median(corners, axis=0))
-    difference = ImageChops.difference(image, Image.new("RGB", image.size, colour)).convert("L")
+        return None
+    # A grey picture's corners are numbers, a colour picture's tuples.
+    colour = tuple(int(value) for value in np.atleast_1d(np.median(corners, axis=0)))
+    background = Image.new(image.mode, image.size, colour if len(colour) > 1 else colour[0])
+    difference = ImageChops.difference(image, background).convert("L")
     box = difference.point(lambda value: 255 if value > FRAME_TOLERANCE else 0).getbbox()
     if box is None:
-        return image
+        return None
     margins = (box[0], box[1], width - box[2], height - box[3])
     widest = max(margins)
     if min(margins) < 0.02 * min(width, height) or widest - min(margins) > max(3, 0.2 * widest):
-        return image
-    return image.crop(box)
+        return None
+    return box
 
 
 def _decode_error(error: OSError) -> ImageDecodeError:

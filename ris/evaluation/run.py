@@ -57,6 +57,9 @@ class EvalReport:
     verify_pasted: bool
     # Whether hits on which 4-9 features agreed were compared pixel for pixel (RIS_VERIFY_WEAK).
     verify_weak: bool
+    # Whether a search that verified nothing put first its nearest hit most alike frame to frame
+    # (RIS_VERIFY_FRAMES).
+    verify_frames: bool
     # Whether the gallery's features were kept before the searches (`query features`); if not,
     # only the hits earlier searches read are kept.
     kept_features: bool
@@ -224,6 +227,7 @@ def evaluate(
         verify_centre=settings.verify_centre,
         verify_pasted=settings.verify_pasted,
         verify_weak=settings.verify_weak,
+        verify_frames=settings.verify_frames,
         kept_features=keep_features,
         top_k=top_k,
         gallery=len(eval_set.gallery),

@@ -32,6 +32,7 @@ from ris.search.verify import (
     match,
     query_views,
 )
+from ris.search.whole_frames import frames_compared
 from ris.settings import Settings
 
 # Queries embedded and searched together: one inference batch and one index request (32 query
@@ -45,6 +46,8 @@ SAME_PICTURE_SCORE = 0.9
 # such hits (20 the first), while searches that confirmed none had up to 22 of them to read
 # (docs/BENCHMARKS.md, "Hits on which few features agree").
 WEAK_COMPARED = 5
+# Nearest hits a search that verified nothing compares with the query frame to frame.
+FRAMES_COMPARED = 5
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,10 @@ class ImageSearch:
     A search none of whose checked hits verifies then searches parts of its picture the same
     way, in turn: with `verify_pasted`, the pictures pasted inside it (a screenshot's photo);
     with `verify_centre`, its middle. A hit verified so comes first.
+    With `verify_frames`, a search that verified nothing at all compares the query with its
+    FRAMES_COMPARED nearest hits frame to frame (ris/search/whole_frames.py: a mild copy of a
+    smooth picture, on which too few features agree), and the most alike of those that are one
+    picture with it comes first, unverified.
     """
 
     def __init__(
@@ -129,6 +136,7 @@ class ImageSearch:
         verify_centre: bool = False,
         verify_pasted: bool = False,
         verify_weak: bool = False,
+        verify_frames: bool = False,
     ):
         self.pipeline = pipeline
         self.index = index
@@ -140,6 +148,7 @@ class ImageSearch:
         # Then the pictures pasted inside it (a screenshot's photo), before the centre.
         self.verify_pasted = verify_pasted and verify_top > 0
         self.verify_weak = verify_weak
+        self.verify_frames = verify_frames and verify_top > 0
         self.max_pixels = max_pixels
         self.embed_lock = embed_lock or contextlib.nullcontext()
         # Reads query images and indexed objects given by URL (verification reads the hits).
@@ -172,6 +181,7 @@ class ImageSearch:
             settings.verify_centre,
             settings.verify_pasted,
             settings.verify_weak,
+            settings.verify_frames,
         )
 
     @property
@@ -213,7 +223,8 @@ class ImageSearch:
         """One outcome per source, in order: its response, or why it could not be read.
 
         Queries are embedded QUERY_BATCH at a time and each batch is one index request; each
-        query is then verified on its own. Hits below `min_score` are dropped unless verified.
+        query is then verified on its own. Hits below `min_score` are dropped unless verified (or
+        put first as one picture with the query frame to frame).
         """
         return [
             outcome
@@ -291,13 +302,14 @@ class ImageSearch:
         min_score: float | None,
         shared: dict[str, float],
     ) -> SearchResponse:
-        """Verify the nearest hits, put the verified copy first, drop what scores too low."""
+        """Verify the nearest hits, put the verified copy (or else the hit most alike frame to
+        frame) first, drop what else scores too low."""
         started = time.perf_counter()
-        hits, checked = self._verify(query, vector, hits, where)
+        hits, checked, alike = self._verify(query, vector, hits, where)
         verified = {i for i, found in checked.items() if found.verified}
-        order = sorted(range(len(hits)), key=lambda i: (i not in verified, i))
+        order = sorted(range(len(hits)), key=lambda i: (i not in verified, i != alike, i))
         if min_score is not None:
-            order = [i for i in order if i in verified or hits[i].score >= min_score]
+            order = [i for i in order if i in verified or i == alike or hits[i].score >= min_score]
         results = [
             SearchResult(
                 rank,
@@ -315,27 +327,39 @@ class ImageSearch:
 
     def _verify(
         self, query: ImageSource, vector: np.ndarray, hits: list[SearchHit], where: RowFilter | None
-    ) -> tuple[list[SearchHit], dict[int, _Checked]]:
+    ) -> tuple[list[SearchHit], dict[int, _Checked], int | None]:
         """The hits, and what checking found of those checked, by position: the whole query's
         hits, then, while none of them verified, those of its parts (a verified one joins the
-        hits)."""
+        hits). Last, when none verified, the position of the hit most alike frame to frame."""
         if not hits or self.verify_top == 0 or hits[0].score >= SAME_PICTURE_SCORE:
-            return hits, {}
+            return hits, {}, None
         try:
             readable = self.pictures.readable(query)
             views = query_views(readable, self.max_pixels)
         except ImageDecodeError:  # a query URL that could be read a moment ago, now cannot
-            return hits, {}
+            return hits, {}, None
         # A search for `checked_top` hits or more has them all already.
         complete = len(hits) >= self.checked_top
         hits, checked = self._checked(views, vector, hits, complete, where)
         if any(found.verified for found in checked.values()):
-            return hits, checked
+            return hits, checked, None
         for region in self._regions(readable):
             hits, checked, verified = self._region_checked(region, hits, checked, where)
             if verified:
-                break
-        return hits, checked
+                return hits, checked, None
+        alike = self._most_alike(views[0].grey, hits) if self.verify_frames else None
+        return hits, checked, alike
+
+    def _most_alike(self, query: np.ndarray, hits: list[SearchHit]) -> int | None:
+        """The position of the nearest hit most alike the query frame to frame among the
+        FRAMES_COMPARED nearest that are one picture with it; None when none is."""
+        alike = {}
+        for position, hit in enumerate(hits[:FRAMES_COMPARED]):
+            grey = self.pictures.grey(hit.path)
+            comparison = frames_compared(query, grey) if grey is not None else None
+            if comparison is not None and comparison.same_picture:
+                alike[position] = comparison.structure
+        return max(alike, key=alike.__getitem__, default=None)
 
     def _regions(self, query: ImageSource) -> Iterator[bytes]:
         """Parts of the query searched again, in turn, while nothing verifies: the pictures

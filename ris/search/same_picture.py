@@ -92,40 +92,61 @@ def cell_centres(boxes: Sequence[Box]) -> np.ndarray:
     return np.array(centres, dtype=np.float32).reshape(-1, 2)
 
 
-def compared(
-    first: np.ndarray, second: np.ndarray, found: Match, content: np.ndarray | None = None
-) -> Comparison:
-    """The second picture aligned onto the first by `found` and compared with it (grey
-    pictures, in the pixels their features were found at). With `content` (points in the first
-    picture), the cells holding them must be one picture too (CONTENT_CELLS)."""
+@dataclass(frozen=True)
+class Aligned:
+    """Two grey pictures blurred, the second aligned onto the first (0 where it does not
+    reach), and which of the first's pixels it covers."""
+
+    first: np.ndarray  # float32
+    second: np.ndarray  # float32
+    covered: np.ndarray  # bool
+
+
+def aligned(first: np.ndarray, second: np.ndarray, found: Match) -> Aligned | None:
+    """The second picture aligned onto the first by `found` (grey pictures, in the pixels their
+    features were found at), both blurred; None when they overlap by less than a cell or the
+    first is smaller than one."""
     flip = np.diag([-1.0 if found.mirrored else 1.0, 1.0, 1.0])
     onto_second = (np.vstack([found.transform, [0.0, 0.0, 1.0]]) @ flip)[:2]
     height, width = first.shape
-    first = first.astype(np.float32)
     second = second.astype(np.float32)
     warp = cv2.WARP_INVERSE_MAP
-    aligned = cv2.warpAffine(second, onto_second, (width, height), flags=warp | cv2.INTER_LINEAR)
+    warped = cv2.warpAffine(second, onto_second, (width, height), flags=warp | cv2.INTER_LINEAR)
     covered = (
         cv2.warpAffine(
             np.ones_like(second), onto_second, (width, height), flags=warp | cv2.INTER_NEAREST
         )
         > 0.5
     )
-    rows, columns = height // CELL, width // CELL
-    if rows == 0 or columns == 0 or covered.sum() < CELL * CELL:
+    if height < CELL or width < CELL or covered.sum() < CELL * CELL:
+        return None
+    return Aligned(
+        cv2.GaussianBlur(first.astype(np.float32), (0, 0), BLUR_SIGMA),
+        cv2.GaussianBlur(np.where(covered, warped, 0), (0, 0), BLUR_SIGMA),
+        covered,
+    )
+
+
+def compared(
+    first: np.ndarray, second: np.ndarray, found: Match, content: np.ndarray | None = None
+) -> Comparison:
+    """The second picture aligned onto the first by `found` and compared with it (grey
+    pictures, in the pixels their features were found at). With `content` (points in the first
+    picture), the cells holding them must be one picture too (CONTENT_CELLS)."""
+    pair = aligned(first, second, found)
+    if pair is None:
         return APART
-    first = cv2.GaussianBlur(first, (0, 0), BLUR_SIGMA)
-    aligned = cv2.GaussianBlur(np.where(covered, aligned, 0), (0, 0), BLUR_SIGMA)
-    source, target = aligned[covered], first[covered]
+    source, target = pair.second[pair.covered], pair.first[pair.covered]
     # The second picture's area in the first's pixels: the transform scales areas by its
     # determinant.
     (a, b), (c, d) = found.transform[:, :2].tolist()
-    cover = float(covered.sum()) / min(height * width, second.size / max(abs(a * d - b * c), 1e-9))
-    differing = _differing_share(first, aligned, covered, source, target, content)
-    return Comparison(differing, _correlation(source, target), min(1.0, cover))
+    area = min(first.size, second.size / max(abs(a * d - b * c), 1e-9))
+    cover = float(pair.covered.sum()) / area
+    differing = _differing_share(pair.first, pair.second, pair.covered, source, target, content)
+    return Comparison(differing, correlation(source, target), min(1.0, cover))
 
 
-def _correlation(source: np.ndarray, target: np.ndarray) -> float:
+def correlation(source: np.ndarray, target: np.ndarray) -> float:
     """Pearson's correlation; 0.0 when either side is flat."""
     source = source - source.mean()
     target = target - target.mean()
