@@ -53,8 +53,8 @@ FRAMES_COMPARED = 5
 # page's vector describes the page, the pasted picture's the picture. Chosen on the searches of
 # augly-, augly3- and augly5-mild, augly-hard and copydetect-hard that verified nothing (a
 # one-off over exact search): 0.6 put 11 more originals first and none in place of a right
-# first hit; 0.5 one more, 0.8 only the mild ones (docs/BENCHMARKS.md, "The nearest hit of a
-# pasted picture").
+# first hit; 0.5 one more, 0.8 four (docs/BENCHMARKS.md, "The nearest hit of a pasted
+# picture").
 PASTED_NEAREST_SCORE = 0.6
 
 
