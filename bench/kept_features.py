@@ -74,6 +74,7 @@ class Configuration:
     pasted: bool = True  # RIS_VERIFY_PASTED
     weak: bool = True  # RIS_VERIFY_WEAK
     frames: bool = True  # RIS_VERIFY_FRAMES
+    pasted_nearest: bool = True  # RIS_PASTED_NEAREST
 
 
 CONFIGURATIONS = (
@@ -85,6 +86,9 @@ CONFIGURATIONS = (
     Configuration("kept, 10 + 100 checked, no pasted pictures", 100, "kept", pasted=False),
     Configuration("kept, 10 + 100 checked, no weak matches", 100, "kept", weak=False),
     Configuration("kept, 10 + 100 checked, no frames compared", 100, "kept", frames=False),
+    Configuration(
+        "kept, 10 + 100 checked, no pasted picture's nearest", 100, "kept", pasted_nearest=False
+    ),
 )
 
 
@@ -163,6 +167,7 @@ def measure_set(
                 "verify_pasted": configuration.pasted,
                 "verify_weak": configuration.weak,
                 "verify_frames": configuration.frames,
+                "pasted_nearest": configuration.pasted_nearest,
             }
             if configuration.cache == "off":
                 update["feature_cache_gb"] = 0

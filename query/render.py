@@ -163,7 +163,8 @@ def _verification(report: EvalReport) -> str:
     centre = ", then the query's centre's" if report.verify_centre else ""
     weak = "; 4-9 agreeing features checked pixel for pixel" if report.verify_weak else ""
     frames = "; else the nearest 5 compared frame to frame" if report.verify_frames else ""
-    return f"top {report.verify_top}{kept}{pasted}{centre}{weak}{frames}"
+    nearest = "; else a pasted picture's nearest if nearer" if report.pasted_nearest else ""
+    return f"top {report.verify_top}{kept}{pasted}{centre}{weak}{frames}{nearest}"
 
 
 def audit_table(report: AuditReport, collection: str) -> Table:

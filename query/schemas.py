@@ -27,7 +27,8 @@ class _Hit(_Strict):
     rank: int = Field(
         ge=1,
         description="verified hits first; when none verified, the hit one picture with the "
-        "query frame to frame (RIS_VERIFY_FRAMES), if any; then by score",
+        "query frame to frame (RIS_VERIFY_FRAMES) or else a pasted picture's far nearer hit "
+        "(RIS_PASTED_NEAREST), if any; then by score",
     )
     path: str
     score: float = Field(description="inner product of unit vectors: 1 is the same picture")

@@ -183,6 +183,13 @@ class Settings(BaseSettings):
         "comes first, unverified. A mild copy of a smooth picture (made grey, overlaid, framed) "
         "has too few features to verify.",
     )
+    pasted_nearest: bool = Field(
+        True,
+        description="When nothing a search checks verifies (RIS_VERIFY_FRAMES included), the "
+        "nearest hit of a picture pasted in the query (RIS_VERIFY_PASTED: a screenshot's photo) "
+        "comes first, unverified, when it scores at least 0.6 and more than the whole query's "
+        "nearest: the page's vector describes the page, the pasted picture's the picture.",
+    )
     api_tokens: str = Field(
         "",
         description="Who may use `query serve`: `HASH:COLLECTION[,COLLECTION]` entries separated "

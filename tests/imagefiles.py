@@ -8,7 +8,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
 
 def write_image(path: Path, image: Image.Image, **save_options: object) -> Path:
@@ -59,6 +59,12 @@ def flat_shapes(seed: int, moved: int = 0) -> Image.Image:
             fill=tuple(rng.integers(0, 255, 3).tolist()),
         )
     return image.filter(ImageFilter.GaussianBlur(3))
+
+
+def grey_squeezed_mirrored(picture: Image.Image) -> Image.Image:
+    """A mild copy of a 640 x 400 picture: made grey, squeezed to 420 x 400, flipped left to
+    right. Of a smooth one, too few features agree with the original to align the two."""
+    return ImageOps.mirror(ImageOps.grayscale(picture).resize((420, 400)))
 
 
 def png_declaring_size(width: int, height: int) -> bytes:

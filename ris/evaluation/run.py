@@ -60,6 +60,8 @@ class EvalReport:
     # Whether a search that verified nothing put first its nearest hit most alike frame to frame
     # (RIS_VERIFY_FRAMES).
     verify_frames: bool
+    # Whether a pasted picture's nearest hit then came first when much nearer (RIS_PASTED_NEAREST).
+    pasted_nearest: bool
     # Whether the gallery's features were kept before the searches (`query features`); if not,
     # only the hits earlier searches read are kept.
     kept_features: bool
@@ -228,6 +230,7 @@ def evaluate(
         verify_pasted=settings.verify_pasted,
         verify_weak=settings.verify_weak,
         verify_frames=settings.verify_frames,
+        pasted_nearest=settings.pasted_nearest,
         kept_features=keep_features,
         top_k=top_k,
         gallery=len(eval_set.gallery),

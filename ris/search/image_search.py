@@ -48,6 +48,14 @@ SAME_PICTURE_SCORE = 0.9
 WEAK_COMPARED = 5
 # Nearest hits a search that verified nothing compares with the query frame to frame.
 FRAMES_COMPARED = 5
+# When nothing verified, the nearest hit of a picture pasted in the query (a screenshot's photo)
+# comes first if it scores at least this much and more than the whole query's nearest: the
+# page's vector describes the page, the pasted picture's the picture. Chosen on the searches of
+# augly-, augly3- and augly5-mild, augly-hard and copydetect-hard that verified nothing (a
+# one-off over exact search): 0.6 put 11 more originals first and none in place of a right
+# first hit; 0.5 one more, 0.8 four (docs/BENCHMARKS.md, "The nearest hit of a pasted
+# picture").
+PASTED_NEAREST_SCORE = 0.6
 
 
 @dataclass(frozen=True)
@@ -120,7 +128,9 @@ class ImageSearch:
     With `verify_frames`, a search that verified nothing at all compares the query with its
     FRAMES_COMPARED nearest hits frame to frame (ris/search/whole_frames.py: a mild copy of a
     smooth picture, on which too few features agree), and the most alike of those that are one
-    picture with it comes first, unverified.
+    picture with it comes first, unverified. Failing that, with `pasted_nearest`, the nearest hit
+    of a picture pasted in the query comes first, unverified, when it scores at least
+    PASTED_NEAREST_SCORE and more than the whole query's nearest.
     """
 
     def __init__(
@@ -137,6 +147,7 @@ class ImageSearch:
         verify_pasted: bool = False,
         verify_weak: bool = False,
         verify_frames: bool = False,
+        pasted_nearest: bool = False,
     ):
         self.pipeline = pipeline
         self.index = index
@@ -149,6 +160,7 @@ class ImageSearch:
         self.verify_pasted = verify_pasted and verify_top > 0
         self.verify_weak = verify_weak
         self.verify_frames = verify_frames and verify_top > 0
+        self.pasted_nearest = pasted_nearest and self.verify_pasted
         self.max_pixels = max_pixels
         self.embed_lock = embed_lock or contextlib.nullcontext()
         # Reads query images and indexed objects given by URL (verification reads the hits).
@@ -182,6 +194,7 @@ class ImageSearch:
             settings.verify_pasted,
             settings.verify_weak,
             settings.verify_frames,
+            settings.pasted_nearest,
         )
 
     @property
@@ -330,7 +343,8 @@ class ImageSearch:
     ) -> tuple[list[SearchHit], dict[int, _Checked], int | None]:
         """The hits, and what checking found of those checked, by position: the whole query's
         hits, then, while none of them verified, those of its parts (a verified one joins the
-        hits). Last, when none verified, the position of the hit most alike frame to frame."""
+        hits). Last, when none verified, the position of the hit to put first unverified: the
+        most alike frame to frame, or else a pasted picture's nearest (which joins the hits)."""
         if not hits or self.verify_top == 0 or hits[0].score >= SAME_PICTURE_SCORE:
             return hits, {}, None
         try:
@@ -343,12 +357,29 @@ class ImageSearch:
         hits, checked = self._checked(views, vector, hits, complete, where)
         if any(found.verified for found in checked.values()):
             return hits, checked, None
-        for region in self._regions(readable):
-            hits, checked, verified = self._region_checked(region, hits, checked, where)
+        nearest: list[SearchHit] = []  # each pasted picture's nearest hit
+        for region, pasted in self._regions(readable):
+            hits, checked, verified, found = self._region_checked(region, hits, checked, where)
             if verified:
                 return hits, checked, None
+            if pasted and found:
+                nearest.append(found[0])
         alike = self._most_alike(views[0].grey, hits) if self.verify_frames else None
-        return hits, checked, alike
+        if alike is not None or not self.pasted_nearest:
+            return hits, checked, alike
+        hits, first = self._pasted_nearest(hits, nearest)
+        return hits, checked, first
+
+    def _pasted_nearest(
+        self, hits: list[SearchHit], nearest: list[SearchHit]
+    ) -> tuple[list[SearchHit], int | None]:
+        """The hits, and the position of the best of the pasted pictures' nearest hits when it
+        scores PASTED_NEAREST_SCORE or more and more than the first hit (it joins the hits at
+        its place there, or after them); None when none does."""
+        best = max(nearest, key=lambda hit: hit.score, default=None)
+        if best is None or best.score < PASTED_NEAREST_SCORE or best.score <= hits[0].score:
+            return hits, None
+        return _joined(hits, best)
 
     def _most_alike(self, query: np.ndarray, hits: list[SearchHit]) -> int | None:
         """The position of the nearest hit most alike the query frame to frame among the
@@ -361,14 +392,16 @@ class ImageSearch:
                 alike[position] = comparison.structure
         return max(alike, key=alike.__getitem__, default=None)
 
-    def _regions(self, query: ImageSource) -> Iterator[bytes]:
-        """Parts of the query searched again, in turn, while nothing verifies: the pictures
-        pasted inside it, then its centre; each is cut only when asked for."""
+    def _regions(self, query: ImageSource) -> Iterator[tuple[bytes, bool]]:
+        """Parts of the query searched again, in turn, while nothing verifies, and whether each
+        is a pasted picture: the pictures pasted inside it, then its centre; each is cut only
+        when asked for."""
         try:
             if self.verify_pasted:
-                yield from pasted_pictures(query, self.max_pixels)
+                for picture in pasted_pictures(query, self.max_pixels):
+                    yield picture, True
             if self.verify_centre:
-                yield query_centre(query, self.max_pixels)
+                yield query_centre(query, self.max_pixels), False
         except ImageDecodeError:  # a query URL that could be read a moment ago, now cannot
             return
 
@@ -433,28 +466,33 @@ class ImageSearch:
         hits: list[SearchHit],
         checked: dict[int, _Checked],
         where: RowFilter | None,
-    ) -> tuple[list[SearchHit], dict[int, _Checked], bool]:
+    ) -> tuple[list[SearchHit], dict[int, _Checked], bool, list[SearchHit]]:
         """A part of the query embedded, searched and checked as the whole query was; its first
         verified hit joins the whole query's hits (at its place there, or after them). The
-        last item says whether one did."""
+        third item says whether one did, the last is the part's own hits (none when it could
+        not be searched)."""
         try:
             views = query_views(region, self.max_pixels)
         except ImageDecodeError:
-            return hits, checked, False
+            return hits, checked, False, []
         with self.embed_lock:
             embedded: EmbeddedBatch[Any] = self.pipeline([region])
         if not embedded.paths:
-            return hits, checked, False
+            return hits, checked, False, []
         vector = embedded.vectors[0]
         # Asked for all it may check at once: few parts verify early.
         (region_hits,) = self.index.search(vector[None, :], self.checked_top, where)
         region_hits, region_checked = self._checked(views, vector, region_hits, True, where)
         verified = next((p for p, found in region_checked.items() if found.verified), None)
         if verified is None:
-            return hits, checked, False
-        found = region_hits[verified]
-        positions = {hit.id: position for position, hit in enumerate(hits)}
-        if found.id not in positions:
-            positions[found.id] = len(hits)
-            hits = [*hits, found]
-        return hits, {**checked, positions[found.id]: region_checked[verified]}, True
+            return hits, checked, False, region_hits
+        hits, position = _joined(hits, region_hits[verified])
+        return hits, {**checked, position: region_checked[verified]}, True, region_hits
+
+
+def _joined(hits: list[SearchHit], hit: SearchHit) -> tuple[list[SearchHit], int]:
+    """The hits with `hit` among them (at its place there, or after them), and its position."""
+    for position, known in enumerate(hits):
+        if known.id == hit.id:
+            return hits, position
+    return [*hits, hit], len(hits)

@@ -80,8 +80,9 @@ def test_copy_detection_on_embedded_services(
         "verify_pasted",
         "verify_weak",
         "verify_frames",
+        "pasted_nearest",
     )
-    assert tuple(report[name] for name in verification) == (10, 100, False, True, True, True)
+    assert tuple(report[name] for name in verification) == (10, 100, False, True, True, True, True)
 
 
 def test_a_folder_in_no_known_layout_is_a_one_line_error(tmp_path: Path) -> None:

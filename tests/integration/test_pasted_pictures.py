@@ -5,14 +5,15 @@ from pathlib import Path
 from typing import cast
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from ris.embedding.pipeline import EmbeddingPipeline
 from ris.index.milvus import MilvusIndex
 from ris.search.image_search import ImageSearch
 from ris.search.pasted_pictures import pasted_boxes, pasted_pictures
-from ris.search.verify import MIN_INLIERS
-from tests.imagefiles import PAGE, web_page
+from ris.search.same_picture import WEAK_INLIERS
+from ris.search.verify import MIN_INLIERS, local_features, match, query_views
+from tests.imagefiles import PAGE, web_page, write_image
 from tests.integration.test_verify import MAX_PIXELS
 from tests.placed import CountedSearches, at, record
 
@@ -142,3 +143,36 @@ def test_tiny_pictures_give_boxes_inside_them() -> None:
         for left, top, right, bottom in boxes:
             assert 0 <= left < right <= 1 and 0 <= top < bottom <= 1, side
     assert with_boxes >= 30  # the textured middle, from 5 px on
+
+
+def test_a_pasted_picture_s_nearest_comes_first_when_nothing_verifies(
+    pipeline: EmbeddingPipeline, index: MilvusIndex, imagenet: list[Path], tmp_path: Path
+) -> None:
+    """A page whose pasted picture is a photo blurred, squeezed and flipped: no feature agrees
+    with its original, so nothing verifies, but the pasted picture's nearest (the original) is
+    far nearer to it than the page's nearest are to the page, so it comes first, unverified,
+    with RIS_PASTED_NEAREST; without, the page's nearest stay first."""
+    original = imagenet[5]
+    with Image.open(original) as photo:
+        blurred = photo.convert("RGB").filter(ImageFilter.GaussianBlur(16))
+    copy = write_image(tmp_path / "copy.png", ImageOps.mirror(blurred.resize((420, 400))))
+    page, _ = web_page(copy, tmp_path)
+    (pasted,) = pasted_pictures(str(page), MAX_PIXELS)
+    pasted_view = query_views(pasted, MAX_PIXELS)[0]
+    found = match(pasted_view.features, local_features(str(original), MAX_PIXELS))
+    assert found is None or found.inliers < WEAK_INLIERS
+    whole, cut = pipeline([str(page), pasted]).vectors
+    placed = [
+        (imagenet[1], at(whole, 0.89)),
+        (imagenet[2], at(whole, 0.88)),
+        (original, at(cut, 0.95)),
+    ]
+    index.upsert([record(str(path), vector) for path, vector in placed])
+    index.flush()
+    for nearest, first in ((True, [original, imagenet[1]]), (False, imagenet[1:3])):
+        search = ImageSearch(
+            pipeline, index, 10, MAX_PIXELS, verify_pasted=True, pasted_nearest=nearest
+        )
+        results = search(str(page), 2).results
+        assert [r.path for r in results] == list(map(str, first))
+        assert not any(r.verified for r in results)

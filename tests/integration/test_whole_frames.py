@@ -11,7 +11,7 @@ from ris.search.image_search import ImageSearch
 from ris.search.same_picture import SAME_PICTURE_DIFFERING, WEAK_INLIERS
 from ris.search.verify import MAX_SIDE, _grey, local_features, match, query_views
 from ris.search.whole_frames import frames_compared
-from tests.imagefiles import flat_shapes, write_image
+from tests.imagefiles import flat_shapes, grey_squeezed_mirrored, write_image
 from tests.placed import at, record
 
 MAX_PIXELS = 50_000_000
@@ -19,8 +19,7 @@ MAX_PIXELS = 50_000_000
 
 def _mild_copy(picture: Image.Image) -> Image.Image:
     """Made grey, squeezed to another aspect ratio, flipped left to right and framed."""
-    grey = ImageOps.grayscale(picture).resize((420, 400))
-    return ImageOps.expand(ImageOps.mirror(grey), 24, fill=90)
+    return ImageOps.expand(grey_squeezed_mirrored(picture), 24, fill=90)
 
 
 def _grey_of(path: Path) -> np.ndarray:
