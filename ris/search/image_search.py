@@ -359,11 +359,11 @@ class ImageSearch:
             return hits, checked, None
         nearest: list[SearchHit] = []  # each pasted picture's nearest hit
         for region, pasted in self._regions(readable):
-            hits, checked, verified, found = self._region_checked(region, hits, checked, where)
+            hits, checked, verified, own = self._region_checked(region, hits, checked, where)
             if verified:
                 return hits, checked, None
-            if pasted and found:
-                nearest.append(found[0])
+            if pasted and own:
+                nearest.append(own[0])
         alike = self._most_alike(views[0].grey, hits) if self.verify_frames else None
         if alike is not None or not self.pasted_nearest:
             return hits, checked, alike
@@ -384,7 +384,7 @@ class ImageSearch:
     def _most_alike(self, query: np.ndarray, hits: list[SearchHit]) -> int | None:
         """The position of the nearest hit most alike the query frame to frame among the
         FRAMES_COMPARED nearest that are one picture with it; None when none is."""
-        alike = {}
+        alike: dict[int, float] = {}  # position -> structure
         for position, hit in enumerate(hits[:FRAMES_COMPARED]):
             grey = self.pictures.grey(hit.path)
             comparison = frames_compared(query, grey) if grey is not None else None
