@@ -237,7 +237,8 @@ class ImageSearch:
 
         Queries are embedded QUERY_BATCH at a time and each batch is one index request; each
         query is then verified on its own. Hits below `min_score` are dropped unless verified (or
-        put first as one picture with the query frame to frame).
+        put first unverified: one picture with the query frame to frame, or a pasted picture's
+        far nearer hit).
         """
         return [
             outcome
@@ -315,14 +316,14 @@ class ImageSearch:
         min_score: float | None,
         shared: dict[str, float],
     ) -> SearchResponse:
-        """Verify the nearest hits, put the verified copy (or else the hit most alike frame to
-        frame) first, drop what else scores too low."""
+        """Verify the nearest hits, put the verified copy (or else the hit put first unverified)
+        first, drop what else scores too low."""
         started = time.perf_counter()
-        hits, checked, alike = self._verify(query, vector, hits, where)
+        hits, checked, first = self._verify(query, vector, hits, where)
         verified = {i for i, found in checked.items() if found.verified}
-        order = sorted(range(len(hits)), key=lambda i: (i not in verified, i != alike, i))
+        order = sorted(range(len(hits)), key=lambda i: (i not in verified, i != first, i))
         if min_score is not None:
-            order = [i for i in order if i in verified or i == alike or hits[i].score >= min_score]
+            order = [i for i in order if i in verified or i == first or hits[i].score >= min_score]
         results = [
             SearchResult(
                 rank,

@@ -136,12 +136,21 @@ def compared(
     pair = aligned(first, second, found)
     if pair is None:
         return APART
-    source, target = pair.second[pair.covered], pair.first[pair.covered]
     # The second picture's area in the first's pixels: the transform scales areas by its
     # determinant.
     (a, b), (c, d) = found.transform[:, :2].tolist()
-    area = min(first.size, second.size / max(abs(a * d - b * c), 1e-9))
-    cover = float(pair.covered.sum()) / area
+    return aligned_compared(
+        pair, min(first.size, second.size / max(abs(a * d - b * c), 1e-9)), content
+    )
+
+
+def aligned_compared(
+    pair: Aligned, second_area: float, content: np.ndarray | None = None
+) -> Comparison:
+    """Two pictures already aligned, compared as `compared` does; `second_area` is the second
+    picture's area in the first's pixels (for the cover)."""
+    source, target = pair.second[pair.covered], pair.first[pair.covered]
+    cover = float(pair.covered.sum()) / second_area
     differing = _differing_share(pair.first, pair.second, pair.covered, source, target, content)
     return Comparison(differing, correlation(source, target), min(1.0, cover))
 

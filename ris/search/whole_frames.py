@@ -13,7 +13,7 @@ from ris.search.same_picture import (
     SAME_PICTURE_DIFFERING,
     Aligned,
     aligned,
-    compared,
+    aligned_compared,
     correlation,
 )
 from ris.search.verify import Match
@@ -53,7 +53,7 @@ def frames_compared(first: np.ndarray, second: np.ndarray) -> FrameComparison:
         found = _frame_onto_frame(first_box, second_box, mirrored)
         pair = aligned(first, second, found)
         if pair is not None:
-            differing = compared(first, second, found).differing
+            differing = aligned_compared(pair, first.size).differing
             comparisons.append(FrameComparison(differing, _structure(pair)))
     return max(comparisons, key=lambda c: c.structure, default=FrameComparison(1.0, 0.0))
 
