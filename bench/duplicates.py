@@ -33,18 +33,18 @@ from rich.table import Table
 from bench.measure import merge_json
 from bench.scale import fitted_sampler
 from ris.datasets import dataset_path
-from ris.evaluation.run import embedded_services, ingest_folder
-from ris.files.identity import image_id
-from ris.files.remote import Remote
-from ris.index.base import ImageRecord
-from ris.index.milvus import open_index
-from ris.search.duplicates import (
+from ris.duplicates.groups import (
     FEATURE_COUNT,
     FEATURE_FEW,
     FEATURE_SIDE,
     DuplicateReport,
     find_duplicates,
 )
+from ris.evaluation.run import embedded_services, ingest_folder
+from ris.files.identity import image_id
+from ris.files.remote import Remote
+from ris.index.base import ImageRecord
+from ris.index.milvus import open_index
 from ris.search.feature_cache import FeatureCache
 from ris.settings import Settings, load_settings
 

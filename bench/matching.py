@@ -28,8 +28,8 @@ from threadpoolctl import threadpool_limits
 
 from bench.measure import merge_json
 from ris.datasets import dataset_path
+from ris.duplicates.groups import FEATURE_COUNT, FEATURE_SIDE
 from ris.search import verify
-from ris.search.duplicates import FEATURE_COUNT, FEATURE_SIDE
 from ris.search.verify import MAX_FEATURES, MAX_SIDE, MIN_INLIERS, LocalFeatures, local_features
 
 console = Console(highlight=False, width=140)

@@ -217,8 +217,8 @@ def duplicates(
     """
     from query.contact_sheet import group_sheet
     from query.render import duplicates_json, duplicates_table
+    from ris.duplicates.groups import find_duplicates, open_duplicates_cache
     from ris.files.remote import Remote
-    from ris.search.duplicates import find_duplicates, open_duplicates_cache
     from ris.search.filters import path_prefix
 
     configure_logging(verbose)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageOps
 
+from ris.duplicates.groups import DuplicateGroup
 from ris.embedding.imaging import open_image
-from ris.search.duplicates import DuplicateGroup
 from ris.search.image_search import SearchResult
 
 TILE = 220

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 
 from query.schemas import CliAnswer, CliDuplicateGroup, CliHit, Timings
+from ris.duplicates.groups import DuplicateReport
 from ris.errors import ImageDecodeError
 from ris.files.identity import display_path
-from ris.search.duplicates import DuplicateReport
 from ris.search.image_search import SearchResponse, SearchResult
 
 if TYPE_CHECKING:

@@ -33,6 +33,7 @@ from query.schemas import (
     HttpSearchResponse,
     Timings,
 )
+from ris.duplicates.groups import find_duplicates, open_duplicates_cache
 from ris.embedding.imaging import open_image
 from ris.errors import ImageDecodeError, RisError
 from ris.files.identity import is_url
@@ -42,7 +43,6 @@ from ris.index.base import RowFilter
 from ris.index.milvus import open_index
 from ris.jobs.connection import connect_redis
 from ris.jobs.tracker import JobTracker
-from ris.search.duplicates import find_duplicates, open_duplicates_cache
 from ris.search.filters import path_prefix, row_filter
 from ris.search.image_search import ImageSearch
 from ris.settings import Settings

@@ -17,8 +17,8 @@ from click.testing import CliRunner, Result
 
 from ris.dev.workers import launch_workers as launch_local_workers
 from ris.dev.workers import stop_workers
+from ris.duplicates.groups import FEATURE_COUNT, FEATURE_SIDE
 from ris.files.remote import Remote
-from ris.search.duplicates import FEATURE_COUNT, FEATURE_SIDE
 from ris.search.verify import LocalFeatures, Pictures
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,7 +1,7 @@
 """Two pictures compared pixel for pixel once a match aligns them: the share of cells that still
 differ, how their grey levels correlate, and how much of the smaller one the overlap covers.
 Duplicate groups ask it of the pairs features alone cannot decide: those held by features that
-recur across many pictures (ris/search/recurring.py), and smooth pictures on which too few
+recur across many pictures (ris/duplicates/recurring.py), and smooth pictures on which too few
 features agree; searches ask it of hits on which too few agree with the query."""
 
 from __future__ import annotations

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ris.duplicates import candidates
+from ris.duplicates.neighbours import PROJECTED_DIM
 from ris.index.base import ImageRecord
 from ris.index.milvus import MilvusIndex
-from ris.search import duplicates
-from ris.search.neighbours import PROJECTED_DIM
 
 DIM = PROJECTED_DIM + 64  # so the in-process search goes through its projection
 
@@ -37,11 +37,11 @@ def clustered_index(any_milvus: str, collection: str):
 def test_both_ways_of_finding_neighbours_give_the_same_pairs(
     clustered_index: MilvusIndex, under: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rows, in_process, paths, states, crowds = duplicates.candidate_pairs(
+    rows, in_process, paths, states, crowds = candidates.candidate_pairs(
         clustered_index, 0.55, under, margin=0.0
     )
-    monkeypatch.setattr(duplicates, "IN_PROCESS_BYTES", 0)
-    searched_rows, searched, _, searched_states, searched_crowds = duplicates.candidate_pairs(
+    monkeypatch.setattr(candidates, "IN_PROCESS_BYTES", 0)
+    searched_rows, searched, _, searched_states, searched_crowds = candidates.candidate_pairs(
         clustered_index, 0.55, under, margin=0.0
     )
     # The file states the index holds, read with the rows (they key the feature cache).

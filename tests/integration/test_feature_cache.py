@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ris.duplicates.groups import FEATURE_COUNT, FEATURE_FEW, FEATURE_SIDE
+from ris.duplicates.stores import FeatureStore
 from ris.files.changes import FileState
 from ris.files.remote import Remote
-from ris.search.duplicates import FEATURE_COUNT, FEATURE_FEW, FEATURE_SIDE, FeatureStore
 from ris.search.feature_cache import FeatureCache, open_feature_cache
 from ris.search.verify import LocalFeatures, Pictures
 from ris.settings import Settings

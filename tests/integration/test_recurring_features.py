@@ -11,15 +11,16 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance, ImageOps
 
-from ris.files.remote import FetchOptions, Remote
-from ris.search.duplicates import FEATURE_COUNT, FEATURE_SIDE, accepted_pairs
-from ris.search.recurring import (
+from ris.duplicates.groups import FEATURE_COUNT, FEATURE_SIDE
+from ris.duplicates.recurring import (
     aligned_in_place,
     distinctive_inliers,
     needs_same_picture,
     own_points,
     recurring_features,
 )
+from ris.duplicates.verdicts import accepted_pairs
+from ris.files.remote import FetchOptions, Remote
 from ris.search.same_picture import SAME_PICTURE_DIFFERING, compared
 from ris.search.verify import MIN_INLIERS, Match, Pictures, match
 from tests.imagefiles import web_page

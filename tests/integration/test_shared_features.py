@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance, ImageOps
 
+from ris.duplicates import feature_votes
+from ris.duplicates.feature_votes import voted_pairs
+from ris.duplicates.groups import FEATURE_COUNT, FEATURE_FEW, FEATURE_SIDE
+from ris.duplicates.verdicts import accepted_pairs
 from ris.files.remote import FetchOptions, Remote
-from ris.search import feature_votes
-from ris.search.duplicates import FEATURE_COUNT, FEATURE_FEW, FEATURE_SIDE, accepted_pairs
-from ris.search.feature_votes import voted_pairs
 from ris.search.verify import LocalFeatures, Pictures, local_features
 from tests.integration.test_recurring_features import templated
 

@@ -11,8 +11,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ris.duplicates.groups import FEATURE_COUNT, FEATURE_FEW, FEATURE_SIDE
+from ris.duplicates.verdicts import accepted_pairs
 from ris.files.remote import FetchOptions, Remote
-from ris.search.duplicates import FEATURE_COUNT, FEATURE_FEW, FEATURE_SIDE, accepted_pairs
 from ris.search.same_picture import WEAK_INLIERS, compared
 from ris.search.verify import MIN_INLIERS, Pictures, local_features, match
 from tests.imagefiles import flat_shapes

@@ -6,12 +6,12 @@ from typing import cast
 import numpy as np
 from PIL import Image
 
+from ris.duplicates.groups import FEATURE_COUNT, FEATURE_FEW, FEATURE_SIDE
 from ris.embedding.pipeline import EmbeddingPipeline
 from ris.files.identity import image_id
 from ris.files.remote import Remote
 from ris.index.base import ImageRecord
 from ris.index.milvus import MilvusIndex
-from ris.search.duplicates import FEATURE_COUNT, FEATURE_FEW, FEATURE_SIDE
 from ris.search.feature_cache import FeatureCache, KeptFeatures
 from ris.search.image_search import ImageSearch
 from ris.search.keep_features import keep_features

@@ -8,15 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ris.duplicates.groups import FEATURE_COUNT, FEATURE_SIDE
+from ris.duplicates.stores import FeatureStore
+from ris.duplicates.union_find import UnionFind
+from ris.duplicates.verdicts import _in_checking_order, accepted_pairs
 from ris.files.remote import Remote
-from ris.search.duplicates import (
-    FEATURE_COUNT,
-    FEATURE_SIDE,
-    FeatureStore,
-    UnionFind,
-    _in_checking_order,
-    accepted_pairs,
-)
 from ris.search.verify import Pictures
 from tests.helpers import CountingPictures
 

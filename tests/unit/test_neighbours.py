@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ris.search.neighbours import PROJECTED_DIM, TILE, nearest_rows, top_columns
+from ris.duplicates.neighbours import PROJECTED_DIM, TILE, nearest_rows, top_columns
 
 
 def _clustered(count: int, dim: int, seed: int = 3) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ris.search.recurring import (
+from ris.duplicates.recurring import (
     RECURRING_PARTNERS,
     aligned_in_place,
     distinctive_inliers,

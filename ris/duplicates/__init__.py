@@ -1,0 +1,2 @@
+"""Duplicate groups: every set of near-duplicate images in a collection (`query duplicates`,
+`GET /duplicates`)."""
