@@ -213,7 +213,7 @@ def accepted_pairs(
         refused = proposed & set(needing)
         held = [pair for pair in needing if pair not in refused]
         same = checks.on_threads(
-            lambda pair: checks.comparison(pair, found[pair], recurring).same_picture,
+            lambda pair: checks.comparison(pair, found[pair], recurring).same_picture_both_ways,
             held,
             "comparing pixels",
         )

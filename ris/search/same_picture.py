@@ -59,6 +59,11 @@ class Comparison:
     # The share of the first picture's cells over the overlap that differ (or, where larger,
     # of those holding the content points asked about); 1.0 when they hardly overlap.
     differing: float
+    # The share that differ the other way round: the first picture's grey levels mapped onto
+    # the second's. The line that maps a picture's levels onto a faded (low-contrast) one's is
+    # nearly flat when the two hardly correlate, so a faded first picture differs by under
+    # DIFFERING_LEVELS from anything laid on it: only this way round shows it.
+    differing_back: float
     # The correlation of their blurred grey levels over the overlap.
     correlation: float
     # The overlap, as a share of the smaller picture's area.
@@ -69,13 +74,18 @@ class Comparison:
         return self.differing <= SAME_PICTURE_DIFFERING
 
     @property
+    def same_picture_both_ways(self) -> bool:
+        """One picture whichever of the two is mapped onto the other's grey levels."""
+        return max(self.differing, self.differing_back) <= SAME_PICTURE_DIFFERING
+
+    @property
     def confirms_weak_match(self) -> bool:
         return (
             self.same_picture and self.correlation >= WEAK_CORRELATION and self.cover >= WEAK_COVER
         )
 
 
-APART = Comparison(1.0, 0.0, 0.0)
+APART = Comparison(1.0, 1.0, 0.0, 0.0)
 
 
 def cell_centres(boxes: Sequence[Box]) -> np.ndarray:
@@ -152,7 +162,8 @@ def aligned_compared(
     source, target = pair.second[pair.covered], pair.first[pair.covered]
     cover = float(pair.covered.sum()) / second_area
     differing = _differing_share(pair.first, pair.second, pair.covered, source, target, content)
-    return Comparison(differing, correlation(source, target), min(1.0, cover))
+    back = _differing_share(pair.second, pair.first, pair.covered, target, source, content)
+    return Comparison(differing, back, correlation(source, target), min(1.0, cover))
 
 
 def correlation(source: np.ndarray, target: np.ndarray) -> float:
@@ -172,7 +183,8 @@ def _differing_share(
     content: np.ndarray | None,
 ) -> float:
     """The share of the first picture's cells over the overlap that differ from the aligned
-    second's; with `content`, the larger of that and the share among the cells holding it."""
+    second's, its grey levels mapped onto the first's (`source` and `target`: the two over the
+    overlap); with `content`, the larger of that and the share among the cells holding it."""
     height, width = first.shape
     rows, columns = height // CELL, width // CELL
     # One line maps the aligned grey levels onto the first's: contrast and brightness edits.

@@ -282,3 +282,32 @@ def test_two_pages_of_one_template_differing_only_in_their_smooth_pasted_picture
     assert (apart.compared, apart.accepted, apart.joined.sets()) == (1, 0, [])
     joined = accepted_pairs({(0, 2): SCORE}, paths, pictures)
     assert joined.joined.sets() == [[0, 2]]
+
+
+def faded(path: Path, opacity: float = 0.3) -> Path:
+    """The picture laid at `opacity` over white (AugLy's opacity edit), beside it."""
+    with Image.open(path) as image:
+        picture = image.convert("RGB")
+    made = path.with_name(f"faded-{path.name}")
+    Image.blend(Image.new("RGB", picture.size, "white"), picture, opacity).save(made, quality=90)
+    return made
+
+
+def test_a_faded_page_is_no_copy_of_another_photo_s_page_but_is_of_its_own(
+    photos: list[Path], pictures: Pictures, tmp_path: Path
+) -> None:
+    """Pages of one template hold their photos on under a third of the page. Laid over white,
+    a page's grey levels span a third of their range, and the line that maps another page's
+    onto them is nearly flat where the photos differ: it differs from anything by little.
+    Mapped the other way round, the other photo shows."""
+    pages = [web_page(path, tmp_path)[0] for path in sorted(photos)[:2]]
+    made = [faded(pages[0]), pages[1], pages[0]]  # the faded page is the first of its pairs
+    verified = matches_of(made, pictures)
+    greys = [pictures.grey(str(path)) for path in made]
+    other = compared(greys[0], greys[1], verified[(0, 1)])  # type: ignore[arg-type]
+    assert other.same_picture and not other.same_picture_both_ways, other
+    own = compared(greys[0], greys[2], verified[(0, 2)])  # type: ignore[arg-type]
+    assert own.same_picture_both_ways, own
+    pairs, paths = all_pairs(made)
+    verdicts = accepted_pairs(pairs, paths, pictures)
+    assert [sorted(group) for group in verdicts.joined.sets()] == [[0, 2]]
