@@ -159,9 +159,10 @@ def accepted_pairs(
     """The images joined, and how many pairs were checked, accepted and compared. Without
     `pictures` every pair is accepted; with it, every pair below IDENTICAL_SCORE must match
     under one geometry, by features that do not recur across many pictures or, failing that,
-    as one picture pixel for pixel (ris/duplicates/recurring.py); a pair too few features agree
-    on (WEAK_INLIERS to MIN_INLIERS) must be one picture pixel for pixel, matched either way
-    round, the overlap covering most of the smaller (ris/search/same_picture.py). Pixel
+    as one picture pixel for pixel whichever picture's grey levels are mapped onto the other's
+    (ris/duplicates/recurring.py); a pair too few features agree on (WEAK_INLIERS to
+    MIN_INLIERS) must be one picture pixel for pixel, matched either way round, the overlap
+    covering most of the smaller (ris/search/same_picture.py). Pixel
     comparisons hold the first picture to its content: its own features' cells and those of
     the pictures pasted in it. Features recur across the matched pairs and, for the pictures
     of pairs nothing else holds, across their `crowds` (CROWD_MIN_SCORE). Features are taken
