@@ -6,9 +6,10 @@ features agree; searches ask it of hits on which too few agree with the query.""
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -59,15 +60,21 @@ class Comparison:
     # The share of the first picture's cells over the overlap that differ (or, where larger,
     # of those holding the content points asked about); 1.0 when they hardly overlap.
     differing: float
-    # The share that differ the other way round: the first picture's grey levels mapped onto
-    # the second's. The line that maps a picture's levels onto a faded (low-contrast) one's is
-    # nearly flat when the two hardly correlate, so a faded first picture differs by under
-    # DIFFERING_LEVELS from anything laid on it: only this way round shows it.
-    differing_back: float
     # The correlation of their blurred grey levels over the overlap.
     correlation: float
     # The overlap, as a share of the smaller picture's area.
     cover: float
+    # Measures `differing_back`, only when asked: it costs about half the comparison, and only
+    # duplicate groups' held pairs ask.
+    measure_back: Callable[[], float] = field(repr=False, compare=False)
+
+    @functools.cached_property
+    def differing_back(self) -> float:
+        """The share that differ the other way round: the first picture's grey levels mapped
+        onto the second's. The line that maps a picture's levels onto a faded (low-contrast)
+        one's is nearly flat when the two hardly correlate, so a faded first picture differs by
+        under DIFFERING_LEVELS from anything laid on it: only this way round shows it."""
+        return self.measure_back()
 
     @property
     def same_picture(self) -> bool:
@@ -85,7 +92,7 @@ class Comparison:
         )
 
 
-APART = Comparison(1.0, 1.0, 0.0, 0.0)
+APART = Comparison(1.0, 0.0, 0.0, lambda: 1.0)
 
 
 def cell_centres(boxes: Sequence[Box]) -> np.ndarray:
@@ -162,8 +169,10 @@ def aligned_compared(
     source, target = pair.second[pair.covered], pair.first[pair.covered]
     cover = float(pair.covered.sum()) / second_area
     differing = _differing_share(pair.first, pair.second, pair.covered, source, target, content)
-    back = _differing_share(pair.second, pair.first, pair.covered, target, source, content)
-    return Comparison(differing, back, correlation(source, target), min(1.0, cover))
+    back = functools.partial(
+        _differing_share, pair.second, pair.first, pair.covered, target, source, content
+    )
+    return Comparison(differing, correlation(source, target), min(1.0, cover), back)
 
 
 def correlation(source: np.ndarray, target: np.ndarray) -> float:
