@@ -218,6 +218,7 @@ def duplicates(
     from query.contact_sheet import group_sheet
     from query.render import duplicates_json, duplicates_table
     from ris.duplicates.groups import find_duplicates, open_duplicates_cache
+    from ris.embedding.pipeline import picture_embedder
     from ris.files.remote import Remote
     from ris.search.filters import path_prefix
 
@@ -244,6 +245,7 @@ def duplicates(
             on_progress=advance,
             cache=cache,
             shared_features=shared_features,
+            embed=picture_embedder(settings),
         )
     if save is not None:
         save.mkdir(parents=True, exist_ok=True)

@@ -94,6 +94,7 @@ class SearchService:
             path_prefix(under) if under.strip() else "",
             cache=self.feature_cache,
             shared_features=shared_features,
+            embed=self.image_search.embed_pictures,
         )
         groups = [
             HttpDuplicateGroup(
