@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ris.duplicates.candidates import Progress
+from ris.duplicates.candidates import SEARCH_BATCH, Progress
 from ris.errors import ImageDecodeError
 from ris.files.changes import FileState
 from ris.index.base import RowFilter, VectorIndex
@@ -69,41 +69,45 @@ def pasted_candidates(
             return []
 
     found = PastedPictures({}, {}, {}, {})
-    where = RowFilter(prefixes=(under,)) if under else None
     on_progress("cutting out pasted pictures", 0, len(rows))
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="pasted") as pool:
-        for done, (row, cuts) in enumerate(
+        for done, (row, pasted) in enumerate(
             zip(rows, pool.map(cut_out, rows), strict=True), start=1
         ):
-            if cuts:
-                _paired(row, states.get(row), cuts, embed, index, where, folder, found)
+            for number, picture in enumerate(pasted):
+                cut = cut_id(row, number)
+                found.paths[cut] = str(folder / f"{cut}.png")
+                Path(found.paths[cut]).write_bytes(picture)
+                found.pages[cut] = row
+                if row in states:
+                    found.states[cut] = states[row]
             on_progress("cutting out pasted pictures", done, len(rows))
+    where = RowFilter(prefixes=(under,)) if under else None
+    cuts = list(found.paths)
+    # Embedded and searched in batches: an index request costs about the same for 1 vector as
+    # for 256 (Milvus Lite: 0.1-0.3 s).
+    on_progress("searching pasted pictures", 0, len(cuts))
+    for start in range(0, len(cuts), SEARCH_BATCH):
+        batch, vectors = _embedded(cuts[start : start + SEARCH_BATCH], found.paths, embed)
+        if not batch:
+            continue
+        for cut, hits in zip(
+            batch, index.search(vectors, PASTED_NEIGHBOURS + 1, where), strict=True
+        ):
+            near = [hit for hit in hits if hit.id != found.pages[cut]][:PASTED_NEIGHBOURS]
+            found.pairs.update(
+                ((cut, hit.id), hit.score) for hit in near if hit.score >= PASTED_MIN_SCORE
+            )
+        on_progress("searching pasted pictures", min(start + SEARCH_BATCH, len(cuts)), len(cuts))
     return found
 
 
-def _paired(
-    row: int,
-    state: FileState | None,
-    cuts: list[bytes],
-    embed: Embed,
-    index: VectorIndex,
-    where: RowFilter | None,
-    folder: Path,
-    found: PastedPictures,
-) -> None:
-    """Each of a row's `cuts` written to `folder`, embedded and searched; added to `found`."""
-    vectors = embed(cuts)
-    if len(vectors) != len(cuts):  # a cut that does not decode: none is searched
-        return
-    searched = index.search(vectors, PASTED_NEIGHBOURS + 1, where)
-    for number, (picture, hits) in enumerate(zip(cuts, searched, strict=True)):
-        cut = cut_id(row, number)
-        path = folder / f"{cut}.png"
-        path.write_bytes(picture)
-        found.paths[cut] = str(path)
-        found.pages[cut] = row
-        if state is not None:
-            found.states[cut] = state
-        for hit in [hit for hit in hits if hit.id != row][:PASTED_NEIGHBOURS]:
-            if hit.score >= PASTED_MIN_SCORE:
-                found.pairs[(cut, hit.id)] = hit.score
+def _embedded(cuts: list[int], paths: dict[int, str], embed: Embed) -> tuple[list[int], np.ndarray]:
+    """The cuts that embed, and their vectors: all in one call, or else one by one when one of
+    them did not decode."""
+    vectors = embed([Path(paths[cut]).read_bytes() for cut in cuts])
+    if len(vectors) == len(cuts):
+        return cuts, vectors
+    each = {cut: embed([Path(paths[cut]).read_bytes()]) for cut in cuts}
+    kept = [cut for cut in cuts if len(each[cut])]
+    return kept, np.concatenate([each[cut] for cut in kept]) if kept else vectors[:0]

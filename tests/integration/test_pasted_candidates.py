@@ -1,6 +1,6 @@
 """Pictures pasted in a collection's pictures, cut out and checked as pictures of their own: a
 photo shown small in a web page groups the page with the photo, and the pages' template joins
-nothing."""
+nothing; a later run reads none of them again."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from ris.dev.services import LocalMilvusLite
-from ris.duplicates.groups import find_duplicates
+from ris.duplicates.groups import FEATURE_COUNT, FEATURE_FEW, FEATURE_SIDE, find_duplicates
 from ris.embedding.pipeline import EmbeddingPipeline
 from ris.files.remote import FetchOptions, Remote
 from ris.index.milvus import MilvusIndex
+from ris.search.feature_cache import FeatureCache
 from tests.imagefiles import web_page
 from tests.integration.test_verify import MAX_PIXELS
 from workers.ingest import process_batch
@@ -64,3 +65,27 @@ def test_a_photo_shown_small_in_a_page_groups_the_page_with_the_photo(
     assert _groups(index, pipeline, embed=False) < expected
     # Cut out of its page, each photo finds its original; the pages' template joins nothing.
     assert _groups(index, pipeline, embed=True) == expected
+
+
+def test_a_run_after_the_first_reads_no_pasted_picture_again(
+    pages_and_photos: tuple[MilvusIndex, list[Path]],
+    pipeline: EmbeddingPipeline,
+    tmp_path: Path,
+) -> None:
+    """The pictures cut out keep their features between runs, by their page's file state."""
+    index, shown = pages_and_photos
+    cache = FeatureCache(tmp_path, 2**30, FEATURE_SIDE, FEATURE_COUNT, FEATURE_FEW)
+    runs = [
+        find_duplicates(
+            index,
+            Remote(FetchOptions()),
+            MAX_PIXELS,
+            cache=cache,
+            embed=lambda pictures: pipeline(pictures).vectors,
+        )
+        for _ in range(2)
+    ]
+    assert runs[0].pasted_pictures >= len(shown) and runs[0].read_pictures > runs[0].rows
+    assert runs[1].pasted_pictures == runs[0].pasted_pictures
+    assert (runs[1].read_pictures, runs[1].cached_pictures) == (0, runs[0].read_pictures)
+    assert runs[1].groups == runs[0].groups
