@@ -188,8 +188,9 @@ def audit(sample: int, as_json: bool, verbose: bool) -> None:
     "--shared-features/--no-shared-features",
     default=None,
     help="With verification, also check the pairs that share many local features whatever "
-    "their vectors' score: finds the originals of small crops, and reads every picture "
-    "[default: on up to 10,000 images].",
+    "their vectors' score, and the pictures pasted in pictures (a screenshot's photo) cut out "
+    "and searched: finds the originals of small crops and of photos shown in screenshots, "
+    "and reads every picture [default: on up to 10,000 images].",
 )
 @click.option("--under", metavar="FOLDER", help="Only images under this folder (or URL prefix).")
 @json_option

@@ -268,7 +268,8 @@ def create_app(settings: Settings) -> FastAPI:
             bool | None,
             Query(
                 description="also check the pairs sharing many local features (the original "
-                "of a small crop); by default up to 10,000 images"
+                "of a small crop) and the pictures pasted in pictures, cut out (a "
+                "screenshot's photo); by default up to 10,000 images"
             ),
         ] = None,
     ) -> HttpDuplicatesResponse:
