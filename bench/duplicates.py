@@ -40,6 +40,7 @@ from ris.duplicates.groups import (
     DuplicateReport,
     find_duplicates,
 )
+from ris.embedding.pipeline import picture_embedder
 from ris.evaluation.run import embedded_services, ingest_folder
 from ris.files.identity import image_id
 from ris.files.remote import Remote
@@ -146,6 +147,7 @@ def scored(
         "verified_pairs": report.verified_pairs,
         "compared_pairs": report.compared_pairs,
         "weak_pairs": report.weak_pairs,
+        "pasted_pictures": report.pasted_pictures,
         "read_pictures": report.read_pictures,
         "cached_pictures": report.cached_pictures,
         **{f"{phase}_s": seconds for phase, seconds in report.seconds.items()},
@@ -178,6 +180,7 @@ def run(
             on_progress=advance,
             cache=cache,
             shared_features=shared,
+            embed=picture_embedder(settings),
         )
     return scored(report, truth, label, synthetic)
 
@@ -296,6 +299,7 @@ def show(results: Iterable[dict[str, Any]]) -> None:
         ("verified_pairs", "verified"),
         ("compared_pairs", "compared"),
         ("weak_pairs", "smooth compared"),
+        ("pasted_pictures", "pasted cut out"),
         ("read_pictures", "pictures read"),
         ("cached_pictures", "pictures known"),
         ("search_s", "search s"),

@@ -188,8 +188,9 @@ def audit(sample: int, as_json: bool, verbose: bool) -> None:
     "--shared-features/--no-shared-features",
     default=None,
     help="With verification, also check the pairs that share many local features whatever "
-    "their vectors' score: finds the originals of small crops, and reads every picture "
-    "[default: on up to 10,000 images].",
+    "their vectors' score, and the pictures pasted in pictures (a screenshot's photo) cut out "
+    "and searched: finds the originals of small crops and of photos shown in screenshots, "
+    "and reads every picture [default: on up to 10,000 images].",
 )
 @click.option("--under", metavar="FOLDER", help="Only images under this folder (or URL prefix).")
 @json_option
@@ -218,6 +219,7 @@ def duplicates(
     from query.contact_sheet import group_sheet
     from query.render import duplicates_json, duplicates_table
     from ris.duplicates.groups import find_duplicates, open_duplicates_cache
+    from ris.embedding.pipeline import picture_embedder
     from ris.files.remote import Remote
     from ris.search.filters import path_prefix
 
@@ -244,6 +246,7 @@ def duplicates(
             on_progress=advance,
             cache=cache,
             shared_features=shared_features,
+            embed=picture_embedder(settings),
         )
     if save is not None:
         save.mkdir(parents=True, exist_ok=True)

@@ -103,7 +103,8 @@ def duplicates_table(report: DuplicateReport) -> Table:
         f"({how}, score >= {report.min_score:.2f})",
         title_justify="left",
         caption=f"{report.candidate_pairs} candidate pairs ({report.shared_feature_pairs} by "
-        f"shared local features), {report.verified_pairs} checked; "
+        f"shared local features, {report.pasted_pictures} pasted pictures cut out), "
+        f"{report.verified_pairs} checked; "
         f"{report.read_pictures} pictures read, {report.cached_pictures} known from an "
         f"earlier run; {report.seconds.get('total', 0):.1f} s",
         caption_justify="left",

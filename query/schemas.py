@@ -117,6 +117,10 @@ class HttpDuplicatesResponse(_Strict):
         description="pictures of verified pairs holding a pasted picture (a screenshot's "
         "photo), whose page's features counted as recurring"
     )
+    pasted_pictures: int = Field(
+        description="pictures pasted in the collection's pictures (a screenshot's photo), cut "
+        "out and checked as pictures of their own"
+    )
     read_pictures: int = Field(description="pictures whose local features were extracted")
     cached_pictures: int = Field(
         description="pictures whose local features were kept from an earlier run, not read"

@@ -94,6 +94,7 @@ class SearchService:
             path_prefix(under) if under.strip() else "",
             cache=self.feature_cache,
             shared_features=shared_features,
+            embed=self.image_search.embed_pictures,
         )
         groups = [
             HttpDuplicateGroup(
@@ -267,7 +268,8 @@ def create_app(settings: Settings) -> FastAPI:
             bool | None,
             Query(
                 description="also check the pairs sharing many local features (the original "
-                "of a small crop); by default up to 10,000 images"
+                "of a small crop) and the pictures pasted in pictures, cut out (a "
+                "screenshot's photo); by default up to 10,000 images"
             ),
         ] = None,
     ) -> HttpDuplicatesResponse:

@@ -3,11 +3,14 @@ took: candidate pairs (ris/duplicates/candidates.py) checked (verdicts.py) and j
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ris.duplicates.candidates import NEIGHBOURS, Candidates, Progress, candidate_pairs
+from ris.duplicates.pasted_candidates import Embed, PastedPictures, pasted_candidates
 from ris.duplicates.verdicts import accepted_pairs
 from ris.files.remote import Remote
 from ris.index.base import VectorIndex
@@ -92,6 +95,9 @@ class DuplicateReport:
     # Pictures of verified pairs found holding a pasted picture, whose frames' features counted
     # as recurring.
     framed_pictures: int
+    # Pictures pasted in rows (a screenshot's photo), cut out and checked as pictures of their
+    # own (0 when not looked for).
+    pasted_pictures: int
     # Pictures whose local features were extracted, each once however many pairs it is in.
     read_pictures: int
     # Pictures whose local features were kept from an earlier run (not read this time).
@@ -156,13 +162,16 @@ def find_duplicates(
     on_progress: Progress = lambda stage, done, total: None,
     cache: FeatureCache | None = None,
     shared_features: bool | None = None,
+    embed: Embed | None = None,
 ) -> DuplicateReport:
     """Every group of near-duplicate images among the rows under `under` (all when empty).
 
     `min_score` defaults to VERIFIED_MIN_SCORE with verification, UNVERIFIED_MIN_SCORE without.
     Pictures' local features are kept in the `cache` (when given) for the next run. With
     verification, pairs sharing many local features are candidates too when `shared_features`
-    says so, by default in collections of at most SHARED_FEATURES_MAX_ROWS rows.
+    says so, by default in collections of at most SHARED_FEATURES_MAX_ROWS rows; then, given
+    `embed` (the model's vectors of pictures as bytes), the pictures pasted in the rows are cut
+    out and checked too (ris/duplicates/pasted_candidates.py), and a row joins what they join.
     """
     if min_score is None:
         min_score = VERIFIED_MIN_SCORE if verify else UNVERIFIED_MIN_SCORE
@@ -173,19 +182,41 @@ def find_duplicates(
     searched = time.perf_counter()
     if shared_features is None:
         shared_features = found.rows <= SHARED_FEATURES_MAX_ROWS
-    verdicts = accepted_pairs(
-        found.pairs,
-        found.paths,
-        pictures if verify else None,
-        threads,
-        on_progress,
-        cache,
-        found.states,
-        found.crowds,
-        shared_features,
-    )
+    with tempfile.TemporaryDirectory(prefix="ris-pasted-") as folder:
+        pasted = (
+            pasted_candidates(
+                found.paths,
+                found.states,
+                pictures,
+                max_pixels,
+                embed,
+                index,
+                Path(folder),
+                under,
+                threads,
+                on_progress,
+            )
+            if verify and shared_features and embed is not None
+            else PastedPictures({}, {}, {}, {})
+        )
+        verdicts = accepted_pairs(
+            {**found.pairs, **pasted.pairs},
+            {**found.paths, **pasted.paths},
+            pictures if verify else None,
+            threads,
+            on_progress,
+            cache,
+            {**found.states, **pasted.states},
+            found.crowds,
+            shared_features,
+            pasted.pages.keys(),
+        )
     verified = time.perf_counter()
-    groups = _groups(index, verdicts.joined.sets(), found, pictures)
+    # A picture pasted in a row is part of it: a row joins what its pasted pictures joined.
+    for cut_id, row in pasted.pages.items():
+        verdicts.joined.union(row, cut_id)
+    sets = [[row for row in items if row not in pasted.pages] for items in verdicts.joined.sets()]
+    groups = _groups(index, [items for items in sets if len(items) > 1], found, pictures)
     finished = time.perf_counter()
     return DuplicateReport(
         rows=found.rows,
@@ -198,6 +229,7 @@ def find_duplicates(
         compared_pairs=verdicts.compared,
         weak_pairs=verdicts.weak,
         framed_pictures=verdicts.framed,
+        pasted_pictures=len(pasted.pages),
         read_pictures=verdicts.read,
         cached_pictures=verdicts.cached,
         groups=groups,

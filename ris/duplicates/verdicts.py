@@ -155,6 +155,7 @@ def accepted_pairs(
     states: Mapping[int, FileState] | None = None,
     crowds: Mapping[int, list[int]] | None = None,
     shared_features: bool = False,
+    cut: Set[int] = frozenset(),
 ) -> Verdicts:
     """The images joined, and how many pairs were checked, accepted and compared. Without
     `pictures` every pair is accepted; with it, every pair below IDENTICAL_SCORE must match
@@ -169,7 +170,10 @@ def accepted_pairs(
     from the `cache` where it holds the row as `states` says it was indexed, and kept there.
     With `shared_features`, the pairs of `paths` sharing many local features are candidates
     too, checked in the same way, except that such a pair no vector proposed is refused where
-    it would be compared pixel for pixel for being held."""
+    it would be compared pixel for pixel for being held. The rows of `cut` are pictures cut out
+    of others (ris/duplicates/pasted_candidates.py): they share no features' votes, and a pair
+    of one must verify by features of its own, outside the other picture's frame where that
+    holds pasted pictures too, or by pixels only with a picture that holds none."""
     joined = UnionFind()
     if pictures is None:
         for pair in pairs:
@@ -187,7 +191,7 @@ def accepted_pairs(
         threadpool_limits(1, user_api="blas"),
     ):
         checks = _Checks(pictures, paths, store, pool, on_progress)
-        shared = _shared_feature_pairs(checks, threads) if shared_features else {}
+        shared = _shared_feature_pairs(checks, threads, cut) if shared_features else {}
         proposed = shared.keys() - pairs.keys()  # by shared features alone
         pairs = {**shared, **pairs}
         order = [pair for pair in _in_checking_order(pairs) if pairs[pair] < IDENTICAL_SCORE]
@@ -200,7 +204,8 @@ def accepted_pairs(
         # the photo: the page's features count as recurring. Looked for only in the pictures
         # of pairs nothing else holds.
         unheld = _unheld(matches, recurring)
-        framed = checks.frames(sorted({row for pair in unheld for row in pair}))
+        of_cuts = [pair for pair in matches if not cut.isdisjoint(pair)]
+        framed = checks.frames(sorted({row for pair in [*unheld, *of_cuts] for row in pair} - cut))
         for row, frame in framed.items():
             recurring.setdefault(row, set()).update(frame)
         # A pair only its shared features proposed must verify by features of its own: one
@@ -211,7 +216,7 @@ def accepted_pairs(
             for pair, agreeing in matches.items()
             if needs_same_picture(pair, agreeing, recurring)
         ]
-        refused = proposed & set(needing)
+        refused = (proposed | set(of_cuts)) & set(needing)
         held = [pair for pair in needing if pair not in refused]
         same = checks.on_threads(
             lambda pair: checks.comparison(pair, found[pair], recurring).same_picture_both_ways,
@@ -227,7 +232,9 @@ def accepted_pairs(
         weak = [
             pair
             for pair, agreeing in found.items()
-            if agreeing.inliers < MIN_INLIERS and joined.find(pair[0]) != joined.find(pair[1])
+            if agreeing.inliers < MIN_INLIERS
+            and joined.find(pair[0]) != joined.find(pair[1])
+            and not _cut_from_a_page(pair, cut, checks)
         ]
         confirmed = checks.on_threads(
             lambda pair: checks.confirms_weak_match(pair, found[pair], recurring),
@@ -250,10 +257,19 @@ def accepted_pairs(
     )
 
 
-def _shared_feature_pairs(checks: _Checks, threads: int) -> dict[tuple[int, int], float]:
-    """The pairs of rows sharing many local features (ris/duplicates/feature_votes.py), with no
-    vector score (0): every row's features are read first, on the pool's threads."""
-    rows = sorted(checks.paths)
+def _cut_from_a_page(pair: tuple[int, int], cut: Set[int], checks: _Checks) -> bool:
+    """True when one of the pair is a picture cut out of another and the other holds pasted
+    pictures itself: a page, whose frame a template's part cut out of a page would match."""
+    return not cut.isdisjoint(pair) and any(checks.pasted.get(row) for row in set(pair) - cut)
+
+
+def _shared_feature_pairs(
+    checks: _Checks, threads: int, left_out: Set[int]
+) -> dict[tuple[int, int], float]:
+    """The pairs of rows (but those `left_out`) sharing many local features
+    (ris/duplicates/feature_votes.py), with no vector score (0): every row's features are read
+    first, on the pool's threads."""
+    rows = sorted(checks.paths.keys() - left_out)
     checks.on_threads(checks.features, rows, "reading features")
     # faiss's matrix products are BLAS calls: this stage runs alone, so on every thread.
     with threadpool_limits(max(1, threads), user_api="blas"):

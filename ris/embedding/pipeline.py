@@ -260,3 +260,12 @@ class EmbeddingPipeline:
         if not kept:
             vectors = np.zeros((0, self.dim), dtype=np.float32)
         return EmbeddedBatch(paths=kept, vectors=vectors, failures=failures)
+
+
+def picture_embedder(settings: Settings) -> Callable[[list[bytes]], np.ndarray]:
+    """The vectors of pictures given as bytes (of those that decode, in order), by a pipeline
+    built on the first call: a caller that never embeds never loads the model."""
+    built = functools.cache(
+        lambda: EmbeddingPipeline(settings, max_fetch_bytes=settings.max_upload_bytes)
+    )
+    return lambda pictures: built()(pictures).vectors

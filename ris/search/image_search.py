@@ -266,6 +266,11 @@ class ImageSearch:
             if pending is not None:
                 yield self._outcomes(*pending, top_k, where, min_score)
 
+    def embed_pictures(self, pictures: list[bytes]) -> np.ndarray:
+        """The vectors of pictures given as bytes (of those that decode, in order)."""
+        with self.embed_lock:
+            return self.pipeline(pictures).vectors
+
     def _embed(self, sources: Sequence[ImageSource]) -> _Embedded:
         started = time.perf_counter()
         queries = [normalise_path(s) if isinstance(s, str) else s for s in sources]
