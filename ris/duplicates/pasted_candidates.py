@@ -19,9 +19,11 @@ from ris.index.base import RowFilter, VectorIndex
 from ris.search.pasted_pictures import pasted_pictures
 from ris.search.verify import Pictures
 
-# Nearest rows each pasted picture is a candidate with.
+# Nearest rows each pasted picture is a candidate with: its original, or a copy of it, was the
+# nearest of each screenshot missed on augly (not tuned further).
 PASTED_NEIGHBOURS = 3
-# A pasted picture's nearest row scoring less is no candidate.
+# A pasted picture's nearest row scoring less is no candidate: the score from which a search
+# puts a pasted picture's nearest first (image_search.PASTED_NEAREST_SCORE), not tuned here.
 PASTED_MIN_SCORE = 0.6
 
 # The pictures' vectors, in order.

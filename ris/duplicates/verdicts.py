@@ -202,7 +202,8 @@ def accepted_pairs(
         recurring = _recurring(checks, matches, crowds or {}, pairs.keys())
         # A photo pasted into a page (a screenshot, a frame) is what a copy of it shares with
         # the photo: the page's features count as recurring. Looked for only in the pictures
-        # of pairs nothing else holds.
+        # of pairs nothing else holds, and in those a cut-out picture is matched with (a
+        # template's part cut out of one page must not pass for a copy of another page).
         unheld = _unheld(matches, recurring)
         of_cuts = [pair for pair in matches if not cut.isdisjoint(pair)]
         framed = checks.frames(sorted({row for pair in [*unheld, *of_cuts] for row in pair} - cut))
@@ -216,7 +217,7 @@ def accepted_pairs(
             for pair, agreeing in matches.items()
             if needs_same_picture(pair, agreeing, recurring)
         ]
-        refused = (proposed | set(of_cuts)) & set(needing)
+        refused = (proposed | set(of_cuts)) & set(needing)  # cut pairs: held is refused too
         held = [pair for pair in needing if pair not in refused]
         same = checks.on_threads(
             lambda pair: checks.comparison(pair, found[pair], recurring).same_picture_both_ways,
