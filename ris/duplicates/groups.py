@@ -197,7 +197,7 @@ def find_duplicates(
                 on_progress,
             )
             if verify and shared_features and embed is not None
-            else PastedPictures({}, {}, {}, {})
+            else PastedPictures.none()
         )
         verdicts = accepted_pairs(
             {**found.pairs, **pasted.pairs},

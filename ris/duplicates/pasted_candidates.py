@@ -40,6 +40,11 @@ class PastedPictures(NamedTuple):
     # matched onto the row's
     pairs: dict[tuple[int, int], float]
 
+    @classmethod
+    def none(cls) -> PastedPictures:
+        """No picture cut out (pasted pictures not looked for)."""
+        return cls({}, {}, {}, {})
+
 
 def cut_id(row: int, number: int) -> int:
     """The id of a row's `number`th pasted picture: the same in every run, so that its local
@@ -70,7 +75,7 @@ def pasted_candidates(
         except ImageDecodeError:  # recorded where the row's own features are read
             return []
 
-    found = PastedPictures({}, {}, {}, {})
+    found = PastedPictures.none()
     on_progress("cutting out pasted pictures", 0, len(rows))
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="pasted") as pool:
         for done, (row, pasted) in enumerate(
@@ -78,8 +83,9 @@ def pasted_candidates(
         ):
             for number, picture in enumerate(pasted):
                 cut = cut_id(row, number)
-                found.paths[cut] = str(folder / f"{cut}.png")
-                Path(found.paths[cut]).write_bytes(picture)
+                path = folder / f"{cut}.png"
+                path.write_bytes(picture)
+                found.paths[cut] = str(path)
                 found.pages[cut] = row
                 if row in states:
                     found.states[cut] = states[row]
