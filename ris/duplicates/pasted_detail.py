@@ -20,7 +20,9 @@ from ris.search.same_picture import (
     DETAIL_SIDE,
     Comparison,
     cell_centres,
+    point_map,
     region_compared,
+    reversed_match,
 )
 from ris.search.verify import MIN_INLIERS, Match, Pictures, grey_features, match
 
@@ -31,11 +33,28 @@ LARGER = 1.5
 # only when MIN_INLIERS of them agree with it under one geometry; one with fewer (a smooth
 # photo) must be one picture pixel for pixel there instead.
 DETAIL_FEATURES = 30
+# Pixels from a picture's sides (at the features' side) within which a box counts as at its edge.
+EDGE = 4
 
 
 def small_boxes(boxes: Sequence[Box]) -> list[Box]:
     """The pasted pictures holding fewer than CONTENT_CELLS cells at the features' side."""
     return [box for box in boxes if len(cell_centres([box])) < CONTENT_CELLS]
+
+
+def _inside(box: Box, shape: tuple[int, ...], transform: np.ndarray | None = None) -> bool:
+    """Whether the box (mapped by `transform`, 2 x 3, when given) lies in a picture of
+    `shape` more than EDGE pixels from its sides: a flat region at a photo's edge passes for a
+    pasted picture (a sky, a wall), and a crop holds only part of the other picture."""
+    left, top, right, bottom = box
+    corners = np.array([[left, top], [right, top], [left, bottom], [right, bottom]], float)
+    if transform is not None:
+        corners = corners @ transform[:, :2].T + transform[:, 2]
+    height, width = shape[:2]
+    return bool(
+        (corners.min(axis=0) > EDGE).all()
+        and (corners.max(axis=0) < [width - EDGE, height - EDGE]).all()
+    )
 
 
 def with_pasted_detail(
@@ -50,7 +69,17 @@ def with_pasted_detail(
     unless a picture pasted small in either picture (`boxes`, each picture's) is not found in
     the other once both are read larger: then APART. Unchanged when the pair differs already,
     or its files hold no more detail."""
-    small = (small_boxes(boxes[0]), small_boxes(boxes[1]))
+    # Each picture's boxes onto the other's pixels: the second's through the match reversed.
+    matches = (found, reversed_match(found))
+    onto = (point_map(matches[0]), point_map(matches[1]))
+    small = tuple(
+        [
+            box
+            for box in small_boxes(boxes[this])
+            if _inside(box, greys[this].shape) and _inside(box, greys[1 - this].shape, onto[this])
+        ]
+        for this in (0, 1)
+    )
     if not comparison.same_picture or not any(small):
         return comparison
     shortest = min(
@@ -69,14 +98,15 @@ def with_pasted_detail(
             continue
         for box in small[this]:
             left, top, right, bottom = (round(value * scales[this]) for value in box)
-            region = larger[this][top:bottom, left:right]
-            features = grey_features(region)
+            features = grey_features(larger[this][top:bottom, left:right])
             if len(features.points) >= DETAIL_FEATURES:
                 agreeing = match(features, whole(other), MIN_INLIERS)
                 if agreeing is None or agreeing.inliers < MIN_INLIERS:
                     return APART
-            elif this == 0:  # `found` aligns the second picture onto the first only
-                detail = region_compared(first, second, found, scales, box)
-                if detail is not None and not detail.same_picture_both_ways:
-                    return APART
+                continue
+            detail = region_compared(
+                larger[this], larger[other], matches[this], (scales[this], scales[other]), box
+            )
+            if detail is not None and not detail.same_picture_both_ways:
+                return APART
     return comparison

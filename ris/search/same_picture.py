@@ -125,12 +125,27 @@ class Aligned:
     covered: np.ndarray  # bool
 
 
+def point_map(found: Match) -> np.ndarray:
+    """The 2 x 3 transform taking the first picture's points onto the second's, the flip of a
+    mirrored match included."""
+    flip = np.diag([-1.0 if found.mirrored else 1.0, 1.0, 1.0])
+    return (np.vstack([found.transform, [0.0, 0.0, 1.0]]) @ flip)[:2]
+
+
+def reversed_match(found: Match) -> Match:
+    """`found` the other way round: the second picture's points onto the first's."""
+    inverse = np.vstack([cv2.invertAffineTransform(found.transform), [0.0, 0.0, 1.0]])
+    if found.mirrored:  # first = flip(inverse(second)) = (flip inverse flip)(flip(second))
+        flip = np.diag([-1.0, 1.0, 1.0])
+        inverse = flip @ inverse @ flip
+    return Match(found.second, found.first, inverse[:2], found.mirrored)
+
+
 def aligned(first: np.ndarray, second: np.ndarray, found: Match) -> Aligned | None:
     """The second picture aligned onto the first by `found` (grey pictures, in the pixels their
     features were found at), both blurred; None when they overlap by less than a cell or the
     first is smaller than one."""
-    flip = np.diag([-1.0 if found.mirrored else 1.0, 1.0, 1.0])
-    onto_second = (np.vstack([found.transform, [0.0, 0.0, 1.0]]) @ flip)[:2]
+    onto_second = point_map(found)
     height, width = first.shape
     second = second.astype(np.float32)
     warp = cv2.WARP_INVERSE_MAP
