@@ -12,6 +12,7 @@ from threadpoolctl import threadpool_limits
 
 from ris.duplicates.candidates import IDENTICAL_SCORE, Progress
 from ris.duplicates.feature_votes import voted_pairs
+from ris.duplicates.pasted_detail import with_pasted_detail
 from ris.duplicates.recurring import (
     frame_features,
     needs_same_picture,
@@ -72,6 +73,7 @@ class _Checks:
         self.store = store
         self.pool = pool
         self.on_progress = on_progress
+        self.pictures = pictures
         self.greys = GreyCache(pictures, paths)
         self.pasted = PastedCache(pictures, paths)
 
@@ -95,17 +97,33 @@ class _Checks:
         return {pair: agreeing for pair, agreeing in zip(pairs, found, strict=True) if agreeing}
 
     def comparison(
-        self, pair: tuple[int, int], agreeing: Match, recurring: Mapping[int, set[int]]
+        self,
+        pair: tuple[int, int],
+        agreeing: Match,
+        recurring: Mapping[int, set[int]],
+        detail: bool = False,
     ) -> Comparison:
         """The pair compared pixel for pixel, aligned by `agreeing`, the first picture's own
-        features and the pictures pasted in it its content."""
+        features and the pictures pasted in it its content; with `detail`, the pictures pasted
+        in either too small to count read larger too (pasted_detail.py)."""
         first, second = self.greys.get(pair[0]), self.greys.get(pair[1])
         features = self.features(pair[0])
         if first is None or second is None or features is None:
             return APART
         own = own_points(features, recurring.get(pair[0], set()), agreeing)
-        content = np.concatenate([own, cell_centres(self.pasted.get(pair[0]) or [])])
-        return compared(first, second, agreeing, content)
+        boxes = self.pasted.get(pair[0]) or []
+        content = np.concatenate([own, cell_centres(boxes)])
+        comparison = compared(first, second, agreeing, content)
+        if not detail:
+            return comparison
+        return with_pasted_detail(
+            comparison,
+            self.pictures,
+            (self.paths[pair[0]], self.paths[pair[1]]),
+            (first, second),
+            agreeing,
+            (boxes, self.pasted.get(pair[1]) or []),
+        )
 
     def confirms_weak_match(
         self, pair: tuple[int, int], agreeing: Match, recurring: Mapping[int, set[int]]
@@ -220,7 +238,9 @@ def accepted_pairs(
         refused = (proposed | set(of_cuts)) & set(needing)  # cut pairs: held is refused too
         held = [pair for pair in needing if pair not in refused]
         same = checks.on_threads(
-            lambda pair: checks.comparison(pair, found[pair], recurring).same_picture_both_ways,
+            lambda pair: (
+                checks.comparison(pair, found[pair], recurring, detail=True).same_picture_both_ways
+            ),
             held,
             "comparing pixels",
         )

@@ -39,6 +39,12 @@ CELL_OVERLAP = 0.9
 # content").
 CONTENT_CELLS = 8
 
+# A picture pasted in the first picture (a photo shown small in a page) whose cells number fewer
+# than CONTENT_CELLS at the features' side is compared again read larger, its shorter side then
+# this many cells (or as many as the file holds), at most DETAIL_SIDE pixels on a side.
+DETAIL_CELLS = 6
+DETAIL_SIDE = 2048
+
 # A pair whose features agree under one geometry, but fewer of them than verify.MIN_INLIERS (a
 # smooth wallpaper, a flat drawing: a few dozen features, or fewer), is a copy when at least
 # this many agree and its pictures are one pixel for pixel: the same-picture check passes, the
@@ -119,12 +125,27 @@ class Aligned:
     covered: np.ndarray  # bool
 
 
+def point_map(found: Match) -> np.ndarray:
+    """The 2 x 3 transform taking the first picture's points onto the second's, the flip of a
+    mirrored match included."""
+    flip = np.diag([-1.0 if found.mirrored else 1.0, 1.0, 1.0])
+    return (np.vstack([found.transform, [0.0, 0.0, 1.0]]) @ flip)[:2]
+
+
+def reversed_match(found: Match) -> Match:
+    """`found` the other way round: the second picture's points onto the first's."""
+    inverse = np.vstack([cv2.invertAffineTransform(found.transform), [0.0, 0.0, 1.0]])
+    if found.mirrored:  # first = flip(inverse(second)) = (flip inverse flip)(flip(second))
+        flip = np.diag([-1.0, 1.0, 1.0])
+        inverse = flip @ inverse @ flip
+    return Match(found.second, found.first, inverse[:2], found.mirrored)
+
+
 def aligned(first: np.ndarray, second: np.ndarray, found: Match) -> Aligned | None:
     """The second picture aligned onto the first by `found` (grey pictures, in the pixels their
     features were found at), both blurred; None when they overlap by less than a cell or the
     first is smaller than one."""
-    flip = np.diag([-1.0 if found.mirrored else 1.0, 1.0, 1.0])
-    onto_second = (np.vstack([found.transform, [0.0, 0.0, 1.0]]) @ flip)[:2]
+    onto_second = point_map(found)
     height, width = first.shape
     second = second.astype(np.float32)
     warp = cv2.WARP_INVERSE_MAP
@@ -173,6 +194,29 @@ def aligned_compared(
         _differing_share, pair.second, pair.first, pair.covered, target, source, content
     )
     return Comparison(differing, correlation(source, target), min(1.0, cover), back)
+
+
+def region_compared(
+    first: np.ndarray,
+    second: np.ndarray,
+    found: Match,
+    scales: tuple[float, float],
+    box: Box,
+) -> Comparison | None:
+    """The `box` of the first picture compared with the second aligned onto it, both read
+    larger: `found` and `box` are in the pixels the features were found at, and `first` and
+    `second` are the pictures at `scales` times those. None when the box spans under two
+    cells a side even so."""
+    first_scale, second_scale = scales
+    left, top, right, bottom = (round(value * first_scale) for value in box)
+    if min(right - left, bottom - top) < 2 * CELL:
+        return None
+    linear = found.transform[:, :2] * (second_scale / first_scale)
+    # The box's pixels counted from its corner, flipped first when the match is mirrored.
+    corner = np.array([-left if found.mirrored else left, top], dtype=np.float64)
+    shift = found.transform[:, 2] * second_scale + linear @ corner
+    inside = Match(found.first, found.second, np.hstack([linear, shift[:, None]]), found.mirrored)
+    return compared(first[top:bottom, left:right], second, inside)
 
 
 def correlation(source: np.ndarray, target: np.ndarray) -> float:

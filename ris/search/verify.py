@@ -97,7 +97,13 @@ def local_features(
 ) -> LocalFeatures:
     """SIFT features of an image file or upload, those of LOW_CONTRAST too when fewer than
     `few_features` reach the usual threshold; raises ImageDecodeError if it cannot be read."""
-    grey = _grey(source, max_pixels, max_side)
+    return grey_features(_grey(source, max_pixels, max_side), max_features, few_features)
+
+
+def grey_features(
+    grey: np.ndarray, max_features: int = MAX_FEATURES, few_features: int = 0
+) -> LocalFeatures:
+    """SIFT features of a grey picture already read, as `local_features` finds them."""
     if not few_features:
         return _detected(grey, max_features, CONTRAST_THRESHOLD)
     return _detected(grey, max_features, LOW_CONTRAST, few_features)
@@ -306,11 +312,11 @@ class Pictures:
         except ImageDecodeError:
             return None
 
-    def grey(self, path: str) -> np.ndarray | None:
-        """The picture as its features are found in: grey, at most `max_side`; None when it
-        cannot be read (any more)."""
+    def grey(self, path: str, side: int | None = None) -> np.ndarray | None:
+        """The picture as its features are found in: grey, at most `max_side` (or `side`);
+        None when it cannot be read (any more)."""
         try:
-            return _grey(self.readable(path), self.max_pixels, self.max_side)
+            return _grey(self.readable(path), self.max_pixels, side or self.max_side)
         except ImageDecodeError:
             return None
 
