@@ -16,8 +16,6 @@ from ris.search.same_picture import (
     APART,
     CELL,
     CONTENT_CELLS,
-    DETAIL_CELLS,
-    DETAIL_SIDE,
     Comparison,
     cell_centres,
     point_map,
@@ -26,8 +24,13 @@ from ris.search.same_picture import (
 )
 from ris.search.verify import MIN_INLIERS, Match, Pictures, grey_features, match
 
-# Read larger, a picture must be at least this many times its size at the features' side, or
-# its file holds no more detail than was compared already.
+# A pasted picture holding fewer than CONTENT_CELLS cells at the features' side is looked at
+# with both pictures read larger, its shorter side then this many cells, at most DETAIL_SIDE
+# pixels a side...
+DETAIL_CELLS = 6
+DETAIL_SIDE = 2048
+# ...and a picture must then be at least this many times its size at the features' side, or its
+# file holds no more detail than was compared already.
 LARGER = 1.5
 # A pasted picture with this many features read larger is one picture with the other picture
 # only when MIN_INLIERS of them agree with it under one geometry; one with fewer (a smooth
@@ -69,6 +72,8 @@ def with_pasted_detail(
     unless a picture pasted small in either picture (`boxes`, each picture's) is not found in
     the other once both are read larger: then APART. Unchanged when the pair differs already,
     or its files hold no more detail."""
+    if not comparison.same_picture or not any(map(small_boxes, boxes)):
+        return comparison
     # Each picture's boxes onto the other's pixels: the second's through the match reversed.
     matches = (found, reversed_match(found))
     onto = (point_map(matches[0]), point_map(matches[1]))
@@ -80,7 +85,7 @@ def with_pasted_detail(
         ]
         for this in (0, 1)
     )
-    if not comparison.same_picture or not any(small):
+    if not any(small):
         return comparison
     shortest = min(
         min(right - left, bottom - top) for left, top, right, bottom in itertools.chain(*small)

@@ -39,12 +39,6 @@ CELL_OVERLAP = 0.9
 # content").
 CONTENT_CELLS = 8
 
-# A picture pasted in the first picture (a photo shown small in a page) whose cells number fewer
-# than CONTENT_CELLS at the features' side is compared again read larger, its shorter side then
-# this many cells (or as many as the file holds), at most DETAIL_SIDE pixels on a side.
-DETAIL_CELLS = 6
-DETAIL_SIDE = 2048
-
 # A pair whose features agree under one geometry, but fewer of them than verify.MIN_INLIERS (a
 # smooth wallpaper, a flat drawing: a few dozen features, or fewer), is a copy when at least
 # this many agree and its pictures are one pixel for pixel: the same-picture check passes, the
