@@ -68,11 +68,12 @@ def with_pasted_detail(
     found: Match,
     boxes: tuple[Sequence[Box], Sequence[Box]],
 ) -> Comparison:
-    """`comparison` of a pair (`paths`, `greys` at the features' side, aligned by `found`),
-    unless a picture pasted small in either picture (`boxes`, each picture's) is not found in
-    the other once both are read larger: then APART. Unchanged when the pair differs already,
-    or its files hold no more detail."""
-    if not comparison.same_picture or not any(map(small_boxes, boxes)):
+    """`comparison` of a pair the pixel check passed (`paths`, `greys` at the features' side,
+    aligned by `found`), unless a picture pasted small in either picture (`boxes`, each
+    picture's) is not found in the other once both are read larger: then APART. Unchanged when
+    its files hold no more detail."""
+    candidates = (small_boxes(boxes[0]), small_boxes(boxes[1]))
+    if not any(candidates):
         return comparison
     # Each picture's boxes onto the other's pixels: the second's through the match reversed.
     matches = (found, reversed_match(found))
@@ -80,7 +81,7 @@ def with_pasted_detail(
     small = tuple(
         [
             box
-            for box in small_boxes(boxes[this])
+            for box in candidates[this]
             if _inside(box, greys[this].shape) and _inside(box, greys[1 - this].shape, onto[this])
         ]
         for this in (0, 1)

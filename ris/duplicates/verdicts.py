@@ -114,7 +114,9 @@ class _Checks:
         boxes = self.pasted.get(pair[0]) or []
         content = np.concatenate([own, cell_centres(boxes)])
         comparison = compared(first, second, agreeing, content)
-        if not detail:
+        # Only a pair the pixel check passes is looked at again: the second picture's pasted
+        # pictures are then found too.
+        if not detail or not comparison.same_picture:
             return comparison
         return with_pasted_detail(
             comparison,
