@@ -141,12 +141,11 @@ class ImageSearch:
     smooth picture, on which too few features agree), and the most alike of those that are one
     picture with it comes first, unverified. Before that, with `verify_region`, the first of the
     REGION_COMPARED first hits on which 4-9 features agree whose part under the query, as they
-    align it, scores REGION_SCORE or more against the query's vector (and no less than the whole
-    hit) comes first, unverified (ris/search/region_vectors.py: a small crop under heavy edits,
-    which the model still knows for its original's part). Failing that, with `pasted_nearest`,
-    the nearest hit
-    of a picture pasted in the query comes first, unverified, when it scores at least
-    PASTED_NEAREST_SCORE and more than the whole query's nearest.
+    align it, scores REGION_SCORE or more against the query's vector (and no less than the
+    nearest whole hit) comes first, unverified (ris/search/region_vectors.py: a small crop
+    under heavy edits, which the model still knows for its original's part). Failing that, with
+    `pasted_nearest`, the nearest hit of a picture pasted in the query comes first, unverified,
+    when it scores at least PASTED_NEAREST_SCORE and more than the whole query's nearest.
     """
 
     def __init__(
@@ -413,8 +412,8 @@ class ImageSearch:
     ) -> int | None:
         """The position of the first of the REGION_COMPARED first `weak` hits whose part under
         the query, as the match aligns it, covers REGION_COVER of the query and scores
-        REGION_SCORE or more against its `vector`, and no less than the whole hit; None when
-        none does. The regions are embedded as one batch."""
+        REGION_SCORE or more against its `vector`, and no less than the nearest whole hit; None
+        when none does. The regions are embedded as one batch."""
         regions: dict[bytes, int] = {}  # a region's picture -> its hit's position
         for position, view, found in weak[:REGION_COMPARED]:
             colour = self.pictures.colour(hits[position].path)
@@ -435,7 +434,7 @@ class ImageSearch:
             (
                 position
                 for position in sorted(scores)
-                if scores[position] >= max(REGION_SCORE, hits[position].score)
+                if scores[position] >= max(REGION_SCORE, hits[0].score)
             ),
             None,
         )

@@ -45,15 +45,20 @@ def test_a_small_heavily_edited_crop_s_original_comes_first_by_its_region(
     """A ninth of the coins photo, blurred and at JPEG 20: too few features agree with the
     original to verify, nor is it one picture with it pixel for pixel, and its vector is
     farther from the query than two other photos'. The original's part under the query, as
-    those features align it, is the query's picture to the model, so it comes first,
-    unverified; without RIS_VERIFY_REGION the nearer photo stays first."""
+    those features align it, is nearer the query to the model than those photos are, so it
+    comes first, unverified; not without RIS_VERIFY_REGION, nor when a whole photo is nearer
+    the query than that part."""
     original = _named(photos, "coins.png")
     query = _small_blurred_crop(original, tmp_path)
     near = pipeline([str(query)]).vectors[0]
-    placed = [(photos[0], 0.8), (photos[1], 0.75), (original, 0.6)]
-    index.upsert([record(str(path), at(near, score)) for path, score in placed])
-    index.flush()
-    for region, first in ((True, original), (False, photos[0])):
+    for region, nearest, first in (
+        (True, 0.7, original),
+        (False, 0.7, photos[0]),
+        (True, 0.85, photos[0]),
+    ):
+        placed = [(photos[0], nearest), (photos[1], 0.65), (original, 0.5)]
+        index.upsert([record(str(path), at(near, score)) for path, score in placed])
+        index.flush()
         results = _search(pipeline, index, region)(str(query), 3).results
         assert results[0].path == str(first)
         assert not any(result.verified for result in results)
