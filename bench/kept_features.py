@@ -74,6 +74,7 @@ class Configuration:
     pasted: bool = True  # RIS_VERIFY_PASTED
     weak: bool = True  # RIS_VERIFY_WEAK
     frames: bool = True  # RIS_VERIFY_FRAMES
+    region: bool = True  # RIS_VERIFY_REGION
     pasted_nearest: bool = True  # RIS_PASTED_NEAREST
 
 
@@ -89,6 +90,7 @@ CONFIGURATIONS = (
     Configuration(
         "kept, 10 + 100 checked, no pasted picture's nearest", 100, "kept", pasted_nearest=False
     ),
+    Configuration("kept, 10 + 100 checked, no weak hits' regions", 100, "kept", region=False),
 )
 
 
@@ -167,6 +169,7 @@ def measure_set(
                 "verify_pasted": configuration.pasted,
                 "verify_weak": configuration.weak,
                 "verify_frames": configuration.frames,
+                "verify_region": configuration.region,
                 "pasted_nearest": configuration.pasted_nearest,
             }
             if configuration.cache == "off":

@@ -163,9 +163,10 @@ def _verification(report: EvalReport) -> str:
     pasted = ", then its pasted pictures'" if report.verify_pasted else ""
     centre = ", then the query's centre's" if report.verify_centre else ""
     weak = "; 4-9 agreeing features checked pixel for pixel" if report.verify_weak else ""
+    region = "; else a weak hit whose aligned part the model knows" if report.verify_region else ""
     frames = "; else the nearest 5 compared frame to frame" if report.verify_frames else ""
     nearest = "; else a pasted picture's nearest if nearer" if report.pasted_nearest else ""
-    return f"top {report.verify_top}{kept}{pasted}{centre}{weak}{frames}{nearest}"
+    return f"top {report.verify_top}{kept}{pasted}{centre}{weak}{region}{frames}{nearest}"
 
 
 def audit_table(report: AuditReport, collection: str) -> Table:

@@ -183,6 +183,14 @@ class Settings(BaseSettings):
         "comes first, unverified. A mild copy of a smooth picture (made grey, overlaid, framed) "
         "has too few features to verify.",
     )
+    verify_region: bool = Field(
+        True,
+        description="When nothing a search checks verifies, the first of the first 5 hits on "
+        "which 4-9 features agree whose part that those features lay under the query (covering "
+        "80% of it) scores 0.6 or more against the query's vector, and no less than the nearest "
+        "whole hit, comes first, unverified: a small crop under heavy edits, which the model still "
+        "knows for its original's part. Up to 5 hits read in colour and embedded.",
+    )
     pasted_nearest: bool = Field(
         True,
         description="When nothing a search checks verifies (RIS_VERIFY_FRAMES included), the "

@@ -60,6 +60,9 @@ class EvalReport:
     # Whether a search that verified nothing put first its nearest hit most alike frame to frame
     # (RIS_VERIFY_FRAMES).
     verify_frames: bool
+    # Whether it then put first a hit on which 4-9 features agreed whose part under the query
+    # the model scored near it (RIS_VERIFY_REGION).
+    verify_region: bool
     # Whether a pasted picture's nearest hit then came first when much nearer (RIS_PASTED_NEAREST).
     pasted_nearest: bool
     # Whether the gallery's features were kept before the searches (`query features`); if not,
@@ -230,6 +233,7 @@ def evaluate(
         verify_pasted=settings.verify_pasted,
         verify_weak=settings.verify_weak,
         verify_frames=settings.verify_frames,
+        verify_region=settings.verify_region,
         pasted_nearest=settings.pasted_nearest,
         kept_features=keep_features,
         top_k=top_k,

@@ -20,6 +20,13 @@ from ris.index.base import RowFilter, SearchHit, VectorIndex
 from ris.search.feature_cache import FeatureCache, KeptFeatures, open_feature_cache
 from ris.search.pasted_pictures import pasted_pictures
 from ris.search.query_centre import query_centre
+from ris.search.region_vectors import (
+    REGION_COMPARED,
+    REGION_COVER,
+    REGION_SCORE,
+    png_bytes,
+    region_under,
+)
 from ris.search.same_picture import WEAK_INLIERS, compared
 from ris.search.verify import (
     MAX_FEATURES,
@@ -92,6 +99,10 @@ class _Checked:
     verified: bool
 
 
+# A hit on which 4-9 features agree: its position, the query's view it matched, the match.
+_Weak = tuple[int, QueryView, Match]
+
+
 @dataclass
 class _Embedded:
     """One batch of queries as given, as searched (paths normalised), and their vectors."""
@@ -128,9 +139,13 @@ class ImageSearch:
     With `verify_frames`, a search that verified nothing at all compares the query with its
     FRAMES_COMPARED nearest hits frame to frame (ris/search/whole_frames.py: a mild copy of a
     smooth picture, on which too few features agree), and the most alike of those that are one
-    picture with it comes first, unverified. Failing that, with `pasted_nearest`, the nearest hit
-    of a picture pasted in the query comes first, unverified, when it scores at least
-    PASTED_NEAREST_SCORE and more than the whole query's nearest.
+    picture with it comes first, unverified. Before that, with `verify_region`, the first of the
+    REGION_COMPARED first hits on which 4-9 features agree whose part under the query, as they
+    align it, scores REGION_SCORE or more against the query's vector (and no less than the
+    nearest whole hit) comes first, unverified (ris/search/region_vectors.py: a small crop
+    under heavy edits, which the model still knows for its original's part). Failing that, with
+    `pasted_nearest`, the nearest hit of a picture pasted in the query comes first, unverified,
+    when it scores at least PASTED_NEAREST_SCORE and more than the whole query's nearest.
     """
 
     def __init__(
@@ -148,6 +163,7 @@ class ImageSearch:
         verify_weak: bool = False,
         verify_frames: bool = False,
         pasted_nearest: bool = False,
+        verify_region: bool = False,
     ):
         self.pipeline = pipeline
         self.index = index
@@ -161,6 +177,7 @@ class ImageSearch:
         self.verify_weak = verify_weak
         self.verify_frames = verify_frames and verify_top > 0
         self.pasted_nearest = pasted_nearest and self.verify_pasted
+        self.verify_region = verify_region and verify_top > 0
         self.max_pixels = max_pixels
         self.embed_lock = embed_lock or contextlib.nullcontext()
         # Reads query images and indexed objects given by URL (verification reads the hits).
@@ -195,6 +212,7 @@ class ImageSearch:
             settings.verify_weak,
             settings.verify_frames,
             settings.pasted_nearest,
+            settings.verify_region,
         )
 
     @property
@@ -360,7 +378,7 @@ class ImageSearch:
             return hits, {}, None
         # A search for `checked_top` hits or more has them all already.
         complete = len(hits) >= self.checked_top
-        hits, checked = self._checked(views, vector, hits, complete, where)
+        hits, checked, weak = self._checked(views, vector, hits, complete, where)
         if any(found.verified for found in checked.values()):
             return hits, checked, None
         nearest: list[SearchHit] = []  # each pasted picture's nearest hit
@@ -370,6 +388,8 @@ class ImageSearch:
                 return hits, checked, None
             if pasted and own:
                 nearest.append(own[0])
+        if self.verify_region and (confirmed := self._region_confirmed(vector, hits, weak)):
+            return hits, checked, confirmed
         alike = self._most_alike(views[0].grey, hits) if self.verify_frames else None
         if alike is not None or not self.pasted_nearest:
             return hits, checked, alike
@@ -386,6 +406,38 @@ class ImageSearch:
         if best is None or best.score < PASTED_NEAREST_SCORE or best.score <= hits[0].score:
             return hits, None
         return _joined(hits, best)
+
+    def _region_confirmed(
+        self, vector: np.ndarray, hits: list[SearchHit], weak: list[_Weak]
+    ) -> int | None:
+        """The position of the first of the REGION_COMPARED first `weak` hits whose part under
+        the query, as the match aligns it, covers REGION_COVER of the query and scores
+        REGION_SCORE or more against its `vector`, and no less than the nearest whole hit; None
+        when none does. The regions are embedded as one batch."""
+        regions: dict[bytes, int] = {}  # a region's picture -> its hit's position
+        for position, view, found in weak[:REGION_COMPARED]:
+            colour = self.pictures.colour(hits[position].path)
+            if colour is None:
+                continue
+            region, cover = region_under(view.grey.shape, colour, found)
+            if cover >= REGION_COVER:
+                regions.setdefault(png_bytes(region), position)
+        if not regions:
+            return None
+        with self.embed_lock:
+            embedded: EmbeddedBatch[Any] = self.pipeline(list(regions))
+        scores = {
+            regions[picture]: float(region_vector @ vector)
+            for picture, region_vector in zip(embedded.paths, embedded.vectors, strict=True)
+        }
+        return next(
+            (
+                position
+                for position in sorted(scores)
+                if scores[position] >= max(REGION_SCORE, hits[0].score)
+            ),
+            None,
+        )
 
     def _most_alike(self, query: np.ndarray, hits: list[SearchHit]) -> int | None:
         """The position of the nearest hit most alike the query frame to frame among the
@@ -418,15 +470,16 @@ class ImageSearch:
         hits: list[SearchHit],
         complete: bool,
         where: RowFilter | None,
-    ) -> tuple[list[SearchHit], dict[int, _Checked]]:
-        """The hits, and what checking found of those checked, by position, stopping at the
-        first verified one: the first `verify_top`, then (asked of the index only now, as most
-        searches stop before) those after them down to `checked_top` whose features are kept;
-        then, with `verify_weak`, those on which too few features agree, pixel for pixel.
-        `complete`: the hits hold every hit down to `checked_top` already. A hit's match is
-        the best of any of the query's views."""
+    ) -> tuple[list[SearchHit], dict[int, _Checked], list[_Weak]]:
+        """The hits, what checking found of those checked, by position, stopping at the first
+        verified one, and those on which 4-9 features agree, in order. Checked: the first
+        `verify_top`, then (asked of the index only now, as most searches stop before) those
+        after them down to `checked_top` whose features are kept; then, with `verify_weak`,
+        those on which too few features agree, pixel for pixel. `complete`: the hits hold every
+        hit down to `checked_top` already. A hit's match is the best of any of the query's
+        views."""
         checked: dict[int, _Checked] = {}
-        weak: list[tuple[int, QueryView, Match]] = []
+        weak: list[_Weak] = []
 
         def verified(position: int, features: LocalFeatures | None) -> bool:
             if features is None:
@@ -444,7 +497,7 @@ class ImageSearch:
             if features is None:
                 features = self.features.extract(hit.id, hit.path, hit.state)
             if verified(position, features):
-                return hits, checked
+                return hits, checked, weak
         if self.checked_top > self.verify_top:
             if not complete:
                 (deeper,) = self.index.search(vector[None, :], self.checked_top, where)
@@ -452,12 +505,12 @@ class ImageSearch:
                 hits = hits + [hit for hit in deeper if hit.id not in seen]
             for position in range(self.verify_top, min(len(hits), self.checked_top)):
                 if verified(position, self.features.kept(hits[position].id, hits[position].state)):
-                    return hits, checked
+                    return hits, checked, weak
         for position, view, found in weak[:WEAK_COMPARED] if self.verify_weak else []:
             if self._one_picture(view, hits[position], found):
                 checked[position] = _Checked(found.inliers, True)
                 break
-        return hits, checked
+        return hits, checked, weak
 
     def _one_picture(self, view: QueryView, hit: SearchHit, found: Match) -> bool:
         """Whether the hit, aligned onto the query by the few features that agree (`found`), is
@@ -488,7 +541,7 @@ class ImageSearch:
         vector = embedded.vectors[0]
         # Asked for all it may check at once: few parts verify early.
         (region_hits,) = self.index.search(vector[None, :], self.checked_top, where)
-        region_hits, region_checked = self._checked(views, vector, region_hits, True, where)
+        region_hits, region_checked, _ = self._checked(views, vector, region_hits, True, where)
         verified = next((p for p, found in region_checked.items() if found.verified), None)
         if verified is None:
             return hits, checked, False, region_hits

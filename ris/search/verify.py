@@ -77,10 +77,16 @@ class LocalFeatures:
 
 def _grey(source: ImageSource, max_pixels: int, max_side: int) -> np.ndarray:
     """The image upright, transparency on white, grey, at most `max_side` on a side."""
+    return _decoded(source, max_pixels, max_side, "L")
+
+
+def _decoded(source: ImageSource, max_pixels: int, max_side: int, mode: str) -> np.ndarray:
+    """The image upright, transparency on white, in `mode` ("L" or "RGB"), at most `max_side`
+    on a side: the same pixels whichever the mode."""
     with open_image(source, max_pixels) as image, decoding():
-        grey = np.asarray(upright_rgb(image, source, max_side).convert("L"))
-    scale = max_side / max(grey.shape)
-    return _scaled(grey, scale, cv2.INTER_AREA) if scale < 1 else grey
+        pixels = np.asarray(upright_rgb(image, source, max_side).convert(mode))
+    scale = max_side / max(pixels.shape[:2])
+    return _scaled(pixels, scale, cv2.INTER_AREA) if scale < 1 else pixels
 
 
 def _scaled(grey: np.ndarray, scale: float, interpolation: int) -> np.ndarray:
@@ -317,6 +323,14 @@ class Pictures:
         None when it cannot be read (any more)."""
         try:
             return _grey(self.readable(path), self.max_pixels, side or self.max_side)
+        except ImageDecodeError:
+            return None
+
+    def colour(self, path: str) -> np.ndarray | None:
+        """The picture in RGB at the size its features are found at; None when it cannot be
+        read (any more)."""
+        try:
+            return _decoded(self.readable(path), self.max_pixels, self.max_side, "RGB")
         except ImageDecodeError:
             return None
 

@@ -80,9 +80,11 @@ def test_copy_detection_on_embedded_services(
         "verify_pasted",
         "verify_weak",
         "verify_frames",
+        "verify_region",
         "pasted_nearest",
     )
-    assert tuple(report[name] for name in verification) == (10, 100, False, True, True, True, True)
+    expected = (10, 100, False, True, True, True, True, True)
+    assert tuple(report[name] for name in verification) == expected
 
 
 def test_a_folder_in_no_known_layout_is_a_one_line_error(tmp_path: Path) -> None:
