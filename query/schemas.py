@@ -26,9 +26,10 @@ class Timings(_Strict):
 class _Hit(_Strict):
     rank: int = Field(
         ge=1,
-        description="verified hits first; when none verified, the hit one picture with the "
-        "query frame to frame (RIS_VERIFY_FRAMES) or else a pasted picture's far nearer hit "
-        "(RIS_PASTED_NEAREST), if any; then by score",
+        description="verified hits first; when none verified, a hit whose part under the query "
+        "the model scores nearer it than any whole hit (RIS_VERIFY_REGION), or else the hit one "
+        "picture with the query frame to frame (RIS_VERIFY_FRAMES), or else a pasted picture's "
+        "far nearer hit (RIS_PASTED_NEAREST), if any; then by score",
     )
     path: str
     score: float = Field(description="inner product of unit vectors: 1 is the same picture")
