@@ -5,12 +5,10 @@ from pathlib import Path
 from typing import cast
 
 import numpy as np
-import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from ris.embedding.pipeline import EmbeddingPipeline
 from ris.index.milvus import MilvusIndex
-from ris.search import pasted_pictures as pasted_module
 from ris.search.image_search import ImageSearch
 from ris.search.pasted_pictures import pasted_boxes, pasted_pictures
 from ris.search.same_picture import WEAK_INLIERS
@@ -99,24 +97,20 @@ def _padded_wallpaper(seed: int, folder: Path) -> tuple[Path, tuple[int, int, in
     return path, (150, 100, 150 + wallpaper.width, 100 + wallpaper.height)
 
 
-def test_a_flat_picture_padded_by_a_border_is_found_inside_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_flat_picture_padded_by_a_border_is_found_inside_it(tmp_path: Path) -> None:
     """The wallpaper's own flat fills are frequent colours too, so as background they break it
-    into pieces: only the fill around the edges, taken alone, leaves it whole. A drawing on
-    white stays unboxed either way."""
+    into pieces: only the fill around the edges, taken alone (as searches ask), leaves it
+    whole. A drawing on white stays unboxed either way."""
     for seed in range(3):
         padded, box = _padded_wallpaper(seed, tmp_path)
         with Image.open(padded) as image:
             rgb = np.asarray(image.convert("RGB"))
-        found = pasted_boxes(rgb)
+        found = pasted_boxes(rgb, padded=True)
         assert len(found) == 1 and _near(found[0], box, (1000, 700)), seed
-        with monkeypatch.context() as without:
-            without.setattr(pasted_module, "SURROUNDING_EDGE", 1.01)
-            assert pasted_boxes(rgb) == [], seed
+        assert pasted_boxes(rgb) == [], seed
     drawing, _ = _boxed_drawing(tmp_path, (480, 360))
     with Image.open(drawing) as image:
-        assert pasted_boxes(np.asarray(image.convert("RGB"))) == []
+        assert pasted_boxes(np.asarray(image.convert("RGB")), padded=True) == []
 
 
 def test_a_padded_flat_picture_s_cut_is_nearer_its_original_than_the_page(
@@ -125,7 +119,7 @@ def test_a_padded_flat_picture_s_cut_is_nearer_its_original_than_the_page(
     """What the search of pasted pictures gains: the cut describes the wallpaper."""
     padded, _ = _padded_wallpaper(0, tmp_path)
     original = write_image(tmp_path / "original.png", flat_shapes(0))
-    (cut,) = pasted_pictures(str(padded), MAX_PIXELS)
+    (cut,) = pasted_pictures(str(padded), MAX_PIXELS, padded=True)
     whole, pasted, own = pipeline([str(padded), cut, str(original)]).vectors
     assert float(pasted @ own) > max(0.8, float(whole @ own) + 0.05)
 
