@@ -456,7 +456,7 @@ class ImageSearch:
         when asked for."""
         try:
             if self.verify_pasted:
-                for picture in pasted_pictures(query, self.max_pixels):
+                for picture in pasted_pictures(query, self.max_pixels, padded=True):
                     yield picture, True
             if self.verify_centre:
                 yield query_centre(query, self.max_pixels), False

@@ -33,6 +33,18 @@ REGION_AREA = (0.03, 0.8)
 RECTANGULAR = 0.75
 # The largest regions searched, largest first: a screenshot may hold an ad beside the picture.
 MOST_REGIONS = 2
+# A picture padded by a border (AugLy's padding, a frame) whose own flat fill is frequent too (a
+# flat wallpaper, an object on white) breaks into pieces when all that fill counts as background.
+# Where no region is found so, searches (`padded`) take as background only the one fill that
+# holds this share of the picture's edge pixels (a picture rotated before it was padded leaves
+# dark corners on them), and a region must then fill this share of its box: a padded picture is
+# a rectangle, while an object on white, its own flat fill no longer background, often fills
+# 0.75. Chosen by looking at what each setting boxed among the queries of every copy-detection
+# set: 246 pictures, nearly all padded or shown in a screenshot, where 0.9 of the edge boxed 213
+# and missed rotated ones. Duplicate groups do not ask: their cuts and pixel checks lost about as
+# many pairs as they gained (docs/BENCHMARKS.md, "Flat pictures padded by a border").
+SURROUNDING_EDGE = 0.75
+SURROUNDED_RECTANGULAR = 0.85
 # A letterboxed picture (a video frame, a portrait photo fitted into a wider box: AugLy's
 # screenshots fit a picture so) lies between two solid bars of flat dark fill, this dark at most
 # on every channel, whose facing sides run the same length: left and right bars of one top and
@@ -54,10 +66,11 @@ DECODE_SIDE = 1600
 Box = tuple[float, float, float, float]
 
 
-def pasted_boxes(rgb: np.ndarray) -> list[Box]:
+def pasted_boxes(rgb: np.ndarray, padded: bool = False) -> list[Box]:
     """Boxes (left, top, right, bottom as shares of the width and height) of the pictures
     between letterbox bars in an RGB array, then of its largest regions that stand out from a
-    flat background, each largest first, at most MOST_REGIONS in all."""
+    flat background (or, where none does and `padded` asks, from the border around a padded
+    picture), each largest first, at most MOST_REGIONS in all."""
     height, width = rgb.shape[:2]
     scale = FIND_SIDE / max(height, width)
     if scale < 1:
@@ -69,15 +82,25 @@ def pasted_boxes(rgb: np.ndarray) -> list[Box]:
     background = _background(rgb, flat)
     if background is None:
         return letterboxed[:MOST_REGIONS]
-    side = max(3, round(max(rgb.shape[:2]) * OPENING_SHARE))
+    boxes = _regions(background, RECTANGULAR, letterboxed)
+    surrounding = None if boxes or letterboxed or not padded else _surrounding(background)
+    if surrounding is not None:
+        boxes = _regions(surrounding, SURROUNDED_RECTANGULAR, [])
+    return [_shares(box, rgb.shape) for box in letterboxed + boxes][:MOST_REGIONS]
+
+
+def _regions(background: np.ndarray, rectangular: float, letterboxed: list[Box]) -> list[Box]:
+    """Boxes (in pixels) of the largest regions standing out from the `background` that fill
+    `rectangular` of their box, each of REGION_AREA and none over a `letterboxed` picture."""
+    side = max(3, round(max(background.shape) * OPENING_SHARE))
     square = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
     solid = cv2.morphologyEx((~background).astype(np.uint8), cv2.MORPH_OPEN, square)
     _, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=4)
-    boxes = []
+    boxes: list[Box] = []
     for label in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:MOST_REGIONS]:
         left, top, box_width, box_height = (int(value) for value in stats[label, :4])
         region = labels[top : top + box_height, left : left + box_width] == label
-        if region.mean() < RECTANGULAR:
+        if region.mean() < rectangular:
             continue
         # Rows and columns mostly outside the region are trimmed: a caption close under a
         # picture joins it along a few pixels, where the flatness window spans both.
@@ -87,11 +110,22 @@ def pasted_boxes(rgb: np.ndarray) -> list[Box]:
         ring = FLAT_WINDOW // 2
         left, right = left + columns[0] + ring, left + columns[-1] + 1 - ring
         top, bottom = top + rows[0] + ring, top + rows[-1] + 1 - ring
-        if _area((left, top, right, bottom), rgb.shape) and not any(
+        if _area((left, top, right, bottom), background.shape) and not any(
             _overlapping((left, top, right, bottom), inner) for inner in letterboxed
         ):
             boxes.append((left, top, right, bottom))
-    return [_shares(box, rgb.shape) for box in letterboxed + boxes][:MOST_REGIONS]
+    return boxes
+
+
+def _surrounding(background: np.ndarray) -> np.ndarray | None:
+    """The connected part of the `background` holding SURROUNDING_EDGE of the picture's edge
+    pixels (a border around a padded picture); None when no part does."""
+    _, labels = cv2.connectedComponents(background.astype(np.uint8), connectivity=4)
+    edge = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])
+    parts, counts = np.unique(edge[edge > 0], return_counts=True)
+    if len(parts) == 0 or counts.max() < SURROUNDING_EDGE * edge.size:
+        return None
+    return labels == parts[np.argmax(counts)]
 
 
 def _area(box: Box, shape: tuple[int, ...]) -> bool:
@@ -172,20 +206,20 @@ def _flatness(rgb: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(cv2.blur(grey * grey, window) - mean * mean, 0))
 
 
-def pasted_pictures(source: ImageSource, max_pixels: int) -> list[bytes]:
-    """The pictures pasted inside an upright query picture (pasted_boxes), each cut out as PNG
-    bytes, which the embedding pipeline and local features read as they read an upload;
-    raises ImageDecodeError if the picture cannot be read."""
+def pasted_pictures(source: ImageSource, max_pixels: int, padded: bool = False) -> list[bytes]:
+    """The pictures pasted inside an upright query picture (pasted_boxes, `padded` ones too
+    when asked), each cut out as PNG bytes, which the embedding pipeline and local features read
+    as they read an upload; raises ImageDecodeError if the picture cannot be read."""
     # Found on a cheap small decode; the picture is decoded larger only to cut out what it holds.
-    boxes, _ = picture_boxes(source, max_pixels, FIND_SIDE)
+    boxes, _ = picture_boxes(source, max_pixels, FIND_SIDE, padded)
     return cut_out(source, max_pixels, DECODE_SIDE, boxes) if boxes else []
 
 
 def picture_boxes(
-    source: ImageSource, max_pixels: int, draft_side: int
+    source: ImageSource, max_pixels: int, draft_side: int, padded: bool = False
 ) -> tuple[list[Box], tuple[int, int]]:
     """pasted_boxes of the upright picture decoded at least `draft_side` on a side, and that
     decode's (width, height); raises ImageDecodeError if the picture cannot be read."""
     with open_image(source, max_pixels) as image, decoding():
         rgb = np.asarray(upright_rgb(image, source, draft_side))
-    return pasted_boxes(rgb), (rgb.shape[1], rgb.shape[0])
+    return pasted_boxes(rgb, padded), (rgb.shape[1], rgb.shape[0])

@@ -89,9 +89,10 @@ def _decoded(source: ImageSource, max_pixels: int, max_side: int, mode: str) -> 
     return _scaled(pixels, scale, cv2.INTER_AREA) if scale < 1 else pixels
 
 
-def _scaled(grey: np.ndarray, scale: float, interpolation: int) -> np.ndarray:
-    size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
-    return cv2.resize(grey, size, interpolation=interpolation)
+def _scaled(pixels: np.ndarray, scale: float, interpolation: int) -> np.ndarray:
+    """Grey or colour `pixels` resized by `scale` (at least one pixel a side)."""
+    size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
+    return cv2.resize(pixels, size, interpolation=interpolation)
 
 
 def local_features(

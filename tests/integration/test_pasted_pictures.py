@@ -13,7 +13,7 @@ from ris.search.image_search import ImageSearch
 from ris.search.pasted_pictures import pasted_boxes, pasted_pictures
 from ris.search.same_picture import WEAK_INLIERS
 from ris.search.verify import MIN_INLIERS, local_features, match, query_views
-from tests.imagefiles import PAGE, web_page, write_image
+from tests.imagefiles import PAGE, flat_shapes, web_page, write_image
 from tests.integration.test_verify import MAX_PIXELS
 from tests.placed import CountedSearches, at, record
 
@@ -85,6 +85,43 @@ def test_a_drawing_on_white_boxed_between_bars_in_a_white_post_is_found(tmp_path
         with Image.open(page) as image:
             found = pasted_boxes(np.asarray(image.convert("RGB")))
         assert found and _near(found[0], (x + left, y + top, x + right, y + bottom), PAGE), size
+
+
+def _padded_wallpaper(seed: int, folder: Path) -> tuple[Path, tuple[int, int, int, int]]:
+    """A flat wallpaper rotated 4 degrees (black corners) on a purple border, as AugLy pads a
+    picture; the rotated wallpaper's box in it."""
+    wallpaper = flat_shapes(seed).rotate(4, Image.Resampling.BICUBIC, expand=True)
+    padded = Image.new("RGB", (1000, 700), (150, 90, 220))
+    padded.paste(wallpaper, (150, 100))
+    path = write_image(folder / f"padded-{seed}.png", padded)
+    return path, (150, 100, 150 + wallpaper.width, 100 + wallpaper.height)
+
+
+def test_a_flat_picture_padded_by_a_border_is_found_inside_it(tmp_path: Path) -> None:
+    """The wallpaper's own flat fills are frequent colours too, so as background they break it
+    into pieces: only the fill around the edges, taken alone (as searches ask), leaves it
+    whole. A drawing on white stays unboxed either way."""
+    for seed in range(3):
+        padded, box = _padded_wallpaper(seed, tmp_path)
+        with Image.open(padded) as image:
+            rgb = np.asarray(image.convert("RGB"))
+        found = pasted_boxes(rgb, padded=True)
+        assert len(found) == 1 and _near(found[0], box, (1000, 700)), seed
+        assert pasted_boxes(rgb) == [], seed
+    drawing, _ = _boxed_drawing(tmp_path, (480, 360))
+    with Image.open(drawing) as image:
+        assert pasted_boxes(np.asarray(image.convert("RGB")), padded=True) == []
+
+
+def test_a_padded_flat_picture_s_cut_is_nearer_its_original_than_the_page(
+    pipeline: EmbeddingPipeline, tmp_path: Path
+) -> None:
+    """What the search of pasted pictures gains: the cut describes the wallpaper."""
+    padded, _ = _padded_wallpaper(0, tmp_path)
+    original = write_image(tmp_path / "original.png", flat_shapes(0))
+    (cut,) = pasted_pictures(str(padded), MAX_PIXELS, padded=True)
+    whole, pasted, own = pipeline([str(padded), cut, str(original)]).vectors
+    assert float(pasted @ own) > max(0.8, float(whole @ own) + 0.05)
 
 
 def test_ordinary_photos_rarely_have_a_pasted_picture(photos: list[Path]) -> None:
