@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ris.duplicates.pasted_candidates import Embed
 from ris.search.region_vectors import REGION_COVER, png_bytes, region_under
 from ris.search.same_picture import reversed_match
 from ris.search.verify import Match
@@ -26,8 +27,6 @@ OVER_WHOLE = 0.05
 EMBED_BATCH = 64
 
 Pair = tuple[int, int]
-# The model's vectors of pictures given as bytes, in order.
-Embed = Callable[[list[bytes]], np.ndarray]
 
 
 @dataclass(frozen=True)

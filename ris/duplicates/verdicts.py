@@ -156,7 +156,7 @@ class _Checks:
         parts = self.on_threads(
             lambda pair: parts_under(pair, found[pair], self.greys.get, self.colours),
             apart,
-            "reading parts of smooth pairs",
+            "reading parts of weak pairs",
         )
         confirmed = confirmed_by_parts(
             [part for each in parts for part in each],
