@@ -114,6 +114,10 @@ class HttpDuplicatesResponse(_Strict):
         description="pairs too few local features agreed on to verify (a smooth wallpaper, a "
         "flat drawing), compared pixel by pixel"
     )
+    region_pairs: int = Field(
+        description="of those, pairs the pixels left apart that the model took for a copy and "
+        "its original by the part of one picture the match lays under the other"
+    )
     framed_pictures: int = Field(
         description="pictures of verified pairs holding a pasted picture (a screenshot's "
         "photo), whose page's features counted as recurring"

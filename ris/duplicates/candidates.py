@@ -46,6 +46,7 @@ class Candidates(NamedTuple):
     paths: dict[int, str]
     states: dict[int, FileState]  # the file state the index holds of each row read
     crowds: dict[int, list[int]]  # each row's nearest rows scoring at least CROWD_MIN_SCORE
+    nearest: dict[int, float]  # each row's nearest other row's score
 
 
 def candidate_pairs(
@@ -60,7 +61,7 @@ def candidate_pairs(
     under `under` searches the same rows for its `neighbours` nearest."""
     pairs: dict[tuple[int, int], float] = {}
     # Filled as the rows are read.
-    read = Candidates(0, pairs, {}, {}, {})
+    read = Candidates(0, pairs, {}, {}, {}, {})
     total = index.count(under)
     # Each row's `neighbours`-th nearest score: how crowded its neighbourhood is.
     crowd: dict[int, float] = {}
@@ -74,6 +75,7 @@ def candidate_pairs(
         done += 1
         crowd[row_id] = others[-1][1] if len(others) == neighbours else -1.0
         read.crowds[row_id] = [other for other, score in others if score >= CROWD_MIN_SCORE]
+        read.nearest[row_id] = others[0][1] if others else -1.0
         for other_id, score in others:
             if score >= min_score:
                 key = (min(row_id, other_id), max(row_id, other_id))

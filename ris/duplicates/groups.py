@@ -11,6 +11,7 @@ from typing import Any
 
 from ris.duplicates.candidates import NEIGHBOURS, Candidates, Progress, candidate_pairs
 from ris.duplicates.pasted_candidates import Embed, PastedPictures, pasted_candidates
+from ris.duplicates.region_pairs import RegionCheck
 from ris.duplicates.verdicts import accepted_pairs
 from ris.files.remote import Remote
 from ris.index.base import VectorIndex
@@ -92,6 +93,9 @@ class DuplicateReport:
     # Pairs on which too few features agreed to verify them (a smooth wallpaper, a flat
     # drawing), compared pixel by pixel (kept when one picture).
     weak_pairs: int
+    # Of those, pairs the pixels left apart that the model took for a copy and its original by
+    # the part of one that the match lays under the other (0 when not looked for).
+    region_pairs: int
     # Pictures of verified pairs found holding a pasted picture, whose frames' features counted
     # as recurring.
     framed_pictures: int
@@ -171,7 +175,9 @@ def find_duplicates(
     verification, pairs sharing many local features are candidates too when `shared_features`
     says so, by default in collections of at most SHARED_FEATURES_MAX_ROWS rows; then, given
     `embed` (the model's vectors of pictures as bytes), the pictures pasted in the rows are cut
-    out and checked too (ris/duplicates/pasted_candidates.py), and a row joins what they join.
+    out and checked too (ris/duplicates/pasted_candidates.py), and a row joins what they join;
+    and pairs on which too few features agree are also confirmed by the model's vector of the
+    part one picture lays under the other (ris/duplicates/region_pairs.py).
     """
     if min_score is None:
         min_score = VERIFIED_MIN_SCORE if verify else UNVERIFIED_MIN_SCORE
@@ -210,6 +216,11 @@ def find_duplicates(
             found.crowds,
             shared_features,
             pasted.pages.keys(),
+            (
+                RegionCheck(index.get_vectors, found.nearest, embed)
+                if verify and shared_features and embed is not None
+                else None
+            ),
         )
     verified = time.perf_counter()
     # A picture pasted in a row is part of it: a row joins what its pasted pictures joined.
@@ -228,6 +239,7 @@ def find_duplicates(
         accepted_pairs=verdicts.accepted,
         compared_pairs=verdicts.compared,
         weak_pairs=verdicts.weak,
+        region_pairs=verdicts.by_region,
         framed_pictures=verdicts.framed,
         pasted_pictures=len(pasted.pages),
         read_pictures=verdicts.read,

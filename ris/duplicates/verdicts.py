@@ -19,6 +19,7 @@ from ris.duplicates.recurring import (
     own_points,
     recurring_features,
 )
+from ris.duplicates.region_pairs import RegionCheck, confirmed_by_parts, parts_under
 from ris.duplicates.stores import FeatureStore, GreyCache, PastedCache
 from ris.duplicates.union_find import UnionFind
 from ris.files.changes import FileState
@@ -42,6 +43,7 @@ class Verdicts(NamedTuple):
     accepted: int
     compared: int  # pixel by pixel, being held by recurring features
     weak: int  # pixel by pixel, too few features agreeing
+    by_region: int  # of those, left apart by pixels and confirmed by a part's vector
     framed: int  # pictures holding a pasted picture
     read: int  # pictures whose local features were extracted
     cached: int  # pictures whose local features were kept from an earlier run
@@ -141,6 +143,31 @@ class _Checks:
             and self.comparison(reverse, backwards, recurring).confirms_weak_match
         )
 
+    def by_region(
+        self,
+        pairs: list[tuple[int, int]],
+        found: Mapping[tuple[int, int], Match],
+        regions: RegionCheck,
+        joined: UnionFind,
+    ) -> list[tuple[int, int]]:
+        """The `pairs` still apart in `joined` that the part one picture lays under the other
+        confirms (region_pairs.py), in their order."""
+        apart = [pair for pair in pairs if joined.find(pair[0]) != joined.find(pair[1])]
+        parts = self.on_threads(
+            lambda pair: parts_under(pair, found[pair], self.greys.get, self.colours),
+            apart,
+            "reading parts of weak pairs",
+        )
+        confirmed = confirmed_by_parts(
+            [part for each in parts for part in each],
+            regions,
+            lambda done, total: self.on_progress("embedding parts", done, total),
+        )
+        return [pair for pair in apart if pair in confirmed]
+
+    def colours(self, row: int) -> np.ndarray | None:
+        return self.pictures.colour(self.paths[row])
+
     def frames(self, rows: list[int]) -> dict[int, set[int]]:
         """The frame features (recurring.frame_features) of the rows holding a pasted
         picture."""
@@ -176,6 +203,7 @@ def accepted_pairs(
     crowds: Mapping[int, list[int]] | None = None,
     shared_features: bool = False,
     cut: Set[int] = frozenset(),
+    regions: RegionCheck | None = None,
 ) -> Verdicts:
     """The images joined, and how many pairs were checked, accepted and compared. Without
     `pictures` every pair is accepted; with it, every pair below IDENTICAL_SCORE must match
@@ -193,12 +221,14 @@ def accepted_pairs(
     it would be compared pixel for pixel for being held. The rows of `cut` are pictures cut out
     of others (ris/duplicates/pasted_candidates.py): they share no features' votes, and a pair
     of one must verify by features of its own, outside the other picture's frame where that
-    holds pasted pictures too, or by pixels only with a picture that holds none."""
+    holds pasted pictures too, or by pixels only with a picture that holds none. Given `regions`,
+    a pair the pixels leave apart (but a cut's) is joined when the part of one picture that the
+    match lays under the other scores as a copy of it to the model (region_pairs.py)."""
     joined = UnionFind()
     if pictures is None:
         for pair in pairs:
             joined.union(*pair)
-        return Verdicts(joined, 0, 0, len(pairs), 0, 0, 0, 0, 0)
+        return Verdicts(joined, 0, 0, len(pairs), 0, 0, 0, 0, 0, 0)
     identical = [pair for pair, score in pairs.items() if score >= IDENTICAL_SCORE]
     for pair in identical:
         joined.union(*pair)
@@ -264,16 +294,26 @@ def accepted_pairs(
             weak,
             "comparing smooth pairs",
         )
-    smooth = [pair for pair, one in zip(weak, confirmed, strict=True) if one]
-    for pair in smooth:
+        smooth = [pair for pair, one in zip(weak, confirmed, strict=True) if one]
+        for pair in smooth:
+            joined.union(*pair)
+        by_region = (
+            checks.by_region(
+                [pair for pair in weak if cut.isdisjoint(pair)], found, regions, joined
+            )
+            if regions is not None
+            else []
+        )
+    for pair in by_region:
         joined.union(*pair)
     return Verdicts(
         joined,
         len(proposed),
         len(order),
-        len(identical) + len(accepted) + len(smooth),
+        len(identical) + len(accepted) + len(smooth) + len(by_region),
         len(held),
         len(weak),
+        len(by_region),
         len(framed),
         store.extracted,
         store.cached,

@@ -37,13 +37,12 @@ def clustered_index(any_milvus: str, collection: str):
 def test_both_ways_of_finding_neighbours_give_the_same_pairs(
     clustered_index: MilvusIndex, under: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rows, in_process, paths, states, crowds = candidates.candidate_pairs(
+    rows, in_process, paths, states, crowds, nearest = candidates.candidate_pairs(
         clustered_index, 0.55, under, margin=0.0
     )
     monkeypatch.setattr(candidates, "IN_PROCESS_BYTES", 0)
-    searched_rows, searched, _, searched_states, searched_crowds = candidates.candidate_pairs(
-        clustered_index, 0.55, under, margin=0.0
-    )
+    found = candidates.candidate_pairs(clustered_index, 0.55, under, margin=0.0)
+    searched_rows, searched, _, searched_states, searched_crowds, searched_nearest = found
     # The file states the index holds, read with the rows (they key the feature cache).
     assert states == searched_states == clustered_index.get_file_states(list(states))
     assert len(states) == rows
@@ -62,3 +61,7 @@ def test_both_ways_of_finding_neighbours_give_the_same_pairs(
     }
     assert len(crowd) > rows
     assert len(crowd & searched_crowd) >= 0.98 * max(len(crowd), len(searched_crowd))
+    # Each row's nearest other row's score, which confirming a pair by its part must reach.
+    assert nearest.keys() == searched_nearest.keys() == states.keys()
+    same = [abs(nearest[row] - searched_nearest[row]) < 1e-4 for row in nearest]
+    assert sum(same) >= 0.98 * len(same)
