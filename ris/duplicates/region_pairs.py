@@ -58,11 +58,11 @@ def parts_under(
     points onto the second's), where that covers REGION_COVER of it: a crop lies inside its
     original, so at most one way round covers it unless both are whole."""
     parts = []
-    for first, second, match in ((pair[0], pair[1], found), (pair[1], pair[0], None)):
+    for first, second, match in ((*pair, found), (*pair[::-1], reversed_match(found))):
         shape, pixels = grey(first), colour(second)
         if shape is None or pixels is None:
             continue
-        region, cover = region_under(shape.shape, pixels, match or reversed_match(found))
+        region, cover = region_under(shape.shape, pixels, match)
         if cover >= REGION_COVER:
             parts.append(Part(pair, first, png_bytes(region)))
     return parts

@@ -109,13 +109,19 @@ class FeatureStore:
         return features_from_bytes(os.pread(self._file.fileno(), count * FEATURE_BYTES, offset))
 
 
-class GreyCache:
-    """Pictures as their features were found in, the latest few kept: the pairs held by
-    recurring features share their pictures. Two threads may read one picture at once."""
+class RecentPictures:
+    """Pictures as `read` gives them by path (grey or colour, at the features' side), the latest
+    few kept: pairs checked a cluster at a time share their pictures. Two threads may read one
+    picture at once."""
 
-    def __init__(self, pictures: Pictures, paths: dict[int, str], size: int = 256):
+    def __init__(
+        self,
+        read: Callable[[str], np.ndarray | None],
+        paths: dict[int, str],
+        size: int = 256,
+    ):
         self.get: Callable[[int], np.ndarray | None] = functools.lru_cache(maxsize=size)(
-            lambda row_id: pictures.grey(paths[row_id])
+            lambda row_id: read(paths[row_id])
         )
 
 

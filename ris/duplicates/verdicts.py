@@ -20,7 +20,7 @@ from ris.duplicates.recurring import (
     recurring_features,
 )
 from ris.duplicates.region_pairs import RegionCheck, confirmed_by_parts, parts_under
-from ris.duplicates.stores import FeatureStore, GreyCache, PastedCache
+from ris.duplicates.stores import FeatureStore, PastedCache, RecentPictures
 from ris.duplicates.union_find import UnionFind
 from ris.files.changes import FileState
 from ris.search.feature_cache import FeatureCache
@@ -52,7 +52,7 @@ class Verdicts(NamedTuple):
 def _in_checking_order(pairs: dict[tuple[int, int], float]) -> list[tuple[int, int]]:
     """Pairs a connected cluster of candidates at a time, the most similar first within each:
     the pairs of one picture come close together, while its features are fresh in the page
-    cache (and its grey picture in GreyCache)."""
+    cache (and its pictures in RecentPictures)."""
     clusters = UnionFind()
     for first, second in pairs:
         clusters.union(first, second)
@@ -76,7 +76,8 @@ class _Checks:
         self.pool = pool
         self.on_progress = on_progress
         self.pictures = pictures
-        self.greys = GreyCache(pictures, paths)
+        self.greys = RecentPictures(pictures.grey, paths)
+        self.colours = RecentPictures(pictures.colour, paths)
         self.pasted = PastedCache(pictures, paths)
 
     def features(self, row: int) -> LocalFeatures | None:
@@ -154,7 +155,7 @@ class _Checks:
         confirms (region_pairs.py), in their order."""
         apart = [pair for pair in pairs if joined.find(pair[0]) != joined.find(pair[1])]
         parts = self.on_threads(
-            lambda pair: parts_under(pair, found[pair], self.greys.get, self.colours),
+            lambda pair: parts_under(pair, found[pair], self.greys.get, self.colours.get),
             apart,
             "reading parts of weak pairs",
         )
@@ -164,9 +165,6 @@ class _Checks:
             lambda done, total: self.on_progress("embedding parts", done, total),
         )
         return [pair for pair in apart if pair in confirmed]
-
-    def colours(self, row: int) -> np.ndarray | None:
-        return self.pictures.colour(self.paths[row])
 
     def frames(self, rows: list[int]) -> dict[int, set[int]]:
         """The frame features (recurring.frame_features) of the rows holding a pasted
