@@ -290,8 +290,8 @@ def accepted_pairs(
     holds pasted pictures too, or by pixels only with a picture that holds none. Given `regions`,
     a pair the pixels leave apart (but a cut's) is joined when the part of one picture that the
     match lays under the other scores as a copy of it to the model (region_pairs.py). With
-    `reshape`, a pair still apart (but a cut's) whose pictures differ in shape is matched again
-    with one stretched to the other's shape (reshaped_pairs.py)."""
+    `reshape`, a pair the vectors proposed still apart (but a cut's) whose pictures differ in
+    shape is matched again with one stretched to the other's shape (reshaped_pairs.py)."""
     joined = UnionFind()
     if pictures is None:
         for pair in pairs:
@@ -374,8 +374,14 @@ def accepted_pairs(
         )
         for pair in by_region:
             joined.union(*pair)
+        # Only pairs the vectors proposed: on augly and augly2 those proposed by shared features
+        # alone were half the pairs of different shapes and gave one join of 37.
         reshaped = (
-            checks.by_shape([pair for pair in order if cut.isdisjoint(pair)], joined, recurring)
+            checks.by_shape(
+                [pair for pair in order if cut.isdisjoint(pair) and pair not in proposed],
+                joined,
+                recurring,
+            )
             if reshape
             else []
         )
