@@ -4,6 +4,7 @@ copy squeezed or stretched to another aspect ratio keeps too few SIFT features a
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -14,7 +15,7 @@ from ris.search.verify import LocalFeatures, grey_features
 # are matched again reshaped. SIFT's descriptors survive a stretch of about a quarter: on
 # augly's copies changed in aspect ratio by 1.3-3.1, matched directly with their originals, 2
 # of 8 mild and 7 of 88 hard copies that no rule joined reached 10 agreeing features once the
-# copy was stretched to its original's shape, from 0-5 (docs/BENCHMARKS.md, "Reshaped pairs").
+# copy was stretched to its original's shape, from 0-5 (docs/BENCHMARKS.md, "Copies of another shape").
 ASPECT_APART = 1.25
 # A picture is reshaped to aspect ratios rounded to steps of this factor, so that one reshaped
 # picture serves all its partners of about one shape (square tiles, 16:9 photos).
@@ -32,12 +33,25 @@ def aspect_step(shape: tuple[int, int]) -> int:
     return round(math.log(shape[1] / shape[0]) / math.log(ASPECT_STEP))
 
 
+@dataclass(frozen=True)
+class Reshaped:
+    """A picture's features found with it stretched to another shape, in the stretched pixels:
+    a copy stretched back to its original's shape matches it under a similarity, as copies do
+    (a stretched affine fit on top would also fit two photos of one round moon)."""
+
+    features: LocalFeatures
+    back: np.ndarray  # (2,) the x and y scales taking the stretched pixels back into its own
+
+    def in_own_pixels(self) -> LocalFeatures:
+        """The features with their points in the picture's own pixels."""
+        return LocalFeatures(self.features.points * self.back, self.features.descriptors)
+
+
 def reshaped_features(
     grey: np.ndarray, step: int, max_side: int, max_features: int, few_features: int
-) -> LocalFeatures:
+) -> Reshaped:
     """The features of the grey picture stretched along one side to the aspect ratio of `step`
-    ASPECT_STEPs (at most `max_side` on a side), found as `grey_features` finds them, their
-    points taken back into the picture's own pixels (so a match with them is a stretched one)."""
+    ASPECT_STEPs (at most `max_side` on a side), found as `grey_features` finds them."""
     height, width = grey.shape
     ratio = ASPECT_STEP**step
     wide, high = (height * ratio, height) if width / height < ratio else (width, width / ratio)
@@ -46,5 +60,4 @@ def reshaped_features(
     found = grey_features(
         cv2.resize(grey, size, interpolation=cv2.INTER_AREA), max_features, few_features
     )
-    back = np.array([width / size[0], height / size[1]], dtype=np.float32)
-    return LocalFeatures(found.points * back, found.descriptors)
+    return Reshaped(found, np.array([width / size[0], height / size[1]], dtype=np.float32))

@@ -22,7 +22,7 @@ from ris.duplicates.recurring import (
     recurring_features,
 )
 from ris.duplicates.region_pairs import RegionCheck, confirmed_by_parts, parts_under
-from ris.duplicates.reshaped_pairs import aspect_step, reshaped_features, shapes_differ
+from ris.duplicates.reshaped_pairs import Reshaped, aspect_step, reshaped_features, shapes_differ
 from ris.duplicates.stores import FeatureStore, PastedCache, RecentPictures
 from ris.duplicates.union_find import UnionFind
 from ris.files.changes import FileState
@@ -191,9 +191,10 @@ class _Checks:
 
     def match_reshaped(self, pair: tuple[int, int], recurring: Mapping[int, set[int]]) -> bool:
         """Whether the pair's pictures differ in shape and, the one of fewer pixels stretched to
-        the other's shape, match by MIN_INLIERS features, a quarter of them distinctive: on
-        neither picture's frame around a pasted picture (the page of a screenshot, which
-        another screenshot of the template squeezed matches) nor recurring on the other."""
+        the other's shape, match under a similarity by MIN_INLIERS features, a quarter of them
+        distinctive: on neither picture's frame around a pasted picture (the page of a
+        screenshot, which another screenshot of the template squeezed matches) nor recurring
+        on the other."""
         first, second = self.shape(pair[0]), self.shape(pair[1])
         if first is None or second is None or not shapes_differ(first, second):
             return False
@@ -203,11 +204,11 @@ class _Checks:
         other = self.features(pair[1])
         if stretched is None or other is None:
             return False
-        found = match(stretched, other, MIN_INLIERS, stretch=True)
+        found = match(stretched.features, other, MIN_INLIERS)
         if found is None or found.inliers < MIN_INLIERS:
             return False
         held = (
-            frame_features(stretched, self.pasted.get(pair[0]) or []),
+            frame_features(stretched.in_own_pixels(), self.pasted.get(pair[0]) or []),
             recurring.get(pair[1], set()) | frame_features(other, self.pasted.get(pair[1]) or []),
         )
         distinctive = sum(
@@ -224,7 +225,7 @@ class _Checks:
         size = self.pictures.size(self.paths[row])
         return 0 if size is None else size[0] * size[1]
 
-    def _reshaped(self, row: int, step: int) -> LocalFeatures | None:
+    def _reshaped(self, row: int, step: int) -> Reshaped | None:
         grey = self.greys.get(row)
         if grey is None:
             return None

@@ -42,11 +42,14 @@ def test_shapes_are_compared_by_aspect_ratio() -> None:
 
 
 def test_reshaped_features_lie_in_the_picture_s_own_pixels(photos: list[Path]) -> None:
-    """Found in the picture stretched to twice its width, the points come back inside it, and
-    spread over it as the unstretched picture's own do."""
+    """Found in the picture stretched to twice its width, the points lie in the stretched
+    picture's pixels, and come back inside the picture's own, spread over it."""
     grey = _pictures().grey(str(_named(photos, "camera.png")))
     assert grey is not None
-    features = reshaped_features(grey, 14, FEATURE_SIDE, FEATURE_COUNT, FEATURE_FEW)
+    reshaped = reshaped_features(grey, 14, FEATURE_SIDE, FEATURE_COUNT, FEATURE_FEW)
+    # Twice as wide at the same long side: half as high.
+    assert reshaped.features.points[:, 1].max() <= grey.shape[0] / 2 + 1
+    features = reshaped.in_own_pixels()
     height, width = grey.shape
     assert len(features.points) >= MIN_INLIERS
     assert features.points.min() >= -1
