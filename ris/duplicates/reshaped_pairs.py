@@ -12,10 +12,10 @@ import numpy as np
 from ris.search.verify import LocalFeatures, grey_features
 
 # Pictures whose aspect ratios differ by this factor or more (the wider's over the narrower's)
-# are matched again reshaped. SIFT's descriptors survive a stretch of about a quarter: on
-# augly's copies changed in aspect ratio by 1.3-3.1, matched directly with their originals, 2
-# of 8 mild and 7 of 88 hard copies that no rule joined reached 10 agreeing features once the
-# copy was stretched to its original's shape, from 0-5 (docs/BENCHMARKS.md, "Copies of another shape").
+# are matched again reshaped: SIFT's descriptors survive a stretch of about a quarter. On augly's
+# copies changed in aspect ratio by 1.3-3.1, 2 of the 8 mild and 7 of the 88 hard copies no
+# rule joined agreed with their original by 10 features once stretched to its shape, by 0-5 as
+# they were (docs/BENCHMARKS.md, "Copies of another shape").
 ASPECT_APART = 1.25
 # A picture is reshaped to aspect ratios rounded to steps of this factor, so that one reshaped
 # picture serves all its partners of about one shape (square tiles, 16:9 photos).
@@ -39,6 +39,7 @@ class Reshaped:
     a copy stretched back to its original's shape matches it under a similarity, as copies do
     (a stretched affine fit on top would also fit two photos of one round moon)."""
 
+    grey: np.ndarray  # the picture stretched
     features: LocalFeatures
     back: np.ndarray  # (2,) the x and y scales taking the stretched pixels back into its own
 
@@ -57,7 +58,8 @@ def reshaped_features(
     wide, high = (height * ratio, height) if width / height < ratio else (width, width / ratio)
     scale = min(1.0, max_side / max(wide, high))
     size = (max(1, round(wide * scale)), max(1, round(high * scale)))
-    found = grey_features(
-        cv2.resize(grey, size, interpolation=cv2.INTER_AREA), max_features, few_features
+    stretched = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+    found = grey_features(stretched, max_features, few_features)
+    return Reshaped(
+        stretched, found, np.array([width / size[0], height / size[1]], dtype=np.float32)
     )
-    return Reshaped(found, np.array([width / size[0], height / size[1]], dtype=np.float32))

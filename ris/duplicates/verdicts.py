@@ -16,6 +16,7 @@ from ris.duplicates.feature_votes import voted_pairs
 from ris.duplicates.pasted_detail import with_pasted_detail
 from ris.duplicates.recurring import (
     DISTINCTIVE_SHARE,
+    aligned_in_place,
     frame_features,
     needs_same_picture,
     own_points,
@@ -194,7 +195,7 @@ class _Checks:
         the other's shape, match under a similarity by MIN_INLIERS features, a quarter of them
         distinctive: on neither picture's frame around a pasted picture (the page of a
         screenshot, which another screenshot of the template squeezed matches) nor recurring
-        on the other."""
+        on the other; aligned in place, they must be one picture pixel for pixel too."""
         first, second = self.shape(pair[0]), self.shape(pair[1])
         if first is None or second is None or not shapes_differ(first, second):
             return False
@@ -215,7 +216,14 @@ class _Checks:
             a not in held[0] and b not in held[1]
             for a, b in zip(found.first.tolist(), found.second.tolist(), strict=True)
         )
-        return distinctive >= max(MIN_INLIERS, DISTINCTIVE_SHARE * found.inliers)
+        if distinctive < max(MIN_INLIERS, DISTINCTIVE_SHARE * found.inliers):
+            return False
+        if not aligned_in_place(found):
+            return True
+        # Two screenshots of one template, one squeezed, align in place by the page once
+        # stretched back, as they do unstretched: one picture pixel for pixel, or no copy.
+        grey = self.greys.get(pair[1])
+        return grey is not None and compared(stretched.grey, grey, found).same_picture_both_ways
 
     def _shape(self, row: int) -> tuple[int, int] | None:
         grey = self.greys.get(row)

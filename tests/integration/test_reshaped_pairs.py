@@ -13,11 +13,11 @@ from ris.duplicates.reshaped_pairs import aspect_step, reshaped_features, shapes
 from ris.duplicates.verdicts import accepted_pairs
 from ris.embedding.pipeline import EmbeddingPipeline
 from ris.files.remote import FetchOptions, Remote
-from ris.index.milvus import MilvusIndex
 from ris.search.verify import MIN_INLIERS, Pictures, match
+from tests.helpers import indexed_collection
+from tests.imagefiles import web_page
 from tests.integration.test_region_vectors import _named
 from tests.integration.test_verify import MAX_PIXELS
-from workers.ingest import process_batch
 
 
 def _reshaped_copy(photo: Path, folder: Path, width: float, height: float) -> Path:
@@ -93,6 +93,23 @@ def test_other_photos_of_other_shapes_are_not_joined(photos: list[Path], tmp_pat
     assert all(len(group) == 1 for group in verdicts.joined.sets())
 
 
+def test_pages_of_one_template_are_not_joined_when_one_is_squeezed(
+    photos: list[Path], tmp_path: Path
+) -> None:
+    """Two pages of one made-up template showing different photos, one page squeezed to 0.6 of
+    its height: stretched back, the page's features agree, but they lie on the frame around
+    the pasted photo, so the pair is refused (without the frame and in-place checks it joins)."""
+    pictures = _pictures()
+    for first, second in (("camera.png", "coffee.png"), ("astronaut.png", "chelsea.png")):
+        page, _ = web_page(_named(photos, first), tmp_path, 300)
+        other, _ = web_page(_named(photos, second), tmp_path, 300)
+        squeezed = _reshaped_copy(other, tmp_path, 1.0, 0.6)
+        verdicts = accepted_pairs(
+            {(0, 1): 0.8}, {0: str(page), 1: str(squeezed)}, pictures, reshape=True
+        )
+        assert verdicts.accepted == verdicts.reshaped == 0, (first, second)
+
+
 def test_duplicate_groups_join_a_squeezed_copy(
     milvus_server: LocalMilvusLite,
     pipeline: EmbeddingPipeline,
@@ -103,12 +120,9 @@ def test_duplicate_groups_join_a_squeezed_copy(
     where shared features are looked for (collections this small, by default), not without."""
     original = _named(photos, "camera.png")
     copy = _reshaped_copy(original, tmp_path, 1.0, 0.4)
-    index = MilvusIndex(milvus_server.url, "reshaped_pairs", dim=pipeline.dim)
-    index.drop()
-    try:
-        others = [photo for photo in photos if photo != original][:12]
-        process_batch([str(path) for path in [*others, original, copy]], pipeline, index)
-        index.flush()
+    others = [photo for photo in photos if photo != original][:12]
+    paths = [*others, original, copy]
+    with indexed_collection(milvus_server.url, "reshaped_pairs", pipeline, paths) as index:
         for shared_features in (False, True):
             report = find_duplicates(
                 index, Remote(FetchOptions()), MAX_PIXELS, shared_features=shared_features
@@ -116,9 +130,6 @@ def test_duplicate_groups_join_a_squeezed_copy(
             groups = [{Path(image.path).name for image in group.images} for group in report.groups]
             assert ({copy.name, "camera.png"} in groups) is shared_features
             assert report.reshaped_pairs == int(shared_features)
-    finally:
-        index.drop()
-        index.close()
 
 
 def test_a_picture_reshaped_once_serves_its_partners_of_one_shape() -> None:
