@@ -118,6 +118,10 @@ class HttpDuplicatesResponse(_Strict):
         description="of those, pairs the pixels left apart that the model took for a copy and "
         "its original by the part of one picture the match lays under the other"
     )
+    reshaped_pairs: int = Field(
+        description="pairs otherwise left apart that matched once the picture of fewer pixels "
+        "was stretched to the other's aspect ratio (a copy squeezed or stretched)"
+    )
     framed_pictures: int = Field(
         description="pictures of verified pairs holding a pasted picture (a screenshot's "
         "photo), whose page's features counted as recurring"

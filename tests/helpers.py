@@ -29,6 +29,7 @@ __all__ = [
     "REPO",
     "copy_photos",
     "headless_chromium",
+    "indexed_collection",
     "invoke",
     "launch_workers",
     "set_env",
@@ -119,3 +120,21 @@ class CountingPictures(Pictures):
     def features(self, path: str) -> LocalFeatures | None:
         self.extracted.append(path)
         return super().features(path)
+
+
+@contextmanager
+def indexed_collection(url: str, name: str, pipeline: Any, paths: list[Path]) -> Iterator[Any]:
+    """A Milvus collection `name` at `url` holding `paths` embedded by `pipeline` as a worker
+    embeds them, flushed; dropped afterwards."""
+    from ris.index.milvus import MilvusIndex
+    from workers.ingest import process_batch
+
+    index = MilvusIndex(url, name, dim=pipeline.dim)
+    index.drop()
+    try:
+        process_batch([str(path) for path in paths], pipeline, index)
+        index.flush()
+        yield index
+    finally:
+        index.drop()
+        index.close()

@@ -96,6 +96,9 @@ class DuplicateReport:
     # Of those, pairs the pixels left apart that the model took for a copy and its original by
     # the part of one that the match lays under the other (0 when not looked for).
     region_pairs: int
+    # Pairs otherwise left apart that matched once the picture of fewer pixels was stretched to
+    # the other's aspect ratio (0 when not looked for).
+    reshaped_pairs: int
     # Pictures of verified pairs found holding a pasted picture, whose frames' features counted
     # as recurring.
     framed_pictures: int
@@ -177,7 +180,9 @@ def find_duplicates(
     `embed` (the model's vectors of pictures as bytes), the pictures pasted in the rows are cut
     out and checked too (ris/duplicates/pasted_candidates.py), and a row joins what they join;
     and pairs on which too few features agree are also confirmed by the model's vector of the
-    part one picture lays under the other (ris/duplicates/region_pairs.py).
+    part one picture lays under the other (ris/duplicates/region_pairs.py). Pairs still apart
+    whose pictures differ in shape are matched again with one stretched to the other's shape
+    where shared features are looked for (ris/duplicates/reshaped_pairs.py).
     """
     if min_score is None:
         min_score = VERIFIED_MIN_SCORE if verify else UNVERIFIED_MIN_SCORE
@@ -221,6 +226,7 @@ def find_duplicates(
                 if verify and shared_features and embed is not None
                 else None
             ),
+            reshape=verify and shared_features,
         )
     verified = time.perf_counter()
     # A picture pasted in a row is part of it: a row joins what its pasted pictures joined.
@@ -240,6 +246,7 @@ def find_duplicates(
         compared_pairs=verdicts.compared,
         weak_pairs=verdicts.weak,
         region_pairs=verdicts.by_region,
+        reshaped_pairs=verdicts.reshaped,
         framed_pictures=verdicts.framed,
         pasted_pictures=len(pasted.pages),
         read_pictures=verdicts.read,

@@ -3,6 +3,7 @@ pictures, or else one picture pixel for pixel; pairs sharing many local features
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Set
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple, TypeVar
@@ -14,12 +15,15 @@ from ris.duplicates.candidates import IDENTICAL_SCORE, Progress
 from ris.duplicates.feature_votes import voted_pairs
 from ris.duplicates.pasted_detail import with_pasted_detail
 from ris.duplicates.recurring import (
+    DISTINCTIVE_SHARE,
+    aligned_in_place,
     frame_features,
     needs_same_picture,
     own_points,
     recurring_features,
 )
 from ris.duplicates.region_pairs import RegionCheck, confirmed_by_parts, parts_under
+from ris.duplicates.reshaped_pairs import Reshaped, aspect_step, reshaped_features, shapes_differ
 from ris.duplicates.stores import FeatureStore, PastedCache, RecentPictures
 from ris.duplicates.union_find import UnionFind
 from ris.files.changes import FileState
@@ -44,6 +48,7 @@ class Verdicts(NamedTuple):
     compared: int  # pixel by pixel, being held by recurring features
     weak: int  # pixel by pixel, too few features agreeing
     by_region: int  # of those, left apart by pixels and confirmed by a part's vector
+    reshaped: int  # pairs still apart matched with one picture stretched to the other's shape
     framed: int  # pictures holding a pasted picture
     read: int  # pictures whose local features were extracted
     cached: int  # pictures whose local features were kept from an earlier run
@@ -79,6 +84,10 @@ class _Checks:
         self.greys = RecentPictures(pictures.grey, paths)
         self.colours = RecentPictures(pictures.colour, paths)
         self.pasted = PastedCache(pictures, paths)
+        self.shape = functools.cache(self._shape)
+        self.pixels = functools.cache(self._pixels)
+        # A picture reshaped to one aspect ratio serves its other partners of that shape.
+        self.reshaped = functools.lru_cache(maxsize=256)(self._reshaped)
 
     def features(self, row: int) -> LocalFeatures | None:
         return self.store.get(row, self.paths[row])
@@ -166,6 +175,73 @@ class _Checks:
         )
         return [pair for pair in apart if pair in confirmed]
 
+    def by_shape(
+        self,
+        pairs: list[tuple[int, int]],
+        joined: UnionFind,
+        recurring: Mapping[int, set[int]],
+    ) -> list[tuple[int, int]]:
+        """The `pairs` still apart in `joined` whose pictures differ in shape and that match
+        once the one of fewer pixels is stretched to the other's shape (reshaped_pairs.py), in
+        their order."""
+        apart = [pair for pair in pairs if joined.find(pair[0]) != joined.find(pair[1])]
+        matched = self.on_threads(
+            lambda pair: self.match_reshaped(pair, recurring), apart, "matching reshaped pairs"
+        )
+        return [pair for pair, found in zip(apart, matched, strict=True) if found]
+
+    def match_reshaped(self, pair: tuple[int, int], recurring: Mapping[int, set[int]]) -> bool:
+        """Whether the pair's pictures differ in shape and, the one of fewer pixels stretched to
+        the other's shape, match under a similarity by MIN_INLIERS features, a quarter of them
+        distinctive: on neither picture's frame around a pasted picture (the page of a
+        screenshot, which another screenshot of the template squeezed matches) nor recurring
+        on the other; aligned in place, they must be one picture pixel for pixel too."""
+        first, second = self.shape(pair[0]), self.shape(pair[1])
+        if first is None or second is None or not shapes_differ(first, second):
+            return False
+        if self.pixels(pair[0]) > self.pixels(pair[1]):
+            pair, second = (pair[1], pair[0]), first
+        stretched = self.reshaped(pair[0], aspect_step(second))
+        other = self.features(pair[1])
+        if stretched is None or other is None:
+            return False
+        found = match(stretched.features, other, MIN_INLIERS)
+        if found is None or found.inliers < MIN_INLIERS:
+            return False
+        held = (
+            frame_features(stretched.in_own_pixels(), self.pasted.get(pair[0]) or []),
+            recurring.get(pair[1], set()) | frame_features(other, self.pasted.get(pair[1]) or []),
+        )
+        distinctive = sum(
+            a not in held[0] and b not in held[1]
+            for a, b in zip(found.first.tolist(), found.second.tolist(), strict=True)
+        )
+        if distinctive < max(MIN_INLIERS, DISTINCTIVE_SHARE * found.inliers):
+            return False
+        if not aligned_in_place(found):
+            return True
+        # Two screenshots of one template, one squeezed, align in place by the page once
+        # stretched back, as they do unstretched: one picture pixel for pixel, or no copy.
+        grey = self.greys.get(pair[1])
+        return grey is not None and compared(stretched.grey, grey, found).same_picture_both_ways
+
+    def _shape(self, row: int) -> tuple[int, int] | None:
+        grey = self.greys.get(row)
+        return None if grey is None else (grey.shape[0], grey.shape[1])
+
+    def _pixels(self, row: int) -> int:
+        size = self.pictures.size(self.paths[row])
+        return 0 if size is None else size[0] * size[1]
+
+    def _reshaped(self, row: int, step: int) -> Reshaped | None:
+        grey = self.greys.get(row)
+        if grey is None:
+            return None
+        settings = self.pictures
+        return reshaped_features(
+            grey, step, settings.max_side, settings.max_features, settings.few_features
+        )
+
     def frames(self, rows: list[int]) -> dict[int, set[int]]:
         """The frame features (recurring.frame_features) of the rows holding a pasted
         picture."""
@@ -202,6 +278,7 @@ def accepted_pairs(
     shared_features: bool = False,
     cut: Set[int] = frozenset(),
     regions: RegionCheck | None = None,
+    reshape: bool = False,
 ) -> Verdicts:
     """The images joined, and how many pairs were checked, accepted and compared. Without
     `pictures` every pair is accepted; with it, every pair below IDENTICAL_SCORE must match
@@ -221,12 +298,14 @@ def accepted_pairs(
     of one must verify by features of its own, outside the other picture's frame where that
     holds pasted pictures too, or by pixels only with a picture that holds none. Given `regions`,
     a pair the pixels leave apart (but a cut's) is joined when the part of one picture that the
-    match lays under the other scores as a copy of it to the model (region_pairs.py)."""
+    match lays under the other scores as a copy of it to the model (region_pairs.py). With
+    `reshape`, a pair the vectors proposed still apart (but a cut's) whose pictures differ in
+    shape is matched again with one stretched to the other's shape (reshaped_pairs.py)."""
     joined = UnionFind()
     if pictures is None:
         for pair in pairs:
             joined.union(*pair)
-        return Verdicts(joined, 0, 0, len(pairs), 0, 0, 0, 0, 0, 0)
+        return Verdicts(joined, 0, 0, len(pairs), 0, 0, 0, 0, 0, 0, 0)
     identical = [pair for pair, score in pairs.items() if score >= IDENTICAL_SCORE]
     for pair in identical:
         joined.union(*pair)
@@ -302,16 +381,30 @@ def accepted_pairs(
             if regions is not None
             else []
         )
-    for pair in by_region:
+        for pair in by_region:
+            joined.union(*pair)
+        # Only pairs the vectors proposed: on augly and augly2 those proposed by shared features
+        # alone were half the pairs of different shapes and gave one join of 37.
+        reshaped = (
+            checks.by_shape(
+                [pair for pair in order if cut.isdisjoint(pair) and pair not in proposed],
+                joined,
+                recurring,
+            )
+            if reshape
+            else []
+        )
+    for pair in reshaped:
         joined.union(*pair)
     return Verdicts(
         joined,
         len(proposed),
         len(order),
-        len(identical) + len(accepted) + len(smooth) + len(by_region),
+        len(identical) + len(accepted) + len(smooth) + len(by_region) + len(reshaped),
         len(held),
         len(weak),
         len(by_region),
+        len(reshaped),
         len(framed),
         store.extracted,
         store.cached,

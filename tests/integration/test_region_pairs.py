@@ -13,12 +13,11 @@ from ris.duplicates.region_pairs import RegionCheck, confirmed_by_parts, parts_u
 from ris.duplicates.verdicts import accepted_pairs
 from ris.embedding.pipeline import EmbeddingPipeline
 from ris.files.remote import FetchOptions, Remote
-from ris.index.milvus import MilvusIndex
 from ris.search.same_picture import WEAK_INLIERS
 from ris.search.verify import MIN_INLIERS, Pictures, match
+from tests.helpers import indexed_collection
 from tests.integration.test_region_vectors import _named
 from tests.integration.test_verify import MAX_PIXELS
-from workers.ingest import process_batch
 
 
 def _crop_under_a_disc(photo: Path, folder: Path) -> Path:
@@ -113,17 +112,11 @@ def test_duplicate_groups_join_the_crop_to_its_original_through_the_model(
     original when the model is given, and stays alone without it."""
     original = _named(photos, "camera.png")
     crop = _crop_under_a_disc(original, tmp_path)
-    index = MilvusIndex(milvus_server.url, "region_pairs", dim=pipeline.dim)
-    index.drop()
-    try:
-        others = [photo for photo in photos if photo != original][:12]
-        process_batch([str(path) for path in [*others, original, crop]], pipeline, index)
-        index.flush()
+    others = [photo for photo in photos if photo != original][:12]
+    paths = [*others, original, crop]
+    with indexed_collection(milvus_server.url, "region_pairs", pipeline, paths) as index:
         for embed, together in ((None, False), (lambda pictures: pipeline(pictures).vectors, True)):
             report = find_duplicates(index, Remote(FetchOptions()), MAX_PIXELS, embed=embed)
             groups = [{Path(image.path).name for image in group.images} for group in report.groups]
             assert ({crop.name, "camera.png"} in groups) is together
             assert report.region_pairs == int(together)
-    finally:
-        index.drop()
-        index.close()
