@@ -17,6 +17,7 @@ from ris.duplicates.pasted_detail import with_pasted_detail
 from ris.duplicates.recurring import (
     DISTINCTIVE_SHARE,
     aligned_in_place,
+    distinctive_inliers,
     frame_features,
     needs_same_picture,
     own_points,
@@ -208,15 +209,14 @@ class _Checks:
         found = match(stretched.features, other, MIN_INLIERS)
         if found is None or found.inliers < MIN_INLIERS:
             return False
-        held = (
-            frame_features(stretched.in_own_pixels(), self.pasted.get(pair[0]) or []),
-            recurring.get(pair[1], set()) | frame_features(other, self.pasted.get(pair[1]) or []),
-        )
-        distinctive = sum(
-            a not in held[0] and b not in held[1]
-            for a, b in zip(found.first.tolist(), found.second.tolist(), strict=True)
-        )
-        if distinctive < max(MIN_INLIERS, DISTINCTIVE_SHARE * found.inliers):
+        held = {
+            pair[0]: frame_features(stretched.in_own_pixels(), self.pasted.get(pair[0]) or []),
+            pair[1]: recurring.get(pair[1], set())
+            | frame_features(other, self.pasted.get(pair[1]) or []),
+        }
+        if distinctive_inliers(pair, found, held) < max(
+            MIN_INLIERS, DISTINCTIVE_SHARE * found.inliers
+        ):
             return False
         if not aligned_in_place(found):
             return True
