@@ -7,6 +7,8 @@ JavaScript number holds exactly) and integers on the command line.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -136,3 +138,22 @@ class HttpDuplicatesResponse(_Strict):
     )
     groups: list[HttpDuplicateGroup]
     seconds: dict[str, float]
+
+
+class HttpDuplicateRun(_Strict):
+    """A run of `POST /duplicates/runs`: what it was asked, how far it is, and its groups once
+    done."""
+
+    id: str
+    state: Literal["queued", "running", "done", "failed", "cancelled"]
+    min_score: float | None = Field(description="as asked; the result gives the one used")
+    verify: bool
+    under: str
+    shared_features: bool | None
+    stage: str = Field(description="what it is doing now, as the CLI's progress bars name it")
+    done: int = Field(description="items of the stage done")
+    total: int = Field(description="items in the stage")
+    seconds: float = Field(description="how long it has run (0 while queued)")
+    asked_at: float = Field(description="when it was asked (seconds since the epoch)")
+    error: str = Field(description="why it failed")
+    result: HttpDuplicatesResponse | None = Field(description="the groups, once done")

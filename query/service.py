@@ -26,8 +26,10 @@ from PIL import ImageOps
 from starlette.concurrency import run_in_threadpool
 
 from query.auth import Access, TokenGrant, check, parse_grants
+from query.duplicate_runs import KEPT_RUNS, DuplicateRun, DuplicateRuns, Progress, RunRequest
 from query.schemas import (
     HttpDuplicateGroup,
+    HttpDuplicateRun,
     HttpDuplicatesResponse,
     HttpHit,
     HttpSearchResponse,
@@ -60,8 +62,10 @@ class SearchService:
         self.feature_cache = open_duplicates_cache(settings)
         # One inference at a time: the model already uses every core for one query.
         self.image_search = ImageSearch.from_settings(settings, self.index, threading.Lock())
+        self.duplicate_runs = DuplicateRuns(self.find_duplicates)
 
     def close(self) -> None:
+        self.duplicate_runs.close()
         self.image_search.close()
         self.index.close()
         if self.feature_cache is not None:
@@ -82,18 +86,18 @@ class SearchService:
             timings_ms=Timings(**response.timings_ms),
         )
 
-    def duplicates(
-        self, min_score: float | None, verify: bool, under: str, shared_features: bool | None
-    ) -> HttpDuplicatesResponse:
+    def find_duplicates(self, request: RunRequest, progress: Progress) -> HttpDuplicatesResponse:
+        """One duplicate-group run over the collection (a DuplicateRuns' work)."""
         report = find_duplicates(
             self.index,
             self.image_search.remote,
             self.settings.max_pixels,
-            min_score,
-            verify,
-            path_prefix(under) if under.strip() else "",
+            request.min_score,
+            request.verify,
+            path_prefix(request.under) if request.under.strip() else "",
+            on_progress=progress,
             cache=self.feature_cache,
-            shared_features=shared_features,
+            shared_features=request.shared_features,
             embed=self.image_search.embed_pictures,
         )
         groups = [
@@ -104,6 +108,26 @@ class SearchService:
             for group in report.groups
         ]
         return HttpDuplicatesResponse(**{**report.as_dict(), "groups": groups})
+
+    def duplicates(self, request: RunRequest) -> HttpDuplicatesResponse:
+        """The groups of a run doing `request`, the one going on or a new one, once done."""
+        run = self.duplicate_runs.start(request)
+        run.finished.result()
+        if run.exception is not None:
+            raise run.exception
+        if run.result is None:
+            raise HTTPException(409, f"duplicate run {run.id} was {run.state}")
+        return run.result
+
+    def duplicate_run(self, run_id: str) -> DuplicateRun[HttpDuplicatesResponse]:
+        run = self.duplicate_runs.get(run_id)
+        if run is None:
+            raise HTTPException(
+                404,
+                f"no duplicate run {run_id!r} (the service keeps the runs going on and the "
+                f"newest {KEPT_RUNS} finished, until it restarts)",
+            )
+        return run
 
     def fetch_query(self, url: str) -> bytes:
         """A query image by URL, held to the upload limit and to RIS_ALLOWED_ROOTS (when set:
@@ -199,6 +223,47 @@ def bearer_guard(grants: list[TokenGrant], collection: str) -> Callable[..., Non
     return guard
 
 
+def run_request(
+    min_score: Annotated[
+        float | None,
+        Query(ge=-1.0, le=1.0, description="0.55 with verification, 0.9 without"),
+    ] = None,
+    verify: Annotated[bool, Query(description="check pairs by local features")] = True,
+    under: Annotated[str, Query(description="only images under this folder or prefix")] = "",
+    shared_features: Annotated[
+        bool | None,
+        Query(
+            description="also check the pairs sharing many local features (the original "
+            "of a small crop) and the pictures pasted in pictures, cut out (a "
+            "screenshot's photo); by default up to 10,000 images"
+        ),
+    ] = None,
+) -> RunRequest:
+    """A duplicate run's parameters, as the endpoints take them."""
+    return RunRequest(min_score, verify, under, shared_features)
+
+
+def run_status(
+    run: DuplicateRun[HttpDuplicatesResponse], with_result: bool = True
+) -> HttpDuplicateRun:
+    request = run.request
+    return HttpDuplicateRun(
+        id=run.id,
+        state=run.state,
+        min_score=request.min_score,
+        verify=request.verify,
+        under=request.under,
+        shared_features=request.shared_features,
+        stage=run.stage,
+        done=run.done,
+        total=run.total,
+        seconds=run.seconds,
+        asked_at=run.asked_at,
+        error=run.error,
+        result=run.result if with_result else None,
+    )
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The HTTP API and the web page, over the collection the settings name. With
     RIS_API_TOKENS, everything but the page and /health needs a token for that collection."""
@@ -257,25 +322,38 @@ def create_app(settings: Settings) -> FastAPI:
         return await run_in_threadpool(service().search, data, top_k, where, min_score)
 
     @app.get("/duplicates", dependencies=authorized)
-    def duplicates(
-        min_score: Annotated[
-            float | None,
-            Query(ge=-1.0, le=1.0, description="0.55 with verification, 0.9 without"),
-        ] = None,
-        verify: Annotated[bool, Query(description="check pairs by local features")] = True,
-        under: Annotated[str, Query(description="only images under this folder or prefix")] = "",
-        shared_features: Annotated[
-            bool | None,
-            Query(
-                description="also check the pairs sharing many local features (the original "
-                "of a small crop) and the pictures pasted in pictures, cut out (a "
-                "screenshot's photo); by default up to 10,000 images"
-            ),
-        ] = None,
-    ) -> HttpDuplicatesResponse:
-        """Every group of near-duplicate images, the one to keep first. It searches the whole
-        collection: seconds for thousands of images, minutes for a hundred thousand."""
-        return service().duplicates(min_score, verify, under, shared_features)
+    def duplicates(request: Annotated[RunRequest, Depends(run_request)]) -> HttpDuplicatesResponse:
+        """Every group of near-duplicate images, the one to keep first, once found: seconds
+        for hundreds of images, minutes for thousands (POST /duplicates/runs runs it in the
+        background, with its progress). A run already doing the same is waited for."""
+        return service().duplicates(request)
+
+    @app.post("/duplicates/runs", dependencies=authorized, status_code=202)
+    def start_duplicate_run(
+        request: Annotated[RunRequest, Depends(run_request)],
+    ) -> HttpDuplicateRun:
+        """Find every group of near-duplicate images in the background (one run at a time,
+        in the order asked): the run's id, to follow at GET /duplicates/runs/{id}. A run
+        queued or running with the same parameters is given instead of a new one."""
+        return run_status(service().duplicate_runs.start(request))
+
+    @app.get("/duplicates/runs", dependencies=authorized)
+    def duplicate_runs() -> list[HttpDuplicateRun]:
+        """The runs kept (going on, and the newest 8 finished), the newest first, without
+        their groups."""
+        return [run_status(run, with_result=False) for run in service().duplicate_runs.all()]
+
+    @app.get("/duplicates/runs/{run_id}", dependencies=authorized)
+    def duplicate_run(run_id: str) -> HttpDuplicateRun:
+        """A run's progress, and its groups once done."""
+        return run_status(service().duplicate_run(run_id))
+
+    @app.delete("/duplicates/runs/{run_id}", dependencies=authorized)
+    def cancel_duplicate_run(run_id: str) -> HttpDuplicateRun:
+        """Stop a run: a queued one never starts, a running one stops at its next progress
+        report (within a second or so; its state says "cancelled" then)."""
+        service().duplicate_runs.cancel(run_id)
+        return run_status(service().duplicate_run(run_id))
 
     @app.get("/images/{image_id}", dependencies=authorized)
     def original(image_id: int) -> Response:

@@ -38,8 +38,20 @@ class Guarded:
     elsewhere: str  # a token for another collection only
 
     def get(self, path: str, token: str | None = None) -> httpx.Response:
+        return self.call("GET", path, token)
+
+    def call(self, method: str, path: str, token: str | None = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.get(f"{self.url}{path}", headers=headers, timeout=60)
+        return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=60)
+
+    def duplicate_runs(self, token: str | None = None) -> list[httpx.Response]:
+        """Every endpoint of background duplicate runs."""
+        return [
+            self.call("POST", "/duplicates/runs", token),
+            self.call("GET", "/duplicates/runs", token),
+            self.call("GET", "/duplicates/runs/0", token),
+            self.call("DELETE", "/duplicates/runs/0", token),
+        ]
 
     def search(self, token: str | None = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -82,6 +94,7 @@ def test_no_token_is_401_and_health_stays_open(guarded: Guarded) -> None:
         guarded.get(f"/images/{indexed}/thumbnail"),
         guarded.get("/stats"),
         guarded.get("/duplicates"),
+        *guarded.duplicate_runs(),
         guarded.search("ris_not-a-token-anyone-was-given"),
     ):
         assert response.status_code == 401, response.text
@@ -97,6 +110,7 @@ def test_a_token_for_another_collection_is_403(guarded: Guarded) -> None:
         guarded.get(f"/images/{indexed}", guarded.elsewhere),
         guarded.get(f"/images/{indexed}/thumbnail", guarded.elsewhere),
         guarded.get("/duplicates", guarded.elsewhere),
+        *guarded.duplicate_runs(guarded.elsewhere),
     ):
         assert response.status_code == 403, response.text
         assert "may not search collection 'guarded'" in response.json()["detail"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from click.testing import CliRunner
 from PIL import Image, ImageEnhance, ImageOps
 
 from query.cli import main as query
-from query.schemas import CliDuplicateGroup, HttpDuplicatesResponse
+from query.schemas import CliDuplicateGroup, HttpDuplicateRun, HttpDuplicatesResponse
 from ris.dev.services import LocalMilvusLite, LocalQueryService
 from ris.embedding.pipeline import EmbeddingPipeline
 from ris.index.milvus import MilvusIndex
@@ -216,6 +217,28 @@ def test_the_http_api_and_the_page_show_the_same_groups(
             frozenset(image["path"] for image in group["images"])
             for group in vectors_only.json()["groups"]
         } == collection.groups
+        # In the background: the same run for the same request, another queued behind it and
+        # cancelled before it starts, the groups once done.
+        started = httpx.post(f"{server.url}/duplicates/runs", timeout=30)
+        assert started.status_code == 202, started.text
+        run = HttpDuplicateRun.model_validate(started.json())
+        assert run.state in ("queued", "running") and run.result is None
+        assert httpx.post(f"{server.url}/duplicates/runs", timeout=30).json()["id"] == run.id
+        other = httpx.post(
+            f"{server.url}/duplicates/runs",
+            params={"under": str(collection.root / "b")},
+            timeout=30,
+        ).json()
+        assert other["id"] != run.id and other["under"] == str(collection.root / "b")
+        assert httpx.delete(f"{server.url}/duplicates/runs/{other['id']}", timeout=30).is_success
+        done = _finished(server.url, run.id)
+        assert done.state == "done" and done.result is not None and done.error == ""
+        assert done.result.groups == first.groups and done.stage and done.seconds > 0
+        assert _finished(server.url, other["id"]).state == "cancelled"
+        listed = httpx.get(f"{server.url}/duplicates/runs", timeout=30).json()
+        assert [listed[0]["id"], listed[1]["id"]] == [other["id"], run.id]
+        assert all(kept["result"] is None for kept in listed)
+        assert httpx.get(f"{server.url}/duplicates/runs/nope", timeout=30).status_code == 404
         with headless_chromium() as browser:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(server.url)
@@ -233,3 +256,15 @@ def test_the_http_api_and_the_page_show_the_same_groups(
         assert rows == 2
     finally:
         server.stop()
+
+
+def _finished(url: str, run_id: str, timeout: float = 120) -> HttpDuplicateRun:
+    """The background run once it has ended, polled as the page polls it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = httpx.get(f"{url}/duplicates/runs/{run_id}", timeout=30)
+        assert response.status_code == 200, response.text
+        run = HttpDuplicateRun.model_validate(response.json())
+        if run.state not in ("queued", "running") or time.monotonic() > deadline:
+            return run
+        time.sleep(0.2)
