@@ -1,4 +1,5 @@
-"""The product from Python: search an index by image, enqueue folders, follow jobs.
+"""The product from Python: search an index by image, enqueue folders, follow jobs, find
+duplicate groups.
 
     from ris_api import Client
 
@@ -6,7 +7,8 @@
         for hit in client.search("photo.jpg", top_k=5, under=["/data/2024"]):
             print(hit.rank, hit.score, hit.path)
 
-Searching needs neither Celery nor click; enqueueing loads the producer's Celery client.
+Searching needs neither Celery nor click; enqueueing loads the producer's Celery client, and
+looking for duplicates the duplicate rules (faiss).
 """
 
 from ris.errors import ImageDecodeError, RisError

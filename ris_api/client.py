@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -19,12 +20,17 @@ from ris.files.scan import iter_image_paths
 from ris.index.milvus import MilvusIndex, open_index
 from ris.jobs.connection import connect_redis
 from ris.jobs.tracker import JobStatus, JobTracker
-from ris.search.filters import row_filter
+from ris.search.filters import path_prefix, row_filter
 from ris.search.image_search import ImageSearch, SearchResult
 from ris.settings import Settings, load_settings
 
+if TYPE_CHECKING:
+    from ris.duplicates.groups import DuplicateReport
+
 QueryImage = str | os.PathLike[str] | bytes | Image.Image | np.ndarray
 Date = datetime | str | None
+# (stage, done, total) of a long duplicate run, as `query duplicates` shows it.
+Progress = Callable[[str, int, int], None]
 
 
 def _source(image: QueryImage) -> ImageSource:
@@ -151,6 +157,42 @@ class Client:
                     outcome if isinstance(outcome, ImageDecodeError) else outcome.results
                 )
         return outcomes
+
+    def duplicates(
+        self,
+        *,
+        under: str | os.PathLike[str] | None = None,
+        min_score: float | None = None,
+        verify: bool = True,
+        shared_features: bool | None = None,
+        on_progress: Progress | None = None,
+    ) -> DuplicateReport:
+        """Every group of near-duplicate images in the collection (or `under` one folder or
+        prefix), as `query duplicates` finds them: `.groups`, each image to keep first, and
+        what it took. A first run over thousands of images takes minutes (`on_progress` hears
+        each stage's progress); local features are kept for the next run as the CLI keeps
+        them."""
+        # faiss and the duplicate rules: loaded only by those who look for duplicates.
+        from ris.duplicates.groups import find_duplicates, open_duplicates_cache
+
+        search = self._image_search()
+        cache = open_duplicates_cache(self.settings) if verify else None
+        try:
+            return find_duplicates(
+                self.index,
+                search.remote,
+                self.settings.max_pixels,
+                min_score,
+                verify,
+                path_prefix(os.fspath(under)) if under is not None else "",
+                on_progress=on_progress or (lambda stage, done, total: None),
+                cache=cache,
+                shared_features=shared_features,
+                embed=search.embed_pictures,
+            )
+        finally:
+            if cache is not None:
+                cache.close()
 
     def enqueue(self, *roots: str | os.PathLike[str], force: bool = False) -> str:
         """Send every new or changed image under `roots` (folders or files) to the workers as

@@ -22,6 +22,7 @@ from query.schemas import CliDuplicateGroup, HttpDuplicateRun, HttpDuplicatesRes
 from ris.dev.services import LocalMilvusLite, LocalQueryService
 from ris.embedding.pipeline import EmbeddingPipeline
 from ris.index.milvus import MilvusIndex
+from ris_api import Client
 from tests.helpers import headless_chromium
 from workers.ingest import process_batch
 
@@ -268,3 +269,24 @@ def _finished(url: str, run_id: str, timeout: float = 120) -> HttpDuplicateRun:
         if run.state not in ("queued", "running") or time.monotonic() > deadline:
             return run
         time.sleep(0.2)
+
+
+def test_the_python_client_finds_the_same_groups_and_reports_progress(
+    collection: Collection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in collection.env.items():
+        if name.startswith("RIS_"):
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv("RIS_FEATURE_CACHE_DIR", str(tmp_path / "features"))
+    stages: list[str] = []
+    with Client() as client:
+        report = client.duplicates(on_progress=lambda stage, done, total: stages.append(stage))
+        found = {frozenset(image.path for image in group.images) for group in report.groups}
+        assert found == collection.groups and report.rows == 16
+        assert "verifying" in stages and report.read_pictures >= 6
+        # Its features kept as the CLI keeps them: the next run reads none of them again.
+        again = client.duplicates(under=collection.root / "a")
+        assert again.rows == 15 and again.read_pictures == 0 and again.cached_pictures > 0
+        assert {frozenset(image.path for image in group.images) for group in again.groups} == {
+            group - {str(collection.root / "b" / "second-again.jpg")} for group in found
+        }

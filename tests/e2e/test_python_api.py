@@ -49,6 +49,7 @@ def test_the_readme_example_runs_as_written(
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == "9 indexed, 0 failed {}"
     assert printed[1].startswith("1 1.000 ") and printed[1].rstrip().endswith("cat.jpg")
+    assert printed[-1] == "0 groups of near-duplicates among 9 images"
 
 
 def test_arrays_bytes_and_unreadable_queries(
