@@ -12,8 +12,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
-# (stage, done, total), as find_duplicates reports its progress.
-Progress = Callable[[str, int, int], None]
+from ris.duplicates.candidates import Progress
+
 State = Literal["queued", "running", "done", "failed", "cancelled"]
 Result = TypeVar("Result")
 # Finished runs kept with their results, the newest first out last.

@@ -26,7 +26,7 @@ from PIL import ImageOps
 from starlette.concurrency import run_in_threadpool
 
 from query.auth import Access, TokenGrant, check, parse_grants
-from query.duplicate_runs import KEPT_RUNS, DuplicateRun, DuplicateRuns, Progress, RunRequest
+from query.duplicate_runs import KEPT_RUNS, DuplicateRun, DuplicateRuns, RunRequest
 from query.schemas import (
     HttpDuplicateGroup,
     HttpDuplicateRun,
@@ -35,6 +35,7 @@ from query.schemas import (
     HttpSearchResponse,
     Timings,
 )
+from ris.duplicates.candidates import Progress
 from ris.duplicates.groups import find_duplicates, open_duplicates_cache
 from ris.embedding.imaging import open_image
 from ris.errors import ImageDecodeError, RisError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -25,12 +25,11 @@ from ris.search.image_search import ImageSearch, SearchResult
 from ris.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from ris.duplicates.candidates import Progress
     from ris.duplicates.groups import DuplicateReport
 
 QueryImage = str | os.PathLike[str] | bytes | Image.Image | np.ndarray
 Date = datetime | str | None
-# (stage, done, total) of a long duplicate run, as `query duplicates` shows it.
-Progress = Callable[[str, int, int], None]
 
 
 def _source(image: QueryImage) -> ImageSource:

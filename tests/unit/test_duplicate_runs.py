@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from query.duplicate_runs import DuplicateRuns, Progress, RunRequest
+from query.duplicate_runs import DuplicateRuns, RunRequest
+from ris.duplicates.candidates import Progress
 
 WAIT = 10  # seconds: a generous bound for a thread to get going on a loaded machine
 
