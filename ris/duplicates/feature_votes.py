@@ -35,7 +35,7 @@ PROBES = 8
 CODE_BYTES = 32
 CODE_BITS = 4
 # Descriptors the coarse quantizer is trained on: per list (faiss asks for at least 39), and at
-# least CODE_TRAINING for the product quantizer's 256 centroids per sub-vector.
+# least CODE_TRAINING for the product quantizer's centroids per sub-vector (16 of 4 bits).
 TRAINING_PER_CELL = 40
 CODE_TRAINING = 20_000
 # Pictures whose descriptors are added or looked up at once.
