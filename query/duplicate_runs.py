@@ -85,7 +85,6 @@ class DuplicateRuns(Generic[Result]):
                     return going
             run: DuplicateRun[Result] = DuplicateRun(uuid.uuid4().hex, request)
             self._runs[run.id] = run
-            self._forget_old()
         self._pool.submit(self._run, run)
         return run
 
